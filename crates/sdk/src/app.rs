@@ -1,0 +1,239 @@
+//! Assembling a host from app.config: load the linked components, log in to the platform,
+//! connect the broker and serve. `host run`, `host selftest`, the demo and the test kit all go
+//! through here, so they behave the same.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use soar_rest::{Auth, Proxy, RestClient, RestConfig, RestError, RetryPolicy};
+use soar_tls::{CaSource, TlsError};
+use tokio::sync::oneshot;
+
+use crate::config::resilient::Credentials;
+use crate::config::{AppConfig, ConfigError, ResilientOptions};
+use crate::context::ComponentSection;
+use crate::dispatch::{DispatchOptions, Dispatcher, DuplicateFunction, LoadedComponent};
+use crate::registry::{ComponentRegistration, registered};
+use crate::runtime::{self, RuntimeConfig, RuntimeError};
+
+/// Why the host could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("component {component}: {source}")]
+    Component {
+        component: String,
+        #[source]
+        source: Box<ConfigError>,
+    },
+    #[error("unknown component '{0}' (see `host list` for the linked components)")]
+    UnknownComponent(String),
+    #[error("{setting} = {value}: {source}")]
+    Tls {
+        setting: &'static str,
+        value: String,
+        #[source]
+        source: TlsError,
+    },
+    #[error(transparent)]
+    Rest(#[from] RestError),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Duplicate(#[from] DuplicateFunction),
+}
+
+impl AppError {
+    /// Process exit code (spec §8.3).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            AppError::Rest(e) => e.exit_code(),
+            AppError::Runtime(e) => e.exit_code(),
+            AppError::Tls {
+                source: TlsError::CaFileRead { .. },
+                ..
+            } => 22,
+            AppError::Tls { .. } => 23,
+            _ => 1,
+        }
+    }
+}
+
+/// The section values a component's handlers see through `ctx.config()`.
+pub fn component_section(config: &AppConfig, name: Option<&str>) -> ComponentSection {
+    match name.and_then(|n| config.section(n)) {
+        Some(section) => ComponentSection::new(
+            section.name(),
+            section
+                .keys()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>(),
+        ),
+        None => ComponentSection::new(name.unwrap_or_default(), BTreeMap::new()),
+    }
+}
+
+/// Builds one registered component from app.config (validating its section).
+pub fn load_component(
+    registration: &ComponentRegistration,
+    config: &AppConfig,
+) -> Result<LoadedComponent, AppError> {
+    let component = (registration.build)(config).map_err(|source| AppError::Component {
+        component: registration.name.to_string(),
+        source: Box::new(source),
+    })?;
+    Ok(LoadedComponent {
+        name: registration.name.to_string(),
+        version: registration.version.to_string(),
+        section: Arc::new(component_section(config, registration.section)),
+        component,
+    })
+}
+
+/// Builds every linked component (or only those named), skipping `[resilient] noload` ones.
+pub fn load_components(
+    config: &AppConfig,
+    only: &[String],
+    noload: &[String],
+) -> Result<Vec<LoadedComponent>, AppError> {
+    let all = registered();
+    if let Some(unknown) = only.iter().find(|n| !all.iter().any(|r| r.name == *n)) {
+        return Err(AppError::UnknownComponent(unknown.clone()));
+    }
+    all.into_iter()
+        .filter(|r| only.is_empty() || only.iter().any(|n| n == r.name))
+        .filter(|r| !noload.iter().any(|n| n == r.name))
+        .map(|r| load_component(r, config))
+        .collect()
+}
+
+fn tls_config(
+    setting: &'static str,
+    value: Option<&str>,
+) -> Result<Arc<rustls::ClientConfig>, AppError> {
+    let source = CaSource::from_setting(value);
+    if matches!(source, CaSource::Insecure) {
+        tracing::warn!("{setting} = false: TLS certificates are NOT verified");
+    }
+    soar_tls::client_config(&source).map_err(|source| AppError::Tls {
+        setting,
+        value: value.unwrap_or("(system roots)").to_string(),
+        source,
+    })
+}
+
+/// The REST client settings from `[resilient]`.
+pub fn rest_config(opts: &ResilientOptions) -> Result<RestConfig, AppError> {
+    let auth = match &opts.credentials {
+        Credentials::ApiKey { id, secret } => Auth::ApiKey {
+            id: id.clone(),
+            secret: secret.expose().to_string(),
+        },
+        Credentials::Password { email, password } => Auth::Password {
+            email: email.clone(),
+            password: password.expose().to_string(),
+        },
+        Credentials::PromptPassword { .. } => return Err(no_password()),
+    };
+    let proxy = opts.proxy_host.as_ref().map(|host| {
+        let port = opts.proxy_port.unwrap_or(0);
+        let url = if host.contains("://") {
+            format!("{host}:{port}")
+        } else {
+            format!("https://{host}:{port}")
+        };
+        Proxy {
+            url,
+            user: opts.proxy_user.clone(),
+            password: opts.proxy_password.as_ref().map(|p| p.expose().to_string()),
+        }
+    });
+    Ok(RestConfig {
+        host: opts.host.clone(),
+        port: opts.port,
+        resource_prefix: opts.resource_prefix.clone(),
+        org: opts.org.clone(),
+        auth,
+        tls: tls_config("cafile", opts.cafile.as_deref())?,
+        proxy,
+        retry: RetryPolicy {
+            // resilient counts attempts (`tries`), the REST client counts retries.
+            max_retries: opts.request_max_retries.saturating_sub(1),
+            delay: opts.request_retry_delay,
+            backoff: f64::from(opts.request_retry_backoff),
+        },
+        timeout: Duration::from_secs(60),
+        user_agent: format!("soar-host/{}", env!("CARGO_PKG_VERSION")),
+    })
+}
+
+fn no_password() -> AppError {
+    AppError::Config(ConfigError::Missing {
+        file: Default::default(),
+        section: "resilient".into(),
+        key: "password (email is set but password is empty; this host does not prompt: \
+              write it as a $ENV or ^secret value)"
+            .into(),
+    })
+}
+
+/// The STOMP client settings from `[resilient]`.
+pub fn stomp_config(opts: &ResilientOptions) -> Result<soar_stomp::ClientConfig, AppError> {
+    let ca = opts.stomp_cafile.as_deref().or(opts.cafile.as_deref());
+    let (login, passcode) = match &opts.credentials {
+        Credentials::ApiKey { id, secret } => (id.clone(), secret.expose().to_string()),
+        Credentials::Password { email, password } => (email.clone(), password.expose().to_string()),
+        Credentials::PromptPassword { .. } => return Err(no_password()),
+    };
+    let mut config = soar_stomp::ClientConfig::new(opts.stomp_host.clone(), opts.stomp_port);
+    config.tls = Some(tls_config("stomp_cafile", ca)?);
+    config.login = Some(login);
+    config.passcode = Some(passcode);
+    config.connect_timeout = opts.stomp_timeout.max(Duration::from_secs(1));
+    Ok(config)
+}
+
+/// Logs in, resolves destinations, connects the broker and serves until `shutdown`.
+///
+/// `ready` receives the subscribed queues once the first subscription is in place.
+pub async fn run(
+    config: &AppConfig,
+    components: Vec<LoadedComponent>,
+    shutdown: impl Future<Output = ()>,
+    ready: Option<oneshot::Sender<Vec<String>>>,
+) -> Result<(), AppError> {
+    let opts = ResilientOptions::from_config(config)?;
+    let stomp = stomp_config(&opts)?;
+    let rest = RestClient::connect(rest_config(&opts)?).await?;
+    tracing::info!(
+        org = rest.org_name(),
+        org_id = rest.org_id(),
+        "logged in to {}",
+        rest.base_url()
+    );
+    let dispatcher = Arc::new(Dispatcher::new(
+        &components,
+        Some(rest.clone()),
+        DispatchOptions {
+            trap_exception: opts.trap_exception,
+            ..DispatchOptions::default()
+        },
+    )?);
+    let queues = runtime::resolve_queues(&dispatcher, &rest).await?;
+    if queues.is_empty() {
+        tracing::warn!(
+            "no function or rule of the enabled components is defined on the platform: nothing to subscribe to"
+        );
+    }
+    let runtime_config = RuntimeConfig {
+        stomp,
+        num_workers: opts.num_workers as usize,
+        prefetch: opts.stomp_prefetch_limit,
+        shutdown_timeout: opts.shutdown_timeout,
+    };
+    runtime::serve(dispatcher, queues, runtime_config, shutdown, ready).await?;
+    Ok(())
+}

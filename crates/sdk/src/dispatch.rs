@@ -1,0 +1,367 @@
+//! The dispatcher: a decoded message in, status messages and one final reply out.
+//!
+//! It knows nothing about sockets or STOMP; the [`runtime`](crate::runtime) feeds it deliveries
+//! and turns its replies into frames.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use futures::FutureExt;
+use serde_json::Value;
+use soar_rest::RestClient;
+
+use crate::context::{ComponentSection, Context, StatusSink};
+use crate::error::FunctionError;
+use crate::handler::{Function, RuleHandler};
+use crate::inputs::Inputs;
+use crate::message::{Message, MessageKind, rule_key};
+use crate::registry::Component;
+use crate::result::{Reply, ResultSource};
+
+/// A component ready to serve: its handlers plus who it is and its config section.
+#[derive(Debug, Clone)]
+pub struct LoadedComponent {
+    pub name: String,
+    pub version: String,
+    pub section: Arc<ComponentSection>,
+    pub component: Component,
+}
+
+/// Settings of the dispatcher taken from `[resilient]`.
+#[derive(Debug, Clone)]
+pub struct DispatchOptions {
+    /// `trap_exception`: an error becomes a success reply carrying `{"success": false, "reason": ...}`.
+    pub trap_exception: bool,
+    /// The host name reported in result metrics.
+    pub host: String,
+}
+
+impl Default for DispatchOptions {
+    fn default() -> Self {
+        DispatchOptions {
+            trap_exception: false,
+            host: gethostname::gethostname().to_string_lossy().into_owned(),
+        }
+    }
+}
+
+/// What the engine must do with a delivery once it has been handled.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Send this final reply, then acknowledge the message.
+    Reply(Reply),
+    /// Acknowledge only (inbound destinations expect no reply).
+    AckOnly,
+}
+
+/// Two components claim the same function.
+#[derive(Debug, thiserror::Error)]
+#[error("function '{function}' is registered by both {first} and {second}")]
+pub struct DuplicateFunction {
+    pub function: String,
+    pub first: String,
+    pub second: String,
+}
+
+#[derive(Clone)]
+struct Meta {
+    name: String,
+    version: String,
+    section: Arc<ComponentSection>,
+}
+
+/// Routes messages to handlers by function name or by rule name.
+pub struct Dispatcher {
+    functions: HashMap<String, (Arc<dyn Function>, Meta)>,
+    rules: HashMap<(String, String), (Arc<dyn RuleHandler>, Meta)>,
+    component_names: Vec<String>,
+    rule_names: RwLock<HashMap<i64, String>>,
+    rest: Option<RestClient>,
+    options: DispatchOptions,
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("functions", &self.functions.keys().collect::<Vec<_>>())
+            .field("rules", &self.rules.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Dispatcher {
+    pub fn new(
+        components: &[LoadedComponent],
+        rest: Option<RestClient>,
+        options: DispatchOptions,
+    ) -> Result<Self, DuplicateFunction> {
+        let mut functions: HashMap<String, (Arc<dyn Function>, Meta)> = HashMap::new();
+        let mut rules = HashMap::new();
+        for loaded in components {
+            let meta = Meta {
+                name: loaded.name.clone(),
+                version: loaded.version.clone(),
+                section: loaded.section.clone(),
+            };
+            for f in loaded.component.functions() {
+                if let Some((_, first)) = functions.get(&f.name) {
+                    return Err(DuplicateFunction {
+                        function: f.name.clone(),
+                        first: first.name.clone(),
+                        second: loaded.name.clone(),
+                    });
+                }
+                functions.insert(f.name.clone(), (f.handler.clone(), meta.clone()));
+            }
+            for r in loaded.component.rules() {
+                rules.insert(
+                    (r.destination.clone(), rule_key(&r.rule)),
+                    (r.handler.clone(), meta.clone()),
+                );
+            }
+        }
+        Ok(Dispatcher {
+            functions,
+            rules,
+            component_names: components.iter().map(|c| c.name.clone()).collect(),
+            rule_names: RwLock::new(HashMap::new()),
+            rest,
+            options,
+        })
+    }
+
+    /// Names of the functions this host serves, sorted.
+    pub fn function_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.functions.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// Message destinations that rule handlers listen on, sorted and deduplicated.
+    pub fn rule_destinations(&self) -> Vec<String> {
+        let mut d: Vec<String> = self.rules.keys().map(|(d, _)| d.clone()).collect();
+        d.sort();
+        d.dedup();
+        d
+    }
+
+    /// Sets the rule id → display name map (from `GET /actions`).
+    pub fn set_rule_names(&self, names: HashMap<i64, String>) {
+        if let Ok(mut map) = self.rule_names.write() {
+            *map = names;
+        }
+    }
+
+    /// Handles one delivery. Never panics: a panicking handler becomes an error reply.
+    pub async fn dispatch(
+        &self,
+        destination: &str,
+        payload_type: Option<&str>,
+        body: &[u8],
+        status: Arc<dyn StatusSink>,
+    ) -> Outcome {
+        let json: Value = match std::str::from_utf8(body)
+            .map_err(|e| e.to_string())
+            .and_then(|text| serde_json::from_str(text).map_err(|e| e.to_string()))
+        {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(
+                    destination,
+                    "rejected a message whose body is not JSON: {e}"
+                );
+                return Outcome::Reply(Reply::error(format!(
+                    "The message body is not valid UTF-8 JSON ({e}); this host cannot run it."
+                )));
+            }
+        };
+        let message = Message::new(destination, payload_type, json);
+        match message.kind().clone() {
+            MessageKind::Function(name) => {
+                Outcome::Reply(self.run_function(&name, message, status).await)
+            }
+            MessageKind::Rule => Outcome::Reply(self.run_rule(message, status).await),
+            MessageKind::Inbound => {
+                tracing::warn!(
+                    destination,
+                    "inbound destination messages have no handler here; acknowledged"
+                );
+                Outcome::AckOnly
+            }
+            MessageKind::Unsupported(kind) => Outcome::Reply(Reply::error(format!(
+                "This host does not serve {kind} messages (low-code connectors and connector \
+                 subscriptions are not supported)."
+            ))),
+        }
+    }
+
+    async fn run_function(
+        &self,
+        name: &str,
+        message: Message,
+        status: Arc<dyn StatusSink>,
+    ) -> Reply {
+        let Some((handler, meta)) = self.functions.get(name) else {
+            let served = if self.component_names.is_empty() {
+                "none".to_string()
+            } else {
+                self.component_names.join(", ")
+            };
+            let what = if name.is_empty() {
+                "a function message without a function name".to_string()
+            } else {
+                format!("function '{name}'")
+            };
+            tracing::error!("no handler for {what}");
+            return Reply::error(format!(
+                "This host has no handler for {what}. Components enabled here: {served}. \
+                 Enable the crate that provides it (a cargo feature of the host) or move the \
+                 function to the message destination of a host that runs it."
+            ));
+        };
+        let raw_inputs = message
+            .body()
+            .get("inputs")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        let inputs = Inputs::from_raw(raw_inputs);
+        let recorded_inputs = inputs.normalized().clone();
+        let ctx = Context::new(
+            message,
+            self.rest.clone(),
+            meta.section.clone(),
+            status.clone(),
+        );
+        let started = Instant::now();
+        let outcome = AssertUnwindSafe(handler.call(ctx, inputs))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| Err(FunctionError::msg(panic_text(&panic))));
+        let elapsed = started.elapsed();
+        match outcome {
+            Ok(result) => {
+                tracing::info!(
+                    function = name,
+                    ms = elapsed.as_millis() as u64,
+                    "completed"
+                );
+                let source = ResultSource {
+                    package: &meta.name,
+                    package_version: &meta.version,
+                    host: &self.options.host,
+                };
+                Reply::success(
+                    "Completed",
+                    Some(result.into_results(&recorded_inputs, &source, elapsed)),
+                )
+            }
+            Err(err) => self.error_reply(name, err, status).await,
+        }
+    }
+
+    async fn error_reply(
+        &self,
+        name: &str,
+        err: FunctionError,
+        status: Arc<dyn StatusSink>,
+    ) -> Reply {
+        tracing::warn!(function = name, "failed: {err}");
+        if self.options.trap_exception {
+            let text = format!(
+                "Error running '{name}'. Config 'trap_exception' set to 'True' so ignoring \
+                 exception\nERROR:\n{err}"
+            );
+            status.send_status(Reply::status(&text)).await;
+            return Reply::success(
+                "Completed",
+                Some(serde_json::json!({"success": false, "reason": err.to_string()})),
+            );
+        }
+        Reply::error(err.to_string())
+    }
+
+    async fn rule_name(&self, action_id: i64) -> Option<String> {
+        let known = self
+            .rule_names
+            .read()
+            .ok()
+            .and_then(|m| m.get(&action_id).cloned());
+        if known.is_some() {
+            return known;
+        }
+        // A rule created after start-up: refresh the map once.
+        let rest = self.rest.as_ref()?;
+        match rest.get("/actions").await {
+            Ok(v) => {
+                let names = parse_rule_names(&v);
+                let found = names.get(&action_id).cloned();
+                self.set_rule_names(names);
+                found
+            }
+            Err(e) => {
+                tracing::warn!("cannot refresh the rule list: {e}");
+                None
+            }
+        }
+    }
+
+    async fn run_rule(&self, message: Message, status: Arc<dyn StatusSink>) -> Reply {
+        let queue = message.queue().to_string();
+        let name = match message.action_id() {
+            Some(id) => self.rule_name(id).await,
+            None => None,
+        };
+        let Some(name) = name else {
+            tracing::warn!(queue, action_id = ?message.action_id(), "rule message for an unknown rule");
+            return Reply::success("No handler returned a result for this action", None);
+        };
+        let Some((handler, meta)) = self.rules.get(&(queue.clone(), rule_key(&name))) else {
+            tracing::info!(queue, rule = name, "no handler for this rule");
+            return Reply::success("No handler returned a result for this action", None);
+        };
+        let ctx = Context::new(
+            message,
+            self.rest.clone(),
+            meta.section.clone(),
+            status.clone(),
+        );
+        let outcome = AssertUnwindSafe(handler.handle(ctx))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| Err(FunctionError::msg(panic_text(&panic))));
+        match outcome {
+            Ok(text) => Reply::success(
+                text.unwrap_or_else(|| "No handler returned a result for this action".into()),
+                None,
+            ),
+            Err(err) => self.error_reply(&name, err, status).await,
+        }
+    }
+}
+
+/// `{"entities": [{"id": 1, "name": "Rule"}]}` → id → name.
+pub fn parse_rule_names(actions: &Value) -> HashMap<i64, String> {
+    actions
+        .get("entities")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|a| {
+                    Some((a.get("id")?.as_i64()?, a.get("name")?.as_str()?.to_string()))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    let detail = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown cause".into());
+    format!("the handler panicked: {detail}; this is a bug in the function crate")
+}

@@ -1,0 +1,161 @@
+//! Component registration through `inventory`.
+//!
+//! A function crate registers itself with [`register_component!`](crate::register_component); the
+//! host iterates [`registered`] (sorted by name) and knows no integration by name. The crate is
+//! linked in by a cargo feature of the host plus a `use fn_x as _;` line: without that line rustc
+//! drops the crate and its registration silently.
+
+use std::sync::Arc;
+
+use crate::config::{AppConfig, ConfigError};
+use crate::handler::{Function, RuleHandler, Selftest};
+
+/// What a function crate tells the host about itself.
+#[derive(Debug)]
+pub struct ComponentRegistration {
+    /// The component's name, conventionally the crate name (`fn_slack`).
+    pub name: &'static str,
+    /// `env!("CARGO_PKG_VERSION")`, reported in result metrics.
+    pub version: &'static str,
+    /// One line for `host list`.
+    pub description: &'static str,
+    /// The app.config section handed to its handlers (`ctx.config()`), if any.
+    pub section: Option<&'static str>,
+    /// Its default app.config text for `host config -c|-u` (empty for none).
+    pub default_config: &'static str,
+    /// Validates its configuration and builds its handlers.
+    pub build: fn(&AppConfig) -> Result<Component, ConfigError>,
+}
+
+inventory::collect!(ComponentRegistration);
+
+/// Every linked component, sorted by name.
+pub fn registered() -> Vec<&'static ComponentRegistration> {
+    let mut all: Vec<_> = inventory::iter::<ComponentRegistration>
+        .into_iter()
+        .collect();
+    all.sort_by_key(|r| r.name);
+    all
+}
+
+/// Registers a component with the host. Use once per function crate:
+///
+/// ```ignore
+/// soar_sdk::register_component!(soar_sdk::ComponentRegistration {
+///     name: "fn_hello",
+///     version: env!("CARGO_PKG_VERSION"),
+///     description: "Echoes its inputs",
+///     section: Some("fn_hello"),
+///     default_config: "[fn_hello]\n# delay_ms = 0\n",
+///     build: build,
+/// });
+/// ```
+#[macro_export]
+macro_rules! register_component {
+    ($registration:expr) => {
+        $crate::inventory::submit! { $registration }
+    };
+}
+
+/// A function handler with the name the platform calls it by.
+#[derive(Clone)]
+pub struct FunctionRoute {
+    pub name: String,
+    pub handler: Arc<dyn Function>,
+}
+
+/// A rule handler bound to a message destination and a rule's display name.
+#[derive(Clone)]
+pub struct RuleRoute {
+    pub destination: String,
+    pub rule: String,
+    pub handler: Arc<dyn RuleHandler>,
+}
+
+/// A component's handlers, built from app.config by its registration.
+#[derive(Clone, Default)]
+pub struct Component {
+    pub(crate) functions: Vec<FunctionRoute>,
+    pub(crate) rules: Vec<RuleRoute>,
+    pub(crate) selftest: Option<Arc<dyn Selftest>>,
+    pub(crate) examples: Vec<(String, serde_json::Value)>,
+}
+
+impl std::fmt::Debug for Component {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Component")
+            .field("functions", &self.function_names())
+            .field(
+                "rules",
+                &self
+                    .rules
+                    .iter()
+                    .map(|r| (&r.destination, &r.rule))
+                    .collect::<Vec<_>>(),
+            )
+            .field("selftest", &self.selftest.is_some())
+            .finish()
+    }
+}
+
+impl Component {
+    pub fn new() -> Self {
+        Component::default()
+    }
+
+    /// Adds a function handler for the platform function `name`.
+    pub fn function(mut self, name: impl Into<String>, handler: impl Function) -> Self {
+        self.functions.push(FunctionRoute {
+            name: name.into(),
+            handler: Arc::new(handler),
+        });
+        self
+    }
+
+    /// Adds a handler for rule messages of rule `rule` (its display name) on `destination`.
+    pub fn rule(
+        mut self,
+        destination: impl Into<String>,
+        rule: impl Into<String>,
+        handler: impl RuleHandler,
+    ) -> Self {
+        self.rules.push(RuleRoute {
+            destination: destination.into(),
+            rule: rule.into(),
+            handler: Arc::new(handler),
+        });
+        self
+    }
+
+    /// Sets the component's selftest.
+    pub fn selftest(mut self, selftest: impl Selftest) -> Self {
+        self.selftest = Some(Arc::new(selftest));
+        self
+    }
+
+    /// Adds sample inputs for one of its functions; `host demo` invokes each example.
+    pub fn example(mut self, function: impl Into<String>, inputs: serde_json::Value) -> Self {
+        self.examples.push((function.into(), inputs));
+        self
+    }
+
+    pub fn examples(&self) -> &[(String, serde_json::Value)] {
+        &self.examples
+    }
+
+    pub fn function_names(&self) -> Vec<&str> {
+        self.functions.iter().map(|f| f.name.as_str()).collect()
+    }
+
+    pub fn functions(&self) -> &[FunctionRoute] {
+        &self.functions
+    }
+
+    pub fn rules(&self) -> &[RuleRoute] {
+        &self.rules
+    }
+
+    pub fn selftest_handler(&self) -> Option<&Arc<dyn Selftest>> {
+        self.selftest.as_ref()
+    }
+}

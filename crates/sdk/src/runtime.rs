@@ -1,0 +1,412 @@
+//! The runtime: connects the platform's REST API and STOMP broker to the dispatcher.
+//!
+//! Start-up follows resilient-circuits (spec §2.5): log in, resolve the org, learn rule names,
+//! resolve each function's message destination, then subscribe to `actions.<org>.<queue>` with
+//! `ack:client-individual` and a prefetch of `stomp_prefetch_limit` (default `num_workers`).
+//!
+//! For each message: status replies go out as the handler produces them, then the final reply
+//! with a `receipt`, and only once the broker has confirmed it (RECEIPT) the ACK. A crash can
+//! therefore repeat a reply but never lose one. A message redelivered while its first run is
+//! still known here is not run again: it is acknowledged, after re-sending its reply if that
+//! reply was never confirmed.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use soar_rest::{RestClient, RestError};
+use soar_stomp::{AckMode, Command, DeliveryTag, Event, Frame, Session, StompError, Subscription};
+use tokio::sync::{Semaphore, oneshot};
+use tokio::task::JoinSet;
+
+use crate::context::{DiscardStatus, StatusSink};
+use crate::dispatch::{Dispatcher, Outcome, parse_rule_names};
+use crate::result::Reply;
+
+/// How many finished message ids are remembered for redelivery handling, and for how long.
+const DONE_CAPACITY: usize = 1000;
+const DONE_TTL: Duration = Duration::from_secs(3600);
+
+/// Why the runtime stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Rest(#[from] RestError),
+    #[error("STOMP connection to {address}: {source}{}", stomp_hint(source))]
+    Stomp {
+        address: String,
+        #[source]
+        source: StompError,
+    },
+}
+
+fn stomp_hint(error: &StompError) -> &'static str {
+    match error {
+        StompError::Tls { .. } => {
+            " (check stomp_cafile, or cafile when stomp_cafile is not set, in [resilient])"
+        }
+        StompError::Refused { .. } => {
+            " (check api_key_id/api_key_secret or email/password in [resilient])"
+        }
+        _ => "",
+    }
+}
+
+impl RuntimeError {
+    /// Process exit code, as resilient-circuits (spec §8.3).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RuntimeError::Rest(e) => e.exit_code(),
+            RuntimeError::Stomp {
+                source: StompError::Refused { .. },
+                ..
+            } => 31,
+            RuntimeError::Stomp { .. } => 30,
+        }
+    }
+}
+
+/// What the runtime needs beyond the dispatcher.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    pub stomp: soar_stomp::ClientConfig,
+    /// Function-pool size (`num_workers`).
+    pub num_workers: usize,
+    /// `activemq.prefetchSize` on SUBSCRIBE (`stomp_prefetch_limit`).
+    pub prefetch: u32,
+    /// How long in-flight messages may take to finish on shutdown.
+    pub shutdown_timeout: Duration,
+}
+
+/// The message destinations to subscribe to, resolved from the platform.
+pub async fn resolve_queues(
+    dispatcher: &Dispatcher,
+    rest: &RestClient,
+) -> Result<Vec<String>, RestError> {
+    match rest.get("/actions").await {
+        Ok(actions) => dispatcher.set_rule_names(parse_rule_names(&actions)),
+        Err(e) if e.exit_code() == 21 => return Err(e),
+        Err(e) => tracing::warn!("cannot read the rule list (GET /actions): {e}"),
+    }
+    let mut queues: Vec<String> = dispatcher.rule_destinations();
+    for name in dispatcher.function_names() {
+        match rest.get_function(name).await? {
+            Some(def) => match def.get("destination_handle").and_then(|v| v.as_str()) {
+                Some(dest) => queues.push(dest.to_string()),
+                None => tracing::warn!(
+                    function = name,
+                    "the platform's definition has no destination_handle; not subscribed"
+                ),
+            },
+            None => tracing::warn!(
+                function = name,
+                "function '{name}' is not defined on the platform; it will not be served. \
+                 Push the customizations of its crate (`host customize`) or check the org."
+            ),
+        }
+    }
+    queues.sort();
+    queues.dedup();
+    Ok(queues
+        .into_iter()
+        .map(|q| format!("actions.{}.{}", rest.org_id(), q))
+        .collect())
+}
+
+#[derive(Debug)]
+struct Done {
+    /// The reply to send again if the broker never confirmed it.
+    unconfirmed_reply: Option<Frame>,
+    at: Instant,
+}
+
+#[derive(Debug, Default)]
+struct Tracker {
+    /// message-id → the latest delivery of a message whose handler is running.
+    inflight: HashMap<String, DeliveryTag>,
+    done: HashMap<String, Done>,
+    order: VecDeque<String>,
+}
+
+impl Tracker {
+    fn remember_done(&mut self, id: String, unconfirmed_reply: Option<Frame>) {
+        let now = Instant::now();
+        while let Some(oldest) = self.order.front() {
+            let expired = self
+                .done
+                .get(oldest)
+                .is_none_or(|d| now.duration_since(d.at) > DONE_TTL);
+            if expired || self.done.len() >= DONE_CAPACITY {
+                let oldest = self.order.pop_front().unwrap_or_default();
+                self.done.remove(&oldest);
+            } else {
+                break;
+            }
+        }
+        if self
+            .done
+            .insert(
+                id.clone(),
+                Done {
+                    unconfirmed_reply,
+                    at: now,
+                },
+            )
+            .is_none()
+        {
+            self.order.push_back(id);
+        }
+    }
+}
+
+/// Sends status replies of one message on its `reply-to` queue.
+struct StompStatus {
+    session: Session,
+    reply_to: String,
+    correlation_id: Option<String>,
+}
+
+#[async_trait]
+impl StatusSink for StompStatus {
+    async fn send_status(&self, reply: Reply) {
+        let frame = reply_frame(&self.reply_to, self.correlation_id.as_deref(), &reply);
+        if let Err(e) = self.session.send(frame).await {
+            tracing::warn!("status message not sent: {e}");
+        }
+    }
+}
+
+fn reply_frame(reply_to: &str, correlation_id: Option<&str>, reply: &Reply) -> Frame {
+    let mut frame = Frame::new(Command::Send).header("destination", reply_to);
+    if let Some(c) = correlation_id {
+        frame = frame.header("correlation-id", c);
+    }
+    frame.with_body(reply.to_json())
+}
+
+/// Serves messages until `shutdown` completes or the connection fails for good.
+///
+/// `ready` is told the subscribed queues once the first connection has subscribed.
+pub async fn serve(
+    dispatcher: Arc<Dispatcher>,
+    queues: Vec<String>,
+    config: RuntimeConfig,
+    shutdown: impl Future<Output = ()>,
+    ready: Option<oneshot::Sender<Vec<String>>>,
+) -> Result<(), RuntimeError> {
+    let address = format!("{}:{}", config.stomp.host, config.stomp.port);
+    let subscriptions = queues
+        .iter()
+        .map(|q| Subscription {
+            destination: q.clone(),
+            id: q.clone(),
+            ack: AckMode::ClientIndividual,
+            headers: vec![(
+                "activemq.prefetchSize".to_string(),
+                config.prefetch.to_string(),
+            )],
+        })
+        .collect();
+    let (session, mut events) = Session::start(config.stomp.clone(), subscriptions);
+    let tracker = Arc::new(Mutex::new(Tracker::default()));
+    let workers = Arc::new(Semaphore::new(config.num_workers.max(1)));
+    let mut tasks = JoinSet::new();
+    let mut ready = ready;
+    let mut announced = false;
+    tokio::pin!(shutdown);
+
+    let result = loop {
+        tokio::select! {
+            _ = &mut shutdown => break Ok(()),
+            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                if let Err(e) = done {
+                    tracing::error!("a message task failed: {e}");
+                }
+            }
+            event = events.recv() => match event {
+                None => break Err(RuntimeError::Stomp { address: address.clone(), source: StompError::Closed }),
+                Some(Event::Connected { generation, server, .. }) => {
+                    tracing::info!(generation, server = server.as_deref().unwrap_or("?"), "STOMP connected to {address}; subscribed to {}", queues.join(", "));
+                    if !announced {
+                        announced = true;
+                        tracing::info!("host has started successfully and is now running...");
+                    }
+                    if let Some(tx) = ready.take() {
+                        let _ = tx.send(queues.clone());
+                    }
+                }
+                Some(Event::Message { frame, tag }) => {
+                    on_message(&dispatcher, &session, &tracker, &workers, &mut tasks, frame, tag);
+                }
+                Some(Event::Disconnected { error, .. }) => {
+                    tracing::warn!("lost the STOMP connection to {address}: {error}; reconnecting");
+                }
+                Some(Event::ErrorFrame(frame)) => {
+                    tracing::error!("the broker sent an ERROR: {}", frame.get("message").unwrap_or("(no message)"));
+                }
+                Some(Event::Fatal(source)) => break Err(RuntimeError::Stomp { address: address.clone(), source }),
+            }
+        }
+    };
+
+    // Stop taking messages, let in-flight ones finish, then disconnect. Unfinished messages stay
+    // unacknowledged: the broker redelivers them to the next consumer.
+    if let Err(e) = session.unsubscribe_all().await {
+        tracing::debug!("unsubscribe on shutdown: {e}");
+    }
+    if !tasks.is_empty() {
+        tracing::info!(
+            "waiting up to {:?} for {} running message(s)",
+            config.shutdown_timeout,
+            tasks.len()
+        );
+        let drained = tokio::time::timeout(config.shutdown_timeout, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                "{} message(s) did not finish in time; they stay unacknowledged for redelivery",
+                tasks.len()
+            );
+            tasks.abort_all();
+        }
+    }
+    if let Err(e) = session.disconnect().await {
+        tracing::debug!("disconnect: {e}");
+    }
+    result
+}
+
+fn on_message(
+    dispatcher: &Arc<Dispatcher>,
+    session: &Session,
+    tracker: &Arc<Mutex<Tracker>>,
+    workers: &Arc<Semaphore>,
+    tasks: &mut JoinSet<()>,
+    frame: Frame,
+    tag: DeliveryTag,
+) {
+    let Some(message_id) = frame.get("message-id").map(str::to_string) else {
+        tracing::error!(
+            "rejected a MESSAGE without a message-id header (destination {:?}); acknowledged",
+            frame.get("destination")
+        );
+        let session = session.clone();
+        tasks.spawn(async move {
+            let _ = session.ack(&tag).await;
+        });
+        return;
+    };
+    let resend = {
+        let Ok(mut t) = tracker.lock() else { return };
+        if let Some(slot) = t.inflight.get_mut(&message_id) {
+            tracing::debug!(message_id, "redelivered while still running; not run again");
+            *slot = tag;
+            return;
+        }
+        match t.done.get_mut(&message_id) {
+            Some(done) => Some(done.unconfirmed_reply.take()),
+            None => {
+                t.inflight.insert(message_id.clone(), tag.clone());
+                None
+            }
+        }
+    };
+    let session = session.clone();
+    if let Some(unconfirmed) = resend {
+        tracing::info!(
+            message_id,
+            "redelivered after it was handled; acknowledging again"
+        );
+        let tracker = tracker.clone();
+        tasks.spawn(async move {
+            confirm_and_ack(&session, &tracker, message_id, unconfirmed, tag).await;
+        });
+        return;
+    }
+    let dispatcher = dispatcher.clone();
+    let tracker = tracker.clone();
+    let workers = workers.clone();
+    tasks.spawn(async move {
+        let Ok(_permit) = workers.acquire_owned().await else {
+            return;
+        };
+        let destination = frame.get("destination").unwrap_or_default().to_string();
+        let reply_to = frame.get("reply-to").map(str::to_string);
+        let correlation_id = frame.get("correlation-id").map(str::to_string);
+        let status: Arc<dyn StatusSink> = match &reply_to {
+            Some(reply_to) => Arc::new(StompStatus {
+                session: session.clone(),
+                reply_to: reply_to.clone(),
+                correlation_id: correlation_id.clone(),
+            }),
+            None => Arc::new(DiscardStatus),
+        };
+        let outcome = dispatcher
+            .dispatch(
+                &destination,
+                frame.get("Co3MessagePayload"),
+                &frame.body,
+                status,
+            )
+            .await;
+        let reply = match (outcome, &reply_to) {
+            (Outcome::Reply(reply), Some(reply_to)) => {
+                Some(reply_frame(reply_to, correlation_id.as_deref(), &reply))
+            }
+            (Outcome::Reply(_), None) => {
+                tracing::error!(
+                    message_id,
+                    "the message has no reply-to header; its result cannot be returned"
+                );
+                None
+            }
+            (Outcome::AckOnly, _) => None,
+        };
+        // The message stays "in flight" until its reply is confirmed, so that a redelivery
+        // meanwhile only updates the delivery to acknowledge.
+        confirm_and_ack(&session, &tracker, message_id, reply, tag).await;
+    });
+}
+
+/// Sends the reply with a receipt, then ACKs the latest delivery of the message; remembers the
+/// message as handled either way.
+async fn confirm_and_ack(
+    session: &Session,
+    tracker: &Mutex<Tracker>,
+    message_id: String,
+    reply: Option<Frame>,
+    tag: DeliveryTag,
+) {
+    let confirmed = match &reply {
+        Some(frame) => match session.send_with_receipt(frame.clone()).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(
+                    message_id,
+                    "reply not confirmed by the broker ({e}); it is sent again when the message is redelivered"
+                );
+                false
+            }
+        },
+        None => true,
+    };
+    let tag = {
+        let Ok(mut t) = tracker.lock() else { return };
+        let latest = t.inflight.remove(&message_id).unwrap_or(tag);
+        t.remember_done(message_id.clone(), if confirmed { None } else { reply });
+        latest
+    };
+    if !confirmed {
+        return;
+    }
+    if let Err(e) = session.ack(&tag).await {
+        tracing::info!(
+            message_id,
+            "ACK not sent ({e}); the reply is confirmed, so a redelivery is only acknowledged"
+        );
+    }
+}

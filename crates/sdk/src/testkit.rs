@@ -1,0 +1,254 @@
+//! A test kit for function crates: starts the simulated platform, runs the given components in
+//! the real host engine (REST login, STOMP over TLS, dispatcher) and lets a test invoke functions
+//! and assert on the replies.
+//!
+//! ```ignore
+//! let host = TestHost::start(vec![testkit::component(&fn_hello::REGISTRATION_NAME...)]).await?;
+//! let inv = host.invoke("fn_hello", json!({"hello_text": "hi"})).await?;
+//! let reply = inv.final_reply(Duration::from_secs(10)).await?;
+//! assert_eq!(reply.results.unwrap()["content"]["text"], "hi");
+//! ```
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use soar_sim::{Invocation, Sim, SimConfig};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::app::{self, AppError, load_component};
+use crate::config::AppConfig;
+use crate::dispatch::LoadedComponent;
+use crate::registry::{Component, registered};
+
+/// Options of a [`TestHost`].
+#[derive(Debug, Clone)]
+pub struct TestOptions {
+    /// Settings of the simulated platform.
+    pub sim: SimConfig,
+    /// Extra lines for `[resilient]` (e.g. `num_workers = 10`).
+    pub resilient: String,
+    /// Extra app.config sections (the components' own sections).
+    pub sections: String,
+    /// How long to wait for the host to subscribe.
+    pub start_timeout: Duration,
+}
+
+impl Default for TestOptions {
+    fn default() -> Self {
+        TestOptions {
+            sim: SimConfig::default(),
+            resilient: String::new(),
+            sections: String::new(),
+            start_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Errors of the test kit.
+#[derive(Debug, thiserror::Error)]
+pub enum TestKitError {
+    #[error("simulated platform: {0}")]
+    Sim(#[from] soar_sim::SimError),
+    #[error("host: {0}")]
+    Host(#[from] AppError),
+    #[error("app.config: {0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error("no registered component named '{0}' (is the crate linked with `use x as _;`?)")]
+    NotRegistered(String),
+    #[error("the host did not subscribe within {0:?}")]
+    StartTimeout(Duration),
+    #[error("the host stopped: {0}")]
+    Stopped(String),
+    #[error("cannot write the app.config: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A component that is not registered through `inventory` (built in the test itself).
+pub fn adhoc(name: &str, component: Component) -> LoadedComponent {
+    LoadedComponent {
+        name: name.to_string(),
+        version: "0.0.0-test".to_string(),
+        section: Arc::new(app::component_section(&AppConfig::empty(), None)),
+        component,
+    }
+}
+
+/// The simulated platform's `[resilient]` lines with `overrides` applied: a key given in
+/// `overrides` replaces the platform's, and an override with an empty value removes the key.
+pub fn merge_resilient(platform: &str, overrides: &str) -> String {
+    fn key(line: &str) -> Option<String> {
+        let (k, _) = line.split_once(['=', ':'])?;
+        Some(k.trim().to_ascii_lowercase())
+    }
+    let overridden: Vec<(String, bool)> = overrides
+        .lines()
+        .filter_map(|l| Some((key(l)?, l.split_once(['=', ':'])?.1.trim().is_empty())))
+        .collect();
+    let mut out = String::new();
+    for line in platform.lines() {
+        if key(line).is_some_and(|k| overridden.iter().any(|(o, _)| *o == k)) {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    for line in overrides.lines() {
+        if key(line).is_some_and(|k| overridden.iter().any(|(o, empty)| *o == k && *empty)) {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// A simulated platform plus a host running the given components against it.
+pub struct TestHost {
+    sim: Sim,
+    config_path: PathBuf,
+    queues: Vec<String>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), AppError>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for TestHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestHost")
+            .field("queues", &self.queues)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What to run: registered components by name, or ad-hoc ones.
+#[derive(Debug, Clone)]
+pub enum Run {
+    Registered(&'static str),
+    Adhoc(LoadedComponent),
+}
+
+impl TestHost {
+    /// Starts with default options.
+    pub async fn start(run: Vec<Run>) -> Result<TestHost, TestKitError> {
+        Self::start_with(run, TestOptions::default()).await
+    }
+
+    /// Starts the simulated platform, registers every function of `run` on a message destination
+    /// named after its component, and runs the host until it has subscribed.
+    pub async fn start_with(run: Vec<Run>, options: TestOptions) -> Result<TestHost, TestKitError> {
+        let sim = Sim::start(options.sim.clone()).await?;
+        let dir = tempfile::tempdir()?;
+        let text = format!(
+            "{}\n{}\n",
+            merge_resilient(&sim.app_config(), &options.resilient),
+            options.sections
+        );
+        let config_path = dir.path().join("app.config");
+        std::fs::write(&config_path, &text)?;
+        let config = AppConfig::load(&config_path)?;
+        let mut components = Vec::new();
+        for r in run {
+            let loaded = match r {
+                Run::Registered(name) => {
+                    let registration = registered()
+                        .into_iter()
+                        .find(|reg| reg.name == name)
+                        .ok_or_else(|| TestKitError::NotRegistered(name.to_string()))?;
+                    load_component(registration, &config)?
+                }
+                Run::Adhoc(c) => c,
+            };
+            for f in loaded.component.functions() {
+                sim.register_function(&f.name, &loaded.name);
+            }
+            for r in loaded.component.rules() {
+                sim.add_message_destination(&r.destination);
+            }
+            components.push(loaded);
+        }
+        let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            app::run(
+                &config,
+                components,
+                async {
+                    let _ = shutdown_rx.await;
+                },
+                Some(ready_tx),
+            )
+            .await
+        });
+        let queues = match tokio::time::timeout(options.start_timeout, ready_rx).await {
+            Ok(Ok(queues)) => queues,
+            Ok(Err(_)) => {
+                let reason = match task.await {
+                    Ok(Err(e)) => e.to_string(),
+                    Ok(Ok(())) => "it returned without subscribing".to_string(),
+                    Err(e) => e.to_string(),
+                };
+                return Err(TestKitError::Stopped(reason));
+            }
+            Err(_) => {
+                task.abort();
+                return Err(TestKitError::StartTimeout(options.start_timeout));
+            }
+        };
+        Ok(TestHost {
+            sim,
+            config_path,
+            queues,
+            shutdown: Some(shutdown_tx),
+            task: Some(task),
+            _dir: dir,
+        })
+    }
+
+    /// The simulated platform (for faults, stats and raw messages).
+    pub fn sim(&self) -> &Sim {
+        &self.sim
+    }
+
+    /// The app.config the host was started with.
+    pub fn config_path(&self) -> &std::path::Path {
+        &self.config_path
+    }
+
+    /// The queues the host subscribed to.
+    pub fn queues(&self) -> &[String] {
+        &self.queues
+    }
+
+    /// Invokes a function through the simulated platform.
+    pub async fn invoke(
+        &self,
+        function: &str,
+        inputs: serde_json::Value,
+    ) -> Result<Invocation, TestKitError> {
+        Ok(self.sim.invoke(function, inputs).await?)
+    }
+
+    /// Stops the host gracefully and returns how it ended.
+    pub async fn stop(mut self) -> Result<(), TestKitError> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.task.take() {
+            Some(task) => match task.await {
+                Ok(result) => Ok(result?),
+                Err(e) => Err(TestKitError::Stopped(e.to_string())),
+            },
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}

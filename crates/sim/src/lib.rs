@@ -1,0 +1,668 @@
+//! The simulated IBM SOAR platform, for tests and local runs.
+//!
+//! A [`Sim`] is a small SOAR platform in the test process: an HTTPS REST API answering what an
+//! integration host asks at startup (session, org, const, types, rules, functions, message
+//! destinations) and a STOMP 1.2 broker over TLS that puts function and rule messages on
+//! `actions.<org>.<queue>` and collects the replies SENT to `acks.<org>.<queue>`. It can also drive
+//! an external broker (ActiveMQ) instead of its embedded one ([`BrokerMode::External`]).
+//!
+//! It reuses the soar-stomp codec but never any host code, and it is strict: protocol mistakes
+//! of its clients are recorded in [`Sim::violations`], which tests assert to be empty.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), soar_sim::SimError> {
+//! use std::time::Duration;
+//! let sim = soar_sim::Sim::start(soar_sim::SimConfig::default()).await?;
+//! sim.register_function("fn_hello", "fn_hello");
+//! let app_config = sim.app_config(); // [resilient] section for the host under test
+//! # let _ = app_config;
+//! sim.wait_subscribed("actions.201.fn_hello", Duration::from_secs(10)).await?;
+//! let inv = sim.invoke("fn_hello", serde_json::json!({"name": "x"})).await?;
+//! let reply = inv.final_reply(Duration::from_secs(10)).await?;
+//! assert_eq!(reply.message_type, 0);
+//! assert!(sim.violations().is_empty());
+//! # Ok(()) }
+//! ```
+
+pub mod broker;
+pub mod certs;
+mod error;
+mod external;
+pub mod invocation;
+mod messages;
+pub mod platform;
+pub mod rest;
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::{Map, Value};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use broker::{BrokerStats, SubscriptionInfo};
+pub use error::SimError;
+pub use invocation::{Invocation, InvocationEvent, Reply};
+
+use broker::{Broker, Credentials, QueuedMessage};
+use certs::Certs;
+use external::External;
+use invocation::{InvocationInner, Registry};
+use platform::Platform;
+
+/// Where the simulator's messages travel.
+#[derive(Debug, Clone, Default)]
+pub enum BrokerMode {
+    /// The simulator's own STOMP broker over TLS (default).
+    #[default]
+    Embedded,
+    /// A real broker (e.g. ActiveMQ) the simulator and the host both connect to.
+    External(ExternalBroker),
+}
+
+/// How to reach an external STOMP broker.
+#[derive(Clone, Default)]
+pub struct ExternalBroker {
+    /// Broker host.
+    pub host: String,
+    /// Broker STOMP port.
+    pub port: u16,
+    /// TLS configuration; `None` = plain TCP.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// SNI and CONNECT `host` header; defaults to `host`.
+    pub server_name: Option<String>,
+    /// STOMP login.
+    pub login: Option<String>,
+    /// STOMP passcode.
+    pub passcode: Option<String>,
+    /// CA file of the broker, written as `stomp_cafile` by [`Sim::app_config`] (omitted if `None`).
+    pub cafile: Option<PathBuf>,
+}
+
+impl fmt::Debug for ExternalBroker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExternalBroker")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls.is_some())
+            .field("server_name", &self.server_name)
+            .field("login", &self.login)
+            .field("passcode", &self.passcode.as_ref().map(|_| "<redacted>"))
+            .field("cafile", &self.cafile)
+            .finish()
+    }
+}
+
+/// Configuration of a [`Sim`].
+#[derive(Clone)]
+pub struct SimConfig {
+    /// Org id (201).
+    pub org_id: i64,
+    /// Org name ("Test Org").
+    pub org_name: String,
+    /// API key id, accepted for REST Basic auth and STOMP login.
+    pub api_key_id: String,
+    /// API key secret, accepted for REST Basic auth and STOMP passcode.
+    pub api_key_secret: String,
+    /// Email, accepted for `POST /rest/session` and STOMP login.
+    pub email: String,
+    /// Password, accepted for `POST /rest/session` and STOMP passcode.
+    pub password: String,
+    /// Address to bind (127.0.0.1).
+    pub bind: IpAddr,
+    /// REST port; 0 = ephemeral.
+    pub rest_port: u16,
+    /// Embedded broker port; 0 = ephemeral.
+    pub stomp_port: u16,
+    /// REST path prefix (e.g. `/api/respond`).
+    pub resource_prefix: Option<String>,
+    /// Server heart-beat interval advertised in CONNECTED (when the client wants them), in ms.
+    pub heart_beat_ms: u32,
+    /// Embedded or external broker.
+    pub broker: BrokerMode,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            org_id: 201,
+            org_name: "Test Org".to_string(),
+            api_key_id: "sim-api-key-id".to_string(),
+            api_key_secret: "sim-api-key-secret".to_string(),
+            email: "admin@example.com".to_string(),
+            password: "sim-password".to_string(),
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            rest_port: 0,
+            stomp_port: 0,
+            resource_prefix: None,
+            heart_beat_ms: 15000,
+            broker: BrokerMode::Embedded,
+        }
+    }
+}
+
+impl fmt::Debug for SimConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimConfig")
+            .field("org_id", &self.org_id)
+            .field("org_name", &self.org_name)
+            .field("api_key_id", &self.api_key_id)
+            .field("api_key_secret", &"<redacted>")
+            .field("email", &self.email)
+            .field("password", &"<redacted>")
+            .field("bind", &self.bind)
+            .field("rest_port", &self.rest_port)
+            .field("stomp_port", &self.stomp_port)
+            .field("resource_prefix", &self.resource_prefix)
+            .field("heart_beat_ms", &self.heart_beat_ms)
+            .field("broker", &self.broker)
+            .finish()
+    }
+}
+
+/// What [`Sim::invoke_with`] sends.
+#[derive(Debug, Clone, Default)]
+pub struct InvokeRequest {
+    /// The function's API name (must be registered).
+    pub function: String,
+    /// The `inputs` object.
+    pub inputs: Value,
+    /// An `incident` object for the body, if any.
+    pub incident: Option<Value>,
+    /// Extra top-level keys merged into the body (they override the defaults).
+    pub extra: Map<String, Value>,
+}
+
+enum Backend {
+    Embedded { broker: Arc<Broker>, port: u16 },
+    External(Arc<External>),
+}
+
+struct SimInner {
+    config: SimConfig,
+    platform: Arc<Platform>,
+    registry: Arc<Registry>,
+    certs: Certs,
+    client_tls: Arc<rustls::ClientConfig>,
+    rest_port: u16,
+    backend: Backend,
+    cancel: CancellationToken,
+    counter: AtomicU64,
+}
+
+impl Drop for SimInner {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+        if let Backend::Embedded { broker, .. } = &self.backend {
+            broker.drop_connections();
+        }
+    }
+}
+
+/// A running simulated platform. Cheap to clone; dropping the last handle (or
+/// [`Sim::shutdown`]) stops its servers and removes its temporary files.
+#[derive(Clone)]
+pub struct Sim {
+    inner: Arc<SimInner>,
+}
+
+impl fmt::Debug for Sim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sim")
+            .field("rest_port", &self.inner.rest_port)
+            .field("stomp_port", &self.stomp_port())
+            .field("org_id", &self.inner.config.org_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How long [`Sim::invoke`] waits for an external broker.
+const EXTERNAL_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Sim {
+    /// Generates certificates, binds the REST server (and the embedded broker) and starts serving.
+    pub async fn start(config: SimConfig) -> Result<Sim, SimError> {
+        let certs = Certs::generate()?;
+        let client_tls = certs.client_config()?;
+        let platform = Arc::new(Platform::new(config.org_id, &config.org_name));
+        let registry = Arc::new(Registry::default());
+        let cancel = CancellationToken::new();
+
+        let rest_listener =
+            TcpListener::bind(SocketAddr::new(config.bind, config.rest_port)).await?;
+        let rest_port = rest_listener.local_addr()?.port();
+        let rest_state = Arc::new(rest::RestState {
+            platform: platform.clone(),
+            api_key_id: config.api_key_id.clone(),
+            api_key_secret: config.api_key_secret.clone(),
+            email: config.email.clone(),
+            password: config.password.clone(),
+        });
+        let app = rest::router(rest_state, config.resource_prefix.as_deref());
+        tokio::spawn(rest::serve(
+            rest_listener,
+            certs.server_config(),
+            app,
+            cancel.clone(),
+        ));
+
+        let backend = match &config.broker {
+            BrokerMode::Embedded => {
+                let listener =
+                    TcpListener::bind(SocketAddr::new(config.bind, config.stomp_port)).await?;
+                let port = listener.local_addr()?.port();
+                let credentials = Credentials {
+                    pairs: vec![
+                        (config.api_key_id.clone(), config.api_key_secret.clone()),
+                        (config.email.clone(), config.password.clone()),
+                    ],
+                };
+                let broker = Broker::new(
+                    config.org_id,
+                    credentials,
+                    config.heart_beat_ms,
+                    registry.clone(),
+                );
+                tokio::spawn(broker::serve(
+                    broker.clone(),
+                    listener,
+                    certs.server_config(),
+                    cancel.clone(),
+                ));
+                Backend::Embedded { broker, port }
+            }
+            BrokerMode::External(ext) => Backend::External(Arc::new(External::new(
+                ext.clone(),
+                config.org_id,
+                registry.clone(),
+                cancel.clone(),
+            ))),
+        };
+        tracing::info!(
+            "soar-sim started: REST on {}:{rest_port}, CA {}",
+            config.bind,
+            certs.ca_file().display()
+        );
+        Ok(Sim {
+            inner: Arc::new(SimInner {
+                config,
+                platform,
+                registry,
+                certs,
+                client_tls,
+                rest_port,
+                backend,
+                cancel,
+                counter: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The REST port.
+    pub fn rest_port(&self) -> u16 {
+        self.inner.rest_port
+    }
+
+    /// The STOMP port clients should use (the embedded broker's, or the external broker's).
+    pub fn stomp_port(&self) -> u16 {
+        match &self.inner.backend {
+            Backend::Embedded { port, .. } => *port,
+            Backend::External(e) => e.config().port,
+        }
+    }
+
+    /// PEM file of the CA that signed the server certificate (SAN localhost and 127.0.0.1).
+    pub fn ca_file(&self) -> &Path {
+        self.inner.certs.ca_file()
+    }
+
+    /// A rustls client configuration trusting only the simulator's CA.
+    pub fn client_tls_config(&self) -> Arc<rustls::ClientConfig> {
+        self.inner.client_tls.clone()
+    }
+
+    /// The REST base URL, `https://localhost:<port>[<prefix>]`.
+    pub fn base_url(&self) -> String {
+        format!(
+            "https://localhost:{}{}",
+            self.inner.rest_port,
+            rest::normalise_prefix(self.inner.config.resource_prefix.as_deref())
+                .unwrap_or_default()
+        )
+    }
+
+    /// The org id.
+    pub fn org_id(&self) -> i64 {
+        self.inner.config.org_id
+    }
+
+    /// The configuration the simulator was started with.
+    pub fn config(&self) -> &SimConfig {
+        &self.inner.config
+    }
+
+    /// The shared platform state (destinations, functions, rules, sessions, REST log).
+    pub fn platform(&self) -> &Arc<Platform> {
+        &self.inner.platform
+    }
+
+    /// A `[resilient]` section pointing at this simulator, authenticating with the API key.
+    pub fn app_config(&self) -> String {
+        let c = &self.inner.config;
+        let ca = self.ca_file().display().to_string();
+        let mut s = format!(
+            "[resilient]\nhost=localhost\nport={}\norg={}\napi_key_id={}\napi_key_secret={}\ncafile={}\n",
+            self.inner.rest_port, c.org_name, c.api_key_id, c.api_key_secret, ca
+        );
+        if let Some(p) = rest::normalise_prefix(c.resource_prefix.as_deref()) {
+            s.push_str(&format!("resource_prefix={p}\n"));
+        }
+        match &self.inner.backend {
+            Backend::Embedded { port, .. } => {
+                s.push_str(&format!(
+                    "stomp_host=localhost\nstomp_port={port}\nstomp_cafile={ca}\n"
+                ));
+            }
+            Backend::External(e) => {
+                let e = e.config();
+                s.push_str(&format!("stomp_host={}\nstomp_port={}\n", e.host, e.port));
+                if let Some(cafile) = &e.cafile {
+                    s.push_str(&format!("stomp_cafile={}\n", cafile.display()));
+                }
+            }
+        }
+        s
+    }
+
+    /// Adds a message destination (idempotent).
+    pub fn add_message_destination(&self, programmatic_name: &str) {
+        self.inner
+            .platform
+            .add_message_destination(programmatic_name);
+    }
+
+    /// Registers a function sent to `destination` (created if needed).
+    pub fn register_function(&self, name: &str, destination: &str) {
+        self.inner.platform.register_function(name, destination);
+    }
+
+    /// Adds a rule listed by `GET /actions`, sending to `destinations`.
+    pub fn add_rule(&self, id: i64, name: &str, destinations: &[&str]) {
+        self.inner.platform.add_rule(id, name, destinations);
+    }
+
+    /// Invokes a registered function: puts a §4.1 message on its destination's queue.
+    pub async fn invoke(&self, function: &str, inputs: Value) -> Result<Invocation, SimError> {
+        self.invoke_with(InvokeRequest {
+            function: function.to_string(),
+            inputs,
+            ..InvokeRequest::default()
+        })
+        .await
+    }
+
+    /// Invokes a registered function with an incident and extra body keys.
+    pub async fn invoke_with(&self, request: InvokeRequest) -> Result<Invocation, SimError> {
+        let f = self
+            .inner
+            .platform
+            .function(&request.function)
+            .ok_or_else(|| SimError::UnknownFunction(request.function.clone()))?;
+        let n = self.next_number();
+        let inputs = if request.inputs.is_null() {
+            Value::Object(Map::new())
+        } else {
+            request.inputs
+        };
+        let body = messages::function_body(
+            &f,
+            inputs,
+            request.incident,
+            n,
+            &self.inner.config.email,
+            request.extra,
+        );
+        let correlation_id = format!("invid:{n}");
+        let reply_to = format!("/queue/{}", self.reply_queue(&f.destination));
+        let headers = messages::platform_headers(&reply_to, &correlation_id);
+        self.publish(
+            &f.destination,
+            n,
+            correlation_id,
+            headers,
+            json_bytes(&body),
+        )
+        .await
+    }
+
+    /// Sends a rule (custom action) message to `destination` with the ActionDataDTO body `body`
+    /// merged over `{action_id: <rule id>, object_type: 0, operation_type, incident, properties, user}`.
+    pub async fn send_rule_message(
+        &self,
+        destination: &str,
+        rule_name: &str,
+        body: Value,
+    ) -> Result<Invocation, SimError> {
+        let rule = self
+            .inner
+            .platform
+            .rule_by_name(rule_name)
+            .ok_or_else(|| SimError::UnknownRule(rule_name.to_string()))?;
+        self.inner.platform.add_message_destination(destination);
+        let body = messages::rule_body(&rule, &self.inner.config.email, body);
+        let n = self.next_number();
+        let correlation_id = format!("invid:{n}");
+        let reply_to = format!("/queue/{}", self.reply_queue(destination));
+        let headers = messages::platform_headers(&reply_to, &correlation_id);
+        self.publish(destination, n, correlation_id, headers, json_bytes(&body))
+            .await
+    }
+
+    /// Puts an arbitrary body on `destination`'s queue. The broker adds `destination`,
+    /// `subscription`, `message-id` and `ack`; `reply-to` and `correlation-id` are added unless
+    /// given (a given header with an empty value removes the default); then `headers` follow.
+    pub async fn send_raw(
+        &self,
+        destination: &str,
+        headers: Vec<(String, String)>,
+        body: Bytes,
+    ) -> Result<Invocation, SimError> {
+        self.inner.platform.add_message_destination(destination);
+        let n = self.next_number();
+        let default_cid = format!("invid:{n}");
+        let reply_to = format!("/queue/{}", self.reply_queue(destination));
+        let headers = messages::raw_headers(&reply_to, &default_cid, headers);
+        let correlation_id = headers
+            .iter()
+            .find(|(k, _)| k == "correlation-id")
+            .map(|(_, v)| v.clone())
+            .unwrap_or(default_cid);
+        self.publish(destination, n, correlation_id, headers, body)
+            .await
+    }
+
+    fn next_number(&self) -> u64 {
+        self.inner.counter.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    fn reply_queue(&self, destination: &str) -> String {
+        format!("acks.{}.{destination}", self.inner.config.org_id)
+    }
+
+    async fn publish(
+        &self,
+        destination: &str,
+        n: u64,
+        correlation_id: String,
+        headers: Vec<(String, String)>,
+        body: Bytes,
+    ) -> Result<Invocation, SimError> {
+        if self.inner.cancel.is_cancelled() {
+            return Err(SimError::Shutdown);
+        }
+        let queue = format!("actions.{}.{destination}", self.inner.config.org_id);
+        let message_id = format!("ID:soar-sim-{n}");
+        let embedded = matches!(self.inner.backend, Backend::Embedded { .. });
+        let inv = InvocationInner::new(
+            correlation_id,
+            message_id.clone(),
+            queue.clone(),
+            self.reply_queue(destination),
+            embedded,
+        );
+        self.inner.registry.insert(inv.clone());
+        match &self.inner.backend {
+            Backend::Embedded { broker, .. } => broker.publish(
+                &queue,
+                QueuedMessage {
+                    message_id,
+                    headers,
+                    body,
+                    invocation: Some(inv.clone()),
+                    redelivered: false,
+                },
+            ),
+            Backend::External(e) => {
+                e.publish(destination, &message_id, headers, body, EXTERNAL_TIMEOUT)
+                    .await?
+            }
+        }
+        Ok(Invocation::new(inv))
+    }
+
+    /// Waits until some connection subscribes to `queue` (`actions.201.fn_hello`, with or
+    /// without `/queue/`). Embedded broker only.
+    pub async fn wait_subscribed(&self, queue: &str, timeout: Duration) -> Result<(), SimError> {
+        match &self.inner.backend {
+            Backend::Embedded { broker, .. } => {
+                if broker.wait_subscribed(queue, timeout).await {
+                    Ok(())
+                } else {
+                    Err(SimError::timeout(
+                        format!("a subscription to {queue}"),
+                        timeout,
+                    ))
+                }
+            }
+            Backend::External(_) => Err(SimError::Unsupported(
+                "subscriptions are not observable with an external broker",
+            )),
+        }
+    }
+
+    /// Waits until exactly `n` STOMP connections are open. Embedded broker only.
+    pub async fn wait_connections(&self, n: usize, timeout: Duration) -> Result<(), SimError> {
+        match &self.inner.backend {
+            Backend::Embedded { broker, .. } => {
+                if broker.wait_connections(n, timeout).await {
+                    Ok(())
+                } else {
+                    Err(SimError::timeout(
+                        format!("{n} open STOMP connections"),
+                        timeout,
+                    ))
+                }
+            }
+            Backend::External(_) => Err(SimError::Unsupported(
+                "connections are not observable with an external broker",
+            )),
+        }
+    }
+
+    /// Active subscriptions (empty with an external broker).
+    pub fn subscriptions(&self) -> Vec<SubscriptionInfo> {
+        match &self.inner.backend {
+            Backend::Embedded { broker, .. } => broker.subscriptions(),
+            Backend::External(_) => Vec::new(),
+        }
+    }
+
+    /// Open STOMP connections (0 with an external broker).
+    pub fn connections(&self) -> usize {
+        match &self.inner.backend {
+            Backend::Embedded { broker, .. } => broker.connections(),
+            Backend::External(_) => 0,
+        }
+    }
+
+    /// Messages waiting on `queue` (not in flight). 0 with an external broker.
+    pub fn queued(&self, queue: &str) -> usize {
+        match &self.inner.backend {
+            Backend::Embedded { broker, .. } => broker.queued(queue),
+            Backend::External(_) => 0,
+        }
+    }
+
+    /// Protocol mistakes seen from clients so far.
+    pub fn violations(&self) -> Vec<String> {
+        match &self.inner.backend {
+            Backend::Embedded { broker, .. } => broker.violations(),
+            Backend::External(e) => e.violations(),
+        }
+    }
+
+    /// Broker counters (only `replies` is counted with an external broker).
+    pub fn stats(&self) -> BrokerStats {
+        match &self.inner.backend {
+            Backend::Embedded { broker, .. } => broker.stats(),
+            Backend::External(e) => BrokerStats {
+                replies: e.replies(),
+                ..BrokerStats::default()
+            },
+        }
+    }
+
+    /// Every REST request so far: (method, path with query, status).
+    pub fn rest_log(&self) -> Vec<(String, String, u16)> {
+        self.inner.platform.state().rest_log.clone()
+    }
+
+    /// Closes every STOMP connection abruptly (no ERROR, no close_notify). Their unacked
+    /// messages go back to the front of their queues with `redelivered:true`.
+    pub fn drop_connections(&self) {
+        if let Backend::Embedded { broker, .. } = &self.inner.backend {
+            broker.drop_connections();
+        }
+    }
+
+    /// Delays every MESSAGE frame written to clients by `delay` (zero to stop).
+    pub fn set_frame_delay(&self, delay: Duration) {
+        if let Backend::Embedded { broker, .. } = &self.inner.backend {
+            broker.set_frame_delay(delay);
+        }
+    }
+
+    /// The next `n` deliveries are written twice: the duplicate has the same message-id, a new
+    /// ack id and `redelivered:true`. Either ack id acknowledges the message; a second ACK is a
+    /// violation.
+    pub fn deliver_twice(&self, n: usize) {
+        if let Backend::Embedded { broker, .. } = &self.inner.backend {
+            broker.deliver_twice(n);
+        }
+    }
+
+    /// Writes raw bytes on every client connection (for malformed-frame tests).
+    pub async fn send_garbage(&self, bytes: &[u8]) {
+        if let Backend::Embedded { broker, .. } = &self.inner.backend {
+            broker.send_garbage(bytes);
+        }
+    }
+
+    /// Stops the servers and closes every connection. Handles stay usable for inspection.
+    pub async fn shutdown(&self) {
+        self.inner.cancel.cancel();
+        match &self.inner.backend {
+            Backend::Embedded { broker, .. } => broker.drop_connections(),
+            Backend::External(e) => e.shutdown().await,
+        }
+    }
+}
+
+fn json_bytes(v: &Value) -> Bytes {
+    Bytes::from(serde_json::to_vec(v).unwrap_or_default())
+}

@@ -1,0 +1,404 @@
+//! The simulated platform's in-memory state: the org, message destinations, functions, rules,
+//! REST sessions and the REST request log.
+//!
+//! The REST server reads it and the [`crate::Sim`] API writes it. It is deliberately plain data
+//! behind one mutex so that later work (incidents, artifacts, workflows, customization imports)
+//! can add collections here without touching the servers' plumbing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+/// A message destination (a queue `actions.<org>.<programmatic_name>`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MessageDestination {
+    /// Numeric id.
+    #[serde(default)]
+    pub id: i64,
+    /// Display name.
+    #[serde(default)]
+    pub name: String,
+    /// The queue's short name.
+    #[serde(default)]
+    pub programmatic_name: String,
+    /// 0 = queue, 1 = topic.
+    #[serde(default)]
+    pub destination_type: i64,
+    /// Whether consumers must reply on `acks.<org>.<name>`.
+    #[serde(default = "yes")]
+    pub expect_ack: bool,
+    /// User ids allowed to read the queue.
+    #[serde(default)]
+    pub users: Vec<Value>,
+    /// API-key handles allowed to read the queue.
+    #[serde(default)]
+    pub api_keys: Vec<Value>,
+    /// Stable uuid.
+    #[serde(default)]
+    pub uuid: String,
+    /// Any other fields a client stored with PUT.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A function definition: its name and the message destination it is sent to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionDef {
+    /// Numeric id.
+    pub id: i64,
+    /// API name (what handlers register).
+    pub name: String,
+    /// Display name.
+    pub display_name: String,
+    /// Stable uuid.
+    pub uuid: String,
+    /// Programmatic name of the message destination.
+    pub destination: String,
+}
+
+/// A rule (custom action) that sends messages to some destinations.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    /// Numeric id (the `action_id` of its messages).
+    pub id: i64,
+    /// Display name.
+    pub name: String,
+    /// Programmatic names of its message destinations.
+    pub destinations: Vec<String>,
+    /// Stable uuid.
+    pub uuid: String,
+}
+
+/// A password-login REST session.
+#[derive(Debug, Clone)]
+pub struct RestSession {
+    /// The CSRF token the client must send as `X-sess-id`.
+    pub csrf_token: String,
+    /// The user id reported at login.
+    pub user_id: i64,
+}
+
+/// One line of the REST request log: method, path with query, status.
+pub type RestLogEntry = (String, String, u16);
+
+/// All mutable platform data.
+#[derive(Debug, Default)]
+pub struct PlatformState {
+    /// Message destinations by id.
+    pub destinations: BTreeMap<i64, MessageDestination>,
+    /// Functions by API name.
+    pub functions: BTreeMap<String, FunctionDef>,
+    /// Rules by id.
+    pub rules: BTreeMap<i64, Rule>,
+    /// Password sessions by `JSESSIONID`.
+    pub sessions: HashMap<String, RestSession>,
+    /// Every REST request answered so far.
+    pub rest_log: Vec<RestLogEntry>,
+    next_id: i64,
+}
+
+impl PlatformState {
+    /// A fresh numeric id (shared sequence for every kind of object).
+    pub fn next_id(&mut self) -> i64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// The destination with this programmatic name.
+    pub fn destination_by_name(&self, programmatic_name: &str) -> Option<&MessageDestination> {
+        self.destinations
+            .values()
+            .find(|d| d.programmatic_name == programmatic_name)
+    }
+
+    /// Creates the destination if it does not exist; returns its id.
+    pub fn ensure_destination(&mut self, programmatic_name: &str) -> i64 {
+        if let Some(d) = self.destination_by_name(programmatic_name) {
+            return d.id;
+        }
+        let id = self.next_id();
+        self.destinations.insert(
+            id,
+            MessageDestination {
+                id,
+                name: programmatic_name.to_string(),
+                programmatic_name: programmatic_name.to_string(),
+                destination_type: 0,
+                expect_ack: true,
+                users: Vec::new(),
+                api_keys: Vec::new(),
+                uuid: stable_uuid("destination", programmatic_name),
+                extra: Map::new(),
+            },
+        );
+        id
+    }
+
+    /// The rule with this display name.
+    pub fn rule_by_name(&self, name: &str) -> Option<&Rule> {
+        self.rules.values().find(|r| r.name == name)
+    }
+
+    /// JSON of a function as `GET /functions/{name}` answers it.
+    pub fn function_json(&self, f: &FunctionDef, handle_names: bool) -> Value {
+        let handle = if handle_names {
+            json!(f.destination)
+        } else {
+            json!(self.destination_by_name(&f.destination).map(|d| d.id))
+        };
+        json!({
+            "id": f.id,
+            "name": f.name,
+            "display_name": f.display_name,
+            "uuid": f.uuid,
+            "description": {"format": "text", "content": format!("Simulated function {}", f.name)},
+            "destination_handle": handle,
+            "export_key": f.name,
+            "version": 1,
+            "creator": {"id": 1, "type": "user", "name": "admin@example.com", "display_name": "Sim Admin"},
+            "last_modified_by": {"id": 1, "type": "user", "name": "admin@example.com", "display_name": "Sim Admin"},
+            "last_modified_time": 0,
+            "tags": [],
+            "view_items": [],
+            "workflows": [],
+        })
+    }
+
+    /// JSON of a rule as `GET /actions` lists it.
+    pub fn rule_json(&self, r: &Rule, handle_names: bool) -> Value {
+        let dests: Vec<Value> = r
+            .destinations
+            .iter()
+            .map(|name| {
+                if handle_names {
+                    json!(name)
+                } else {
+                    json!(self.destination_by_name(name).map(|d| d.id))
+                }
+            })
+            .collect();
+        json!({
+            "id": r.id,
+            "name": r.name,
+            "type": 1,
+            "object_type": 0,
+            "enabled": true,
+            "logic_type": "all",
+            "conditions": [],
+            "automations": [],
+            "view_items": [],
+            "timeout_seconds": 86400,
+            "uuid": r.uuid,
+            "export_key": r.name,
+            "message_destinations": dests,
+            "workflows": [],
+            "tags": [],
+        })
+    }
+}
+
+/// A deterministic uuid (v5) for a simulated object.
+pub fn stable_uuid(kind: &str, name: &str) -> String {
+    uuid::Uuid::new_v5(
+        &uuid::Uuid::NAMESPACE_OID,
+        format!("soar-sim/{kind}/{name}").as_bytes(),
+    )
+    .to_string()
+}
+
+/// The shared platform: the org identity (fixed at start) and the mutable [`PlatformState`].
+#[derive(Debug)]
+pub struct Platform {
+    /// Org id.
+    pub org_id: i64,
+    /// Org name.
+    pub org_name: String,
+    /// Org uuid.
+    pub org_uuid: String,
+    /// Org `cloud_account` (matched before uuid and name by the client's `org` setting).
+    pub cloud_account: String,
+    state: Mutex<PlatformState>,
+}
+
+impl Platform {
+    /// A platform with one org and nothing else.
+    pub fn new(org_id: i64, org_name: &str) -> Platform {
+        Platform {
+            org_id,
+            org_name: org_name.to_string(),
+            org_uuid: stable_uuid("org", &org_id.to_string()),
+            cloud_account: stable_uuid("cloud_account", &org_id.to_string()),
+            state: Mutex::new(PlatformState::default()),
+        }
+    }
+
+    /// Locks the state. A poisoned lock is recovered: the state is plain data.
+    pub fn state(&self) -> MutexGuard<'_, PlatformState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The org as listed in a session response.
+    pub fn session_org_json(&self) -> Value {
+        json!({
+            "id": self.org_id,
+            "name": self.org_name,
+            "uuid": self.org_uuid,
+            "cloud_account": self.cloud_account,
+            "enabled": true,
+            "city": null, "addr": null, "addr2": null, "zip": null, "state": null,
+            "has_available_twofactor": false,
+            "supports_ldap": false,
+            "twofactor_auth_domain": null,
+            "twofactor_cookie_lifetime_secs": 0,
+            "attachments_enabled": true,
+            "has_saml": false,
+            "require_saml": false,
+            "tasks_private": false,
+            "authorized_ldap_group": null,
+            "perms": {
+                "administrator": false,
+                "master_administrator": true,
+                "create_incs": true,
+                "observer": false,
+                "create_shared_layout": true
+            }
+        })
+    }
+
+    /// The org as `GET /rest/orgs/{id}` answers it.
+    pub fn org_json(&self) -> Value {
+        json!({
+            "id": self.org_id,
+            "name": self.org_name,
+            "uuid": self.org_uuid,
+            "cloud_account": self.cloud_account,
+            "enabled": true,
+            "actions_framework_enabled": true,
+            "attachments_enabled": true,
+            "tasks_private": false,
+            "incident_deletion_allowed": true,
+            "effective_permissions": {},
+            "users": {},
+            "groups": {},
+        })
+    }
+
+    /// Adds a destination (idempotent); returns its id.
+    pub fn add_message_destination(&self, programmatic_name: &str) -> i64 {
+        self.state().ensure_destination(programmatic_name)
+    }
+
+    /// Registers (or re-points) a function; creates its destination.
+    pub fn register_function(&self, name: &str, destination: &str) {
+        let mut st = self.state();
+        st.ensure_destination(destination);
+        if let Some(f) = st.functions.get_mut(name) {
+            f.destination = destination.to_string();
+            return;
+        }
+        let id = st.next_id();
+        st.functions.insert(
+            name.to_string(),
+            FunctionDef {
+                id,
+                name: name.to_string(),
+                display_name: display_name(name),
+                uuid: stable_uuid("function", name),
+                destination: destination.to_string(),
+            },
+        );
+    }
+
+    /// Adds (or replaces) a rule; creates its destinations.
+    pub fn add_rule(&self, id: i64, name: &str, destinations: &[&str]) {
+        let mut st = self.state();
+        for d in destinations {
+            st.ensure_destination(d);
+        }
+        st.rules.insert(
+            id,
+            Rule {
+                id,
+                name: name.to_string(),
+                destinations: destinations.iter().map(|d| d.to_string()).collect(),
+                uuid: stable_uuid("rule", name),
+            },
+        );
+    }
+
+    /// A copy of the function definition.
+    pub fn function(&self, name: &str) -> Option<FunctionDef> {
+        self.state().functions.get(name).cloned()
+    }
+
+    /// A copy of the rule with this name.
+    pub fn rule_by_name(&self, name: &str) -> Option<Rule> {
+        self.state().rule_by_name(name).cloned()
+    }
+
+    /// Appends to the REST request log.
+    pub fn log_request(&self, method: &str, path: &str, status: u16) {
+        self.state()
+            .rest_log
+            .push((method.to_string(), path.to_string(), status));
+    }
+}
+
+/// `fn_my_app_lookup` -> `Fn My App Lookup`.
+fn display_name(name: &str) -> String {
+    name.split('_')
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut c = w.chars();
+            match c.next() {
+                Some(first) => first.to_uppercase().chain(c).collect::<String>(),
+                None => String::new(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations_are_idempotent_and_functions_create_them() {
+        let p = Platform::new(201, "Test Org");
+        let a = p.add_message_destination("fn_a");
+        assert_eq!(a, p.add_message_destination("fn_a"));
+        p.register_function("fn_hello_world", "fn_b");
+        let st = p.state();
+        assert!(st.destination_by_name("fn_b").is_some());
+        let f = st.functions.get("fn_hello_world").unwrap();
+        assert_eq!(f.display_name, "Fn Hello World");
+        let j = st.function_json(f, true);
+        assert_eq!(j["destination_handle"], "fn_b");
+        let j = st.function_json(f, false);
+        assert_eq!(
+            j["destination_handle"],
+            st.destination_by_name("fn_b").unwrap().id
+        );
+    }
+
+    #[test]
+    fn destination_round_trips_with_extra_fields() {
+        let p = Platform::new(201, "Test Org");
+        p.add_message_destination("q");
+        let st = p.state();
+        let d = st.destination_by_name("q").unwrap().clone();
+        let mut v = serde_json::to_value(&d).unwrap();
+        v["api_keys"] = json!([4]);
+        v["export_key"] = json!("q");
+        let back: MessageDestination = serde_json::from_value(v).unwrap();
+        assert_eq!(back.api_keys, vec![json!(4)]);
+        assert_eq!(back.extra.get("export_key"), Some(&json!("q")));
+    }
+}

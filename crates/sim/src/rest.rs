@@ -1,0 +1,534 @@
+//! The simulated platform's HTTPS REST API (axum on hyper over tokio-rustls).
+//!
+//! It answers what a resilient-circuits host asks at startup (protocol spec §2.5 and §10):
+//! sessions (API key Basic auth or email/password with a `JSESSIONID` cookie and `X-sess-id`),
+//! the org, `/rest/const`, field types, rules (`/actions`), functions and message destinations.
+//! Every request, answered or not, is appended to the platform's REST log.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt as _;
+
+use crate::platform::{MessageDestination, Platform, RestSession};
+
+/// The user id reported for the email/password user.
+pub const USER_ID: i64 = 1;
+/// The API-key handle reported for the API key.
+pub const API_KEY_HANDLE: i64 = 4;
+
+/// What the REST handlers share.
+#[derive(Debug)]
+pub(crate) struct RestState {
+    pub(crate) platform: Arc<Platform>,
+    pub(crate) api_key_id: String,
+    pub(crate) api_key_secret: String,
+    pub(crate) email: String,
+    pub(crate) password: String,
+}
+
+type St = State<Arc<RestState>>;
+
+fn error_json(status: StatusCode, message: impl Into<String>) -> Response {
+    (
+        status,
+        axum::Json(json!({
+            "success": false,
+            "title": null,
+            "message": message.into(),
+            "hints": [],
+            "error_code": "generic",
+        })),
+    )
+        .into_response()
+}
+
+fn not_found(what: impl Into<String>) -> Response {
+    error_json(StatusCode::NOT_FOUND, what)
+}
+
+/// How a request authenticated.
+#[derive(Debug, Clone)]
+pub(crate) enum Authed {
+    /// HTTP Basic with the API key pair.
+    ApiKey,
+    /// A password session (cookie + `X-sess-id`).
+    Session(RestSession),
+}
+
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, pass) = text.split_once(':')?;
+    Some((user.to_string(), pass.to_string()))
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+impl RestState {
+    fn authenticate(&self, headers: &HeaderMap) -> Option<Authed> {
+        if let Some((user, pass)) = basic_credentials(headers) {
+            return (user == self.api_key_id && pass == self.api_key_secret)
+                .then_some(Authed::ApiKey);
+        }
+        let session_id = cookie(headers, "JSESSIONID")?;
+        let csrf = headers.get("X-sess-id")?.to_str().ok()?;
+        let session = self.platform.state().sessions.get(&session_id).cloned()?;
+        (session.csrf_token == csrf).then_some(Authed::Session(session))
+    }
+}
+
+impl FromRequestParts<Arc<RestState>> for Authed {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<RestState>,
+    ) -> Result<Self, Self::Rejection> {
+        state.authenticate(&parts.headers).ok_or_else(|| {
+            error_json(
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized: no valid API key or session",
+            )
+        })
+    }
+}
+
+/// The error response for a request about another org, if it is one.
+fn org_error(state: &RestState, org_id: &str) -> Option<Response> {
+    (org_id.parse::<i64>().ok() != Some(state.platform.org_id)).then(|| {
+        error_json(
+            StatusCode::FORBIDDEN,
+            format!("The user is not a member of org {org_id}"),
+        )
+    })
+}
+
+#[derive(Debug, Deserialize)]
+struct HandleFormat {
+    handle_format: Option<String>,
+}
+
+impl HandleFormat {
+    fn names(&self) -> bool {
+        self.handle_format.as_deref() == Some("names")
+    }
+}
+
+fn session_json(state: &RestState, auth: &Authed) -> Value {
+    let mut body = json!({
+        "user_email": state.email,
+        "user_fname": "Sim",
+        "user_lname": "User",
+        "is_ldap": false,
+        "is_saml": false,
+        "saml_alias": null,
+        "session_ip": "127.0.0.1",
+        "orgs": [state.platform.session_org_json()],
+    });
+    match auth {
+        Authed::ApiKey => {
+            body["api_key_handle"] = json!(API_KEY_HANDLE);
+        }
+        Authed::Session(s) => {
+            body["csrf_token"] = json!(s.csrf_token);
+            body["user_id"] = json!(s.user_id);
+        }
+    }
+    body
+}
+
+async fn get_session(State(state): St, auth: Authed) -> Response {
+    axum::Json(session_json(&state, &auth)).into_response()
+}
+
+async fn post_session(State(state): St, body: Bytes) -> Response {
+    #[derive(Deserialize)]
+    struct Login {
+        email: Option<String>,
+        password: Option<String>,
+    }
+    let login: Option<Login> = serde_json::from_slice(&body).ok();
+    let ok = login.is_some_and(|l| {
+        l.email.as_deref() == Some(state.email.as_str())
+            && l.password.as_deref() == Some(state.password.as_str())
+    });
+    if !ok {
+        return error_json(StatusCode::UNAUTHORIZED, "Invalid user name or password");
+    }
+    let session_id = uuid::Uuid::new_v4().simple().to_string().to_uppercase();
+    let session = RestSession {
+        csrf_token: uuid::Uuid::new_v4().simple().to_string(),
+        user_id: USER_ID,
+    };
+    state
+        .platform
+        .state()
+        .sessions
+        .insert(session_id.clone(), session.clone());
+    let mut resp = axum::Json(session_json(&state, &Authed::Session(session))).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "JSESSIONID={session_id}; Path=/; Secure; HttpOnly"
+    )) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+async fn delete_session(State(state): St, headers: HeaderMap, auth: Authed) -> Response {
+    if let (Authed::Session(_), Some(id)) = (auth, cookie(&headers, "JSESSIONID")) {
+        state.platform.state().sessions.remove(&id);
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn get_const(_auth: Authed) -> Response {
+    axum::Json(json!({
+        "server_version": {"major": 51, "minor": 0, "build_number": 0, "version": "51.0.0.0"},
+        "actions_framework": {
+            "destination_types": {"0": "Queue", "1": "Topic"},
+            "action_types": {"0": "Automatic", "1": "Manual"},
+            "action_object_types": {
+                "0": "Incident", "1": "Task", "2": "Note", "3": "Milestone", "4": "Artifact",
+                "5": "Attachment", "6": "Datatable", "13": "Email"
+            },
+            "action_invocation_statuses": {"0": "Complete", "1": "Pending", "2": "Error", "3": "Timed Out"},
+            "action_invocation_message_types": {"0": "Information", "1": "Error", "2": "Warning"}
+        }
+    }))
+    .into_response()
+}
+
+async fn get_org(State(state): St, _auth: Authed, Path(org_id): Path<String>) -> Response {
+    if let Some(r) = org_error(&state, &org_id) {
+        return r;
+    }
+    axum::Json(state.platform.org_json()).into_response()
+}
+
+async fn get_type_fields(
+    State(state): St,
+    _auth: Authed,
+    Path((org_id, _type_name)): Path<(String, String)>,
+) -> Response {
+    if let Some(r) = org_error(&state, &org_id) {
+        return r;
+    }
+    axum::Json(json!([])).into_response()
+}
+
+async fn get_actions(
+    State(state): St,
+    _auth: Authed,
+    Path(org_id): Path<String>,
+    Query(hf): Query<HandleFormat>,
+) -> Response {
+    if let Some(r) = org_error(&state, &org_id) {
+        return r;
+    }
+    let st = state.platform.state();
+    let entities: Vec<Value> = st
+        .rules
+        .values()
+        .map(|r| st.rule_json(r, hf.names()))
+        .collect();
+    axum::Json(json!({ "entities": entities })).into_response()
+}
+
+async fn get_connector_queues(
+    State(state): St,
+    _auth: Authed,
+    Path(org_id): Path<String>,
+) -> Response {
+    if let Some(r) = org_error(&state, &org_id) {
+        return r;
+    }
+    not_found("connectors are not available on this platform")
+}
+
+async fn get_functions(
+    State(state): St,
+    _auth: Authed,
+    Path(org_id): Path<String>,
+    Query(hf): Query<HandleFormat>,
+) -> Response {
+    if let Some(r) = org_error(&state, &org_id) {
+        return r;
+    }
+    let st = state.platform.state();
+    let entities: Vec<Value> = st
+        .functions
+        .values()
+        .map(|f| st.function_json(f, hf.names()))
+        .collect();
+    axum::Json(json!({ "entities": entities })).into_response()
+}
+
+async fn get_function(
+    State(state): St,
+    _auth: Authed,
+    Path((org_id, name)): Path<(String, String)>,
+    Query(hf): Query<HandleFormat>,
+) -> Response {
+    if let Some(r) = org_error(&state, &org_id) {
+        return r;
+    }
+    let st = state.platform.state();
+    // The platform accepts a function's name or its numeric id.
+    let f = st.functions.get(&name).or_else(|| {
+        name.parse::<i64>()
+            .ok()
+            .and_then(|id| st.functions.values().find(|f| f.id == id))
+    });
+    match f {
+        Some(f) => axum::Json(st.function_json(f, hf.names())).into_response(),
+        None => not_found(format!("Function '{name}' not found")),
+    }
+}
+
+async fn get_destinations(State(state): St, _auth: Authed, Path(org_id): Path<String>) -> Response {
+    if let Some(r) = org_error(&state, &org_id) {
+        return r;
+    }
+    let st = state.platform.state();
+    let entities: Vec<&MessageDestination> = st.destinations.values().collect();
+    axum::Json(json!({ "entities": entities })).into_response()
+}
+
+async fn get_destination(
+    State(state): St,
+    _auth: Authed,
+    Path((org_id, id)): Path<(String, String)>,
+) -> Response {
+    if let Some(r) = org_error(&state, &org_id) {
+        return r;
+    }
+    let st = state.platform.state();
+    let d = id
+        .parse::<i64>()
+        .ok()
+        .and_then(|id| st.destinations.get(&id));
+    match d {
+        Some(d) => axum::Json(d).into_response(),
+        None => not_found(format!("Message destination '{id}' not found")),
+    }
+}
+
+async fn put_destination(
+    State(state): St,
+    _auth: Authed,
+    Path((org_id, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = org_error(&state, &org_id) {
+        return r;
+    }
+    let Some(id) = id.parse::<i64>().ok() else {
+        return not_found(format!("Message destination '{id}' not found"));
+    };
+    let mut dest: MessageDestination = match serde_json::from_slice(&body) {
+        Ok(d) => d,
+        Err(e) => {
+            return error_json(
+                StatusCode::BAD_REQUEST,
+                format!("invalid message destination JSON: {e}"),
+            );
+        }
+    };
+    let mut st = state.platform.state();
+    let Some(existing) = st.destinations.get_mut(&id) else {
+        return not_found(format!("Message destination '{id}' not found"));
+    };
+    dest.id = id;
+    if dest.programmatic_name.is_empty() {
+        dest.programmatic_name = existing.programmatic_name.clone();
+    }
+    if dest.uuid.is_empty() {
+        dest.uuid = existing.uuid.clone();
+    }
+    *existing = dest.clone();
+    axum::Json(dest).into_response()
+}
+
+async fn fallback(req: Request) -> Response {
+    not_found(format!(
+        "No such resource: {} {}",
+        req.method(),
+        req.uri().path()
+    ))
+}
+
+async fn log_requests(State(state): St, req: Request, next: Next) -> Response {
+    let method = req.method().to_string();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| req.uri().path().to_string());
+    let resp = next.run(req).await;
+    tracing::debug!(%method, %path, status = resp.status().as_u16(), "sim REST");
+    state
+        .platform
+        .log_request(&method, &path, resp.status().as_u16());
+    resp
+}
+
+/// Normalises a resource prefix: `api/respond/` -> `/api/respond`; empty or `/` -> none.
+pub(crate) fn normalise_prefix(prefix: Option<&str>) -> Option<String> {
+    let p = prefix?.trim().trim_matches('/');
+    (!p.is_empty()).then(|| format!("/{p}"))
+}
+
+/// The REST router, mounted under the resource prefix when there is one.
+pub(crate) fn router(state: Arc<RestState>, prefix: Option<&str>) -> Router {
+    let api = Router::new()
+        .route(
+            "/rest/session",
+            get(get_session).post(post_session).delete(delete_session),
+        )
+        .route("/rest/const", get(get_const))
+        .route("/rest/const/", get(get_const))
+        .route("/rest/orgs/{org_id}", get(get_org))
+        .route(
+            "/rest/orgs/{org_id}/types/{type_name}/fields",
+            get(get_type_fields),
+        )
+        .route("/rest/orgs/{org_id}/actions", get(get_actions))
+        .route(
+            "/rest/orgs/{org_id}/connectors/queues",
+            get(get_connector_queues),
+        )
+        .route("/rest/orgs/{org_id}/functions", get(get_functions))
+        .route("/rest/orgs/{org_id}/functions/{name}", get(get_function))
+        .route(
+            "/rest/orgs/{org_id}/message_destinations",
+            get(get_destinations),
+        )
+        .route(
+            "/rest/orgs/{org_id}/message_destinations/{id}",
+            get(get_destination).put(put_destination),
+        );
+    let app = match normalise_prefix(prefix) {
+        Some(p) => Router::new().nest(&p, api),
+        None => api,
+    };
+    app.fallback(fallback)
+        .layer(middleware::from_fn_with_state(state.clone(), log_requests))
+        .with_state(state)
+}
+
+/// Serves `app` over TLS on `listener` until `cancel` fires.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    app: Router,
+    cancel: CancellationToken,
+) {
+    let acceptor = TlsAcceptor::from(tls);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!("sim REST accept failed: {e}");
+                    continue;
+                }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            let tls =
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => {
+                        tracing::debug!("sim REST TLS handshake with {peer} failed: {e}");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!("sim REST TLS handshake with {peer} timed out");
+                        return;
+                    }
+                };
+            let service =
+                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    app.clone().oneshot(req.map(axum::body::Body::new))
+                });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), service);
+            tokio::select! {
+                _ = cancel.cancelled() => {}
+                r = conn => if let Err(e) = r {
+                    tracing::debug!("sim REST connection with {peer} ended: {e}");
+                }
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_are_normalised() {
+        assert_eq!(normalise_prefix(None), None);
+        assert_eq!(normalise_prefix(Some("")), None);
+        assert_eq!(normalise_prefix(Some("/")), None);
+        assert_eq!(
+            normalise_prefix(Some("api/respond/")).as_deref(),
+            Some("/api/respond")
+        );
+    }
+
+    #[test]
+    fn cookies_and_basic_are_parsed() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; JSESSIONID=xyz"),
+        );
+        assert_eq!(cookie(&h, "JSESSIONID").as_deref(), Some("xyz"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Basic dXNlcjpwYTpzcw=="),
+        );
+        assert_eq!(
+            basic_credentials(&h),
+            Some(("user".to_string(), "pa:ss".to_string()))
+        );
+    }
+}

@@ -1,0 +1,125 @@
+//! `host`: the integration host for IBM SOAR, a drop-in for resilient-circuits.
+//!
+//! CLI and wiring only: the SDK does the work, and the linked function crates (cargo features)
+//! register themselves. The host knows no integration by name.
+
+mod commands;
+mod lock;
+mod logging;
+
+// Function crates are linked in by cargo feature. Without the `use`, rustc drops the crate and
+// its registration silently.
+#[cfg(feature = "fn_hello")]
+use fn_hello as _;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "host",
+    version,
+    about = "Integration host for IBM SOAR (resilient-circuits compatible)"
+)]
+struct Cli {
+    /// More output from the command itself.
+    #[arg(short, long, global = true)]
+    verbose: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args)]
+struct ConfigFile {
+    /// app.config to use (default: $APP_CONFIG_FILE, ./app.config, ~/.resilient/app.config).
+    #[arg(long = "config-file", short = 'c', value_name = "FILE")]
+    config_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Connect to the platform and run the linked functions until SIGINT/SIGTERM.
+    Run {
+        #[command(flatten)]
+        config: ConfigFile,
+        /// Overrides `loglevel` (DEBUG, INFO, WARNING, ERROR).
+        #[arg(long)]
+        loglevel: Option<String>,
+    },
+    /// List the linked components, their functions, rule handlers and config sections.
+    List,
+    /// Write a new app.config (-c) or append the missing sections to one (-u).
+    Config {
+        /// Create a new file with every linked component's section.
+        #[arg(
+            short = 'c',
+            long = "create",
+            conflicts_with = "update",
+            required_unless_present = "update"
+        )]
+        create: bool,
+        /// Append the sections of components that the file does not have yet.
+        #[arg(short = 'u', long = "update")]
+        update: bool,
+        /// The file (default: ~/.resilient/app.config, or $APP_CONFIG_FILE).
+        file: Option<PathBuf>,
+        /// Only these components.
+        #[arg(short = 'l', long = "list", num_args = 1..)]
+        components: Vec<String>,
+        /// Overwrite an existing file with -c without asking.
+        #[arg(short = 'y', long)]
+        yes: bool,
+    },
+    /// Check the REST login, the STOMP subscription and each component's own selftest.
+    Selftest {
+        #[command(flatten)]
+        config: ConfigFile,
+        /// Only these components.
+        #[arg(short = 'l', long = "list", num_args = 1..)]
+        components: Vec<String>,
+    },
+    /// Run the linked functions against the simulated platform and show what happens.
+    #[cfg(feature = "sim")]
+    Demo {
+        /// How many rounds of the examples to run.
+        #[arg(long, default_value_t = 1)]
+        repeat: usize,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let code = runtime.block_on(async move {
+        match cli.command {
+            Command::Run { config, loglevel } => {
+                commands::run::run(config.config_file, loglevel).await
+            }
+            Command::List => commands::list::run(),
+            Command::Config {
+                create,
+                file,
+                components,
+                yes,
+                ..
+            } => commands::config::run(create, file, &components, yes),
+            Command::Selftest { config, components } => {
+                commands::selftest::run(config.config_file, &components).await
+            }
+            #[cfg(feature = "sim")]
+            Command::Demo { repeat } => commands::demo::run(repeat).await,
+        }
+    });
+    ExitCode::from(code.clamp(0, 255) as u8)
+}

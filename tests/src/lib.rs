@@ -1,0 +1,170 @@
+//! Shared pieces of the end-to-end tests and the benchmark: a probe function that counts runs
+//! and concurrency, the external ActiveMQ broker settings, and a TCP proxy that can cut every
+//! connection (to drop a real broker's connection mid-load).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+use soar_sdk::dispatch::LoadedComponent;
+use soar_sdk::testkit::adhoc;
+use soar_sdk::{Component, Context, FunctionError, FunctionResult, Inputs};
+use soar_sim::{BrokerMode, ExternalBroker, SimConfig};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+pub mod scenarios;
+
+/// Counts how often each id ran and how many runs overlapped.
+#[derive(Debug, Default)]
+pub struct Probe {
+    running: AtomicUsize,
+    max_running: AtomicUsize,
+    runs: Mutex<HashMap<String, usize>>,
+}
+
+impl Probe {
+    pub fn max_running(&self) -> usize {
+        self.max_running.load(Ordering::SeqCst)
+    }
+
+    /// How many times each id ran.
+    pub fn runs(&self) -> HashMap<String, usize> {
+        self.runs.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    async fn call(&self, ctx: Context, inputs: Inputs) -> Result<FunctionResult, FunctionError> {
+        let id = inputs.required_str("probe_id")?.to_string();
+        let delay = inputs.i64("probe_delay_ms")?.unwrap_or(0);
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_running.fetch_max(now, Ordering::SeqCst);
+        ctx.status(format!("probe {id} running")).await;
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay as u64)).await;
+        }
+        if let Ok(mut runs) = self.runs.lock() {
+            *runs.entry(id.clone()).or_default() += 1;
+        }
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        Ok(FunctionResult::new(json!({ "probe_id": id })))
+    }
+}
+
+/// A component serving `probe_fn`, backed by `probe`.
+pub fn probe_component(probe: Arc<Probe>) -> LoadedComponent {
+    adhoc(
+        "probe",
+        Component::new().function("probe_fn", move |ctx, inputs| {
+            let probe = probe.clone();
+            async move { probe.call(ctx, inputs).await }
+        }),
+    )
+}
+
+/// The real ActiveMQ broker that `.ci/run` starts, from `SOAR_TEST_ACTIVEMQ_*`.
+#[derive(Debug, Clone)]
+pub struct ActiveMq {
+    pub host: String,
+    pub port: u16,
+    pub cafile: String,
+    pub login: String,
+    pub passcode: String,
+}
+
+impl ActiveMq {
+    /// The broker's settings, or `None` when it is not configured. With
+    /// `SOAR_TEST_REQUIRE_EXTERNAL=1` (CI) a missing broker is a test failure, not a skip.
+    pub fn from_env() -> Option<ActiveMq> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let found = (|| {
+            Some(ActiveMq {
+                host: var("SOAR_TEST_ACTIVEMQ_HOST")?,
+                port: var("SOAR_TEST_ACTIVEMQ_PORT")?.parse().ok()?,
+                cafile: var("SOAR_TEST_ACTIVEMQ_CAFILE")?,
+                login: var("SOAR_TEST_ACTIVEMQ_LOGIN")?,
+                passcode: var("SOAR_TEST_ACTIVEMQ_PASSCODE")?,
+            })
+        })();
+        if found.is_none() {
+            if var("SOAR_TEST_REQUIRE_EXTERNAL").as_deref() == Some("1") {
+                panic!(
+                    "SOAR_TEST_REQUIRE_EXTERNAL=1 but SOAR_TEST_ACTIVEMQ_HOST/PORT/CAFILE/LOGIN/PASSCODE \
+                     are not all set: start the broker with scripts/activemq.sh"
+                );
+            }
+            eprintln!(
+                "skipped: no ActiveMQ configured (SOAR_TEST_ACTIVEMQ_*); run .ci/run to test against it"
+            );
+        }
+        found
+    }
+
+    /// A simulated platform that uses this broker (through `via` port if given, e.g. a proxy),
+    /// with its own org id so that tests sharing the broker never see each other's queues.
+    pub fn sim_config(&self, via: Option<u16>) -> SimConfig {
+        let ca = soar_tls::client_config(&soar_tls::CaSource::File(self.cafile.clone().into()))
+            .expect("ActiveMQ CA file");
+        let org_id = 10_000 + (std::process::id() as i64 % 1000) * 100 + unique() as i64;
+        SimConfig {
+            org_id,
+            api_key_id: self.login.clone(),
+            api_key_secret: self.passcode.clone(),
+            broker: BrokerMode::External(ExternalBroker {
+                host: self.host.clone(),
+                port: via.unwrap_or(self.port),
+                tls: Some(ca),
+                server_name: Some("localhost".into()),
+                login: Some(self.login.clone()),
+                passcode: Some(self.passcode.clone()),
+                cafile: Some(self.cafile.clone().into()),
+            }),
+            ..SimConfig::default()
+        }
+    }
+}
+
+fn unique() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    NEXT.fetch_add(1, Ordering::SeqCst) % 100
+}
+
+/// A TCP proxy to `target` whose connections can all be cut at once.
+#[derive(Debug)]
+pub struct TcpProxy {
+    pub port: u16,
+    cut: watch::Sender<u64>,
+}
+
+impl TcpProxy {
+    pub async fn start(target: SocketAddr) -> std::io::Result<TcpProxy> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let (cut, _) = watch::channel(0u64);
+        let cut_tx = cut.clone();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let mut cut_rx = cut_tx.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let _ = inbound.set_nodelay(true);
+                    let _ = outbound.set_nodelay(true);
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut_rx.changed() => {}
+                    }
+                });
+            }
+        });
+        Ok(TcpProxy { port, cut })
+    }
+
+    /// Closes every connection open through the proxy.
+    pub fn cut_all(&self) {
+        self.cut.send_modify(|n| *n += 1);
+    }
+}

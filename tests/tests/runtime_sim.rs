@@ -1,0 +1,225 @@
+//! The host against the simulated platform over TLS: scenarios (a)–(g) of the runtime issue.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use e2e::scenarios::{self, WAIT};
+use e2e::{Probe, probe_component};
+use serde_json::json;
+use soar_sdk::testkit::{Run, TestHost, TestOptions};
+use soar_sim::SimConfig;
+
+use fn_hello as _;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_invocation_status_final_then_ack() {
+    let host = scenarios::start(SimConfig::default(), 5, Arc::default()).await;
+    scenarios::one_invocation(&host, true).await;
+    assert_eq!(host.sim().violations(), Vec::<String>::new());
+    host.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn b_error_reply_then_next_invocation_succeeds() {
+    let host = scenarios::start(SimConfig::default(), 5, Arc::default()).await;
+    scenarios::error_then_success(&host).await;
+    assert_eq!(host.sim().violations(), Vec::<String>::new());
+    host.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c_thousand_concurrent_invocations_with_ten_workers() {
+    let probe = Arc::new(Probe::default());
+    let host = scenarios::start(SimConfig::default(), 10, probe.clone()).await;
+    scenarios::many_concurrent(&host, &probe, 1000, 10).await;
+    let stats = host.sim().stats();
+    assert!(
+        stats.max_unacked_per_subscription <= 10,
+        "the broker saw {} unacked messages on one subscription (prefetch 10)",
+        stats.max_unacked_per_subscription
+    );
+    assert_eq!(host.sim().violations(), Vec::<String>::new());
+    host.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn d_connection_dropped_mid_load() {
+    let probe = Arc::new(Probe::default());
+    let host = scenarios::start(SimConfig::default(), 10, probe.clone()).await;
+    let sim = host.sim().clone();
+    scenarios::drop_mid_load(&host, &probe, 200, || sim.drop_connections()).await;
+    assert!(
+        host.sim().stats().redelivered > 0,
+        "the drop caused redeliveries"
+    );
+    // A reply whose receipt was lost with the connection is sent again on redelivery: the
+    // platform may see a duplicate final reply, never a missing one.
+    let other: Vec<String> = host
+        .sim()
+        .violations()
+        .into_iter()
+        .filter(|v| !v.contains("second final reply"))
+        .collect();
+    assert_eq!(other, Vec::<String>::new());
+    host.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e_malformed_bodies_and_frames_do_not_stop_the_host() {
+    let host = scenarios::start(SimConfig::default(), 5, Arc::default()).await;
+    let sim = host.sim();
+    // Not JSON at all.
+    let inv = sim
+        .send_raw("fn_hello", vec![], Bytes::from_static(b"{not json"))
+        .await
+        .unwrap();
+    let reply = inv.final_reply(WAIT).await.unwrap();
+    assert_eq!(reply.message_type, 1);
+    assert!(
+        reply.message.contains("not valid UTF-8 JSON"),
+        "{}",
+        reply.message
+    );
+    inv.wait_acked(WAIT).await.unwrap();
+    // Not UTF-8.
+    let inv = sim
+        .send_raw("fn_hello", vec![], Bytes::from_static(b"\xff\xfe{}"))
+        .await
+        .unwrap();
+    assert_eq!(inv.final_reply(WAIT).await.unwrap().message_type, 1);
+    // A function this host does not serve: the error names it and the enabled components.
+    sim.register_function("fn_elsewhere", "fn_hello");
+    let inv = sim.invoke("fn_elsewhere", json!({})).await.unwrap();
+    let reply = inv.final_reply(WAIT).await.unwrap();
+    assert_eq!(reply.message_type, 1);
+    assert!(
+        reply.message.contains("fn_elsewhere") && reply.message.contains("fn_hello, probe"),
+        "{}",
+        reply.message
+    );
+    inv.wait_acked(WAIT).await.unwrap();
+    // Garbage on the wire: the host drops that connection, reconnects and keeps serving.
+    sim.send_garbage(b"\x00\x01NOT-A-COMMAND\nheader\n\n\x00")
+        .await;
+    let inv = host
+        .invoke("fn_hello", json!({"hello_text": "still here"}))
+        .await
+        .unwrap();
+    let reply = inv.final_reply(WAIT).await.unwrap();
+    assert_eq!(
+        reply.results.unwrap()["content"]["text"],
+        json!("still here")
+    );
+    host.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f_wrong_ca_names_the_cafile_and_cafile_false_connects() {
+    // A CA that did not sign the simulated platform's certificate.
+    let other = soar_sim::Sim::start(SimConfig::default()).await.unwrap();
+    let wrong_ca = other.ca_file().display().to_string();
+    let options = TestOptions {
+        resilient: format!("cafile = {wrong_ca}\n"),
+        start_timeout: Duration::from_secs(20),
+        ..TestOptions::default()
+    };
+    let err = TestHost::start_with(vec![Run::Registered(fn_hello::NAME)], options)
+        .await
+        .expect_err("a wrong CA must not connect");
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("certificate") || text.contains("UnknownIssuer"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cafile"),
+        "the error names the setting: {text}"
+    );
+
+    // The same wrong CA for STOMP only: the error names stomp_cafile.
+    let options = TestOptions {
+        resilient: format!("stomp_cafile = {wrong_ca}\n"),
+        ..TestOptions::default()
+    };
+    let err = TestHost::start_with(vec![Run::Registered(fn_hello::NAME)], options)
+        .await
+        .expect_err("a wrong STOMP CA must not connect");
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("stomp_cafile") && text.contains("certificate"),
+        "{text}"
+    );
+
+    // cafile=false, and no stomp_cafile: neither REST nor STOMP verifies.
+    let options = TestOptions {
+        resilient: "cafile = false\nstomp_cafile =\n".into(),
+        ..TestOptions::default()
+    };
+    let host = TestHost::start_with(vec![Run::Registered(fn_hello::NAME)], options)
+        .await
+        .expect("cafile=false connects without verification");
+    let inv = host
+        .invoke("fn_hello", json!({"hello_text": "insecure"}))
+        .await
+        .unwrap();
+    assert_eq!(inv.final_reply(WAIT).await.unwrap().message_type, 0);
+    host.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trap_exception_turns_errors_into_results() {
+    let options = TestOptions {
+        resilient: "trap_exception = True\n".into(),
+        ..TestOptions::default()
+    };
+    let host = TestHost::start_with(vec![Run::Registered(fn_hello::NAME)], options)
+        .await
+        .unwrap();
+    let inv = host
+        .invoke("fn_hello", json!({"hello_fail": true}))
+        .await
+        .unwrap();
+    let reply = inv.final_reply(WAIT).await.unwrap();
+    assert_eq!(reply.message_type, 0);
+    let results = reply.results.unwrap();
+    assert_eq!(results["success"], json!(false));
+    assert!(results["reason"].as_str().unwrap().contains("hello_fail"));
+    let statuses: Vec<String> = inv
+        .events()
+        .iter()
+        .filter_map(|e| match e {
+            soar_sim::InvocationEvent::Status(r) => Some(r.message.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        statuses
+            .iter()
+            .any(|s| s
+                .starts_with("Error running 'fn_hello'. Config 'trap_exception' set to 'True'")),
+        "{statuses:?}"
+    );
+    host.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redelivered_message_is_not_run_twice() {
+    let probe = Arc::new(Probe::default());
+    let host = TestHost::start(vec![Run::Adhoc(probe_component(probe.clone()))])
+        .await
+        .unwrap();
+    host.sim().deliver_twice(1);
+    let inv = host
+        .invoke(
+            "probe_fn",
+            json!({"probe_id": "twice", "probe_delay_ms": 50}),
+        )
+        .await
+        .unwrap();
+    inv.final_reply(WAIT).await.unwrap();
+    inv.wait_acked(WAIT).await.unwrap();
+    assert_eq!(inv.deliveries(), 2, "the platform delivered it twice");
+    assert_eq!(probe.runs().get("twice"), Some(&1));
+    host.stop().await.unwrap();
+}
