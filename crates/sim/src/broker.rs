@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt as _;
-use soar_stomp::{Command, Frame, Item, StompCodec};
+use soar_stomp::{CodecError, Command, Frame, Item, StompCodec};
 use tokio::io::{AsyncWrite, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
@@ -684,6 +684,12 @@ impl Broker {
             );
             return FrameOutcome::Closed;
         }
+        if frame.get("host").is_none_or(str::is_empty) {
+            self.violation(
+                st,
+                format!("connection {cid}: CONNECT without the host header STOMP 1.2 requires"),
+            );
+        }
         let (cx, cy) = match frame.get("heart-beat").map(parse_heart_beat) {
             None => (0, 0),
             Some(Some(hb)) => hb,
@@ -1101,6 +1107,12 @@ async fn handle_connection(
             }
             Some(None) => {
                 tracing::debug!("sim broker: connection {cid} closed by the client");
+                break;
+            }
+            Some(Some(Err(CodecError::Io(e)))) => {
+                // The client went away (an abrupt TCP close, a TLS close without close_notify,
+                // a reset): a dropped connection, not a protocol mistake.
+                tracing::debug!("sim broker: connection {cid} lost: {e}");
                 break;
             }
             Some(Some(Err(e))) => {

@@ -41,6 +41,23 @@ async fn email_and_password_are_accepted_and_heart_beats_are_negotiated() {
 }
 
 #[tokio::test]
+async fn connect_without_host_is_accepted_but_recorded() {
+    let sim = start_sim().await;
+    let mut c = RawClient::open(&sim).await;
+    c.send(
+        Frame::new(Command::Stomp)
+            .header("accept-version", "1.1,1.2")
+            .header("login", sim.config().api_key_id.clone())
+            .header("passcode", sim.config().api_key_secret.clone()),
+    )
+    .await;
+    assert_eq!(c.next_frame().await.command, Command::Connected);
+    let v = sim.violations();
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert!(v[0].contains("without the host header"), "{v:?}");
+}
+
+#[tokio::test]
 async fn frames_before_connect_are_violations() {
     let sim = start_sim().await;
     let mut c = RawClient::open(&sim).await;
