@@ -183,7 +183,8 @@ pub struct LogSettings {
 
 fn directive(level: &str) -> &'static str {
     match level.to_ascii_uppercase().as_str() {
-        "DEBUG" => "debug",
+        // Our crates at debug; the HTTP and TLS libraries stay at info unless RUST_LOG says so.
+        "DEBUG" => "debug,hyper_util=info,hyper=info,h2=info,rustls=info,reqwest=info",
         "WARNING" | "WARN" => "warn",
         "ERROR" | "CRITICAL" => "error",
         _ => "info",

@@ -12,6 +12,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -212,6 +213,14 @@ pub async fn serve(
     let (session, mut events) = Session::start(config.stomp.clone(), subscriptions);
     let tracker = Arc::new(Mutex::new(Tracker::default()));
     let workers = Arc::new(Semaphore::new(config.num_workers.max(1)));
+    let stopping = Arc::new(AtomicBool::new(false));
+    let shared = Shared {
+        dispatcher: dispatcher.clone(),
+        session: session.clone(),
+        tracker: tracker.clone(),
+        workers: workers.clone(),
+        stopping: stopping.clone(),
+    };
     let mut tasks = JoinSet::new();
     let mut ready = ready;
     let mut announced = false;
@@ -238,7 +247,7 @@ pub async fn serve(
                     }
                 }
                 Some(Event::Message { frame, tag }) => {
-                    on_message(&dispatcher, &session, &tracker, &workers, &mut tasks, frame, tag);
+                    on_message(&shared, &mut tasks, frame, tag);
                 }
                 Some(Event::Disconnected { error, .. }) => {
                     tracing::warn!("lost the STOMP connection to {address}: {error}; reconnecting");
@@ -251,27 +260,43 @@ pub async fn serve(
         }
     };
 
-    // Stop taking messages, let in-flight ones finish, then disconnect. Unfinished messages stay
-    // unacknowledged: the broker redelivers them to the next consumer.
-    if let Err(e) = session.unsubscribe_all().await {
-        tracing::debug!("unsubscribe on shutdown: {e}");
-    }
+    // Stop taking messages, let running ones finish (their replies and ACKs still flow), then
+    // disconnect. Messages not started stay unacknowledged: the broker redelivers them to the
+    // next consumer. (UNSUBSCRIBE is not used: a broker returns a subscription's unacknowledged
+    // messages to the queue when it ends, so running ones could no longer be acknowledged.)
+    stopping.store(true, Ordering::SeqCst);
     if !tasks.is_empty() {
         tracing::info!(
-            "waiting up to {:?} for {} running message(s)",
+            "waiting up to {:?} for {} message(s) to finish",
             config.shutdown_timeout,
             tasks.len()
         );
-        let drained = tokio::time::timeout(config.shutdown_timeout, async {
-            while tasks.join_next().await.is_some() {}
-        })
-        .await;
-        if drained.is_err() {
-            tracing::warn!(
-                "{} message(s) did not finish in time; they stay unacknowledged for redelivery",
-                tasks.len()
-            );
-            tasks.abort_all();
+        let deadline = tokio::time::sleep(config.shutdown_timeout);
+        tokio::pin!(deadline);
+        while !tasks.is_empty() {
+            tokio::select! {
+                _ = &mut deadline => {
+                    tracing::warn!(
+                        "{} message(s) did not finish in time; they stay unacknowledged for redelivery",
+                        tasks.len()
+                    );
+                    tasks.abort_all();
+                    break;
+                }
+                _ = tasks.join_next() => {}
+                // Keep reading the connection's events so that receipts keep arriving.
+                event = events.recv() => match event {
+                    Some(Event::Message { frame, .. }) => tracing::debug!(
+                        message_id = frame.get("message-id"),
+                        "not started: shutting down; left for redelivery"
+                    ),
+                    Some(Event::Fatal(_)) | None => {
+                        tasks.abort_all();
+                        break;
+                    }
+                    Some(_) => {}
+                },
+            }
         }
     }
     if let Err(e) = session.disconnect().await {
@@ -280,15 +305,24 @@ pub async fn serve(
     result
 }
 
-fn on_message(
-    dispatcher: &Arc<Dispatcher>,
-    session: &Session,
-    tracker: &Arc<Mutex<Tracker>>,
-    workers: &Arc<Semaphore>,
-    tasks: &mut JoinSet<()>,
-    frame: Frame,
-    tag: DeliveryTag,
-) {
+/// What every message task shares.
+#[derive(Clone)]
+struct Shared {
+    dispatcher: Arc<Dispatcher>,
+    session: Session,
+    tracker: Arc<Mutex<Tracker>>,
+    workers: Arc<Semaphore>,
+    stopping: Arc<AtomicBool>,
+}
+
+fn on_message(shared: &Shared, tasks: &mut JoinSet<()>, frame: Frame, tag: DeliveryTag) {
+    let Shared {
+        dispatcher,
+        session,
+        tracker,
+        workers,
+        stopping,
+    } = shared.clone();
     let Some(message_id) = frame.get("message-id").map(str::to_string) else {
         tracing::error!(
             "rejected a MESSAGE without a message-id header (destination {:?}); acknowledged",
@@ -327,13 +361,17 @@ fn on_message(
         });
         return;
     }
-    let dispatcher = dispatcher.clone();
-    let tracker = tracker.clone();
-    let workers = workers.clone();
     tasks.spawn(async move {
         let Ok(_permit) = workers.acquire_owned().await else {
             return;
         };
+        if stopping.load(Ordering::SeqCst) {
+            // Shutting down: not started, left unacknowledged for redelivery.
+            if let Ok(mut t) = tracker.lock() {
+                t.inflight.remove(&message_id);
+            }
+            return;
+        }
         let destination = frame.get("destination").unwrap_or_default().to_string();
         let reply_to = frame.get("reply-to").map(str::to_string);
         let correlation_id = frame.get("correlation-id").map(str::to_string);

@@ -1,0 +1,185 @@
+//! `host run` and `host selftest` as separate processes against the simulated platform, as an
+//! operator runs them: start-up, an invocation, graceful shutdown on SIGTERM with a message in
+//! flight, secrets kept out of the log, and selftest exit codes.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::json;
+use soar_sim::{InvocationEvent, Sim, SimConfig};
+use tokio::process::{Child, Command};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+struct Setup {
+    sim: Sim,
+    dir: tempfile::TempDir,
+    config: PathBuf,
+}
+
+async fn setup(extra: &str) -> Setup {
+    let sim = Sim::start(SimConfig {
+        api_key_secret: "s3cr3t-api-key-value".into(),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    sim.register_function("fn_hello", "fn_hello");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("app.config");
+    std::fs::write(
+        &config,
+        format!(
+            "{}num_workers = 4\nlogdir = {}\nloglevel = DEBUG\n{extra}\n[fn_hello]\nmax_delay_ms = 5000\n",
+            sim.app_config(),
+            dir.path().join("logs").display()
+        ),
+    )
+    .unwrap();
+    Setup { sim, dir, config }
+}
+
+fn host(dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_host"));
+    cmd.args(args)
+        .env("HOME", dir)
+        .env("APP_LOCK_FILE", dir.join("lock"))
+        .env_remove("APP_CONFIG_FILE")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+fn sigterm(child: &Child) {
+    let pid = child.id().expect("running");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_serves_then_finishes_in_flight_work_on_sigterm() {
+    let s = setup("").await;
+    // The log goes to logs/app.log too; an unread pipe would block the host once it is full.
+    let mut child = host(
+        s.dir.path(),
+        &["run", "--config-file", s.config.to_str().unwrap()],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let queue = format!("actions.{}.fn_hello", s.sim.org_id());
+    s.sim.wait_subscribed(&queue, WAIT).await.unwrap();
+
+    let inv = s
+        .sim
+        .invoke("fn_hello", json!({"hello_text": "one"}))
+        .await
+        .unwrap();
+    assert_eq!(inv.final_reply(WAIT).await.unwrap().message_type, 0);
+
+    // A slow message is running when SIGTERM arrives: it still completes and is acknowledged.
+    let slow = s
+        .sim
+        .invoke(
+            "fn_hello",
+            json!({"hello_text": "slow", "hello_delay_ms": 700}),
+        )
+        .await
+        .unwrap();
+    // Running means its handler has sent its first status message.
+    loop {
+        match slow.next_event(WAIT).await.unwrap() {
+            InvocationEvent::Status(_) => break,
+            InvocationEvent::Final(r) => panic!("finished too early: {r:?}"),
+            _ => {}
+        }
+    }
+    sigterm(&child);
+    let log_path = s.dir.path().join("logs/app.log");
+    let reply = slow.final_reply(WAIT).await.unwrap_or_else(|e| {
+        panic!(
+            "{e}\n{}",
+            std::fs::read_to_string(&log_path).unwrap_or_default()
+        )
+    });
+    assert_eq!(reply.results.unwrap()["content"]["text"], json!("slow"));
+    slow.wait_acked(WAIT).await.unwrap();
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    // It disconnected cleanly (DISCONNECT with a receipt), leaving nothing unacknowledged.
+    assert_eq!(s.sim.connections(), 0);
+    assert_eq!(s.sim.violations(), Vec::<String>::new());
+
+    let log = std::fs::read_to_string(s.dir.path().join("logs/app.log")).unwrap();
+    assert!(
+        log.contains("host has started successfully and is now running"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("s3cr3t-api-key-value"),
+        "the API key secret reached the log"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn selftest_checks_rest_stomp_and_components() {
+    let s = setup("").await;
+    let out = host(
+        s.dir.path(),
+        &["selftest", "--config-file", s.config.to_str().unwrap()],
+    )
+    .output()
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("REST: OK"), "{text}");
+    assert!(
+        text.contains("STOMP: OK, subscribed to 1 queue(s)"),
+        "{text}"
+    );
+    assert!(text.contains("fn_hello: success"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn selftest_with_a_wrong_api_key_exits_with_the_login_code() {
+    let s = setup("").await;
+    let text = std::fs::read_to_string(&s.config)
+        .unwrap()
+        .replace("s3cr3t-api-key-value", "wrong-secret-value");
+    std::fs::write(&s.config, text).unwrap();
+    let out = host(
+        s.dir.path(),
+        &["selftest", "--config-file", s.config.to_str().unwrap()],
+    )
+    .output()
+    .await
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    // 401 at login: 25 when the platform says "Invalid user name or password", else 21.
+    assert!(
+        matches!(out.status.code(), Some(21 | 25)),
+        "{:?} {err}",
+        out.status.code()
+    );
+    assert!(err.contains("REST"), "{err}");
+    assert!(
+        !err.contains("wrong-secret-value"),
+        "the secret reached stderr: {err}"
+    );
+}
