@@ -72,6 +72,21 @@ enum Command {
         #[arg(short = 'y', long)]
         yes: bool,
     },
+    /// Push the linked components' platform objects (destinations, functions, fields, rules,
+    /// workflows) to the platform, or write them as an export.res with --export.
+    Customize {
+        #[command(flatten)]
+        config: ConfigFile,
+        /// Only these components.
+        #[arg(short = 'l', long = "list", num_args = 1..)]
+        components: Vec<String>,
+        /// Import without asking.
+        #[arg(short = 'y', long)]
+        yes: bool,
+        /// Write an export.res file instead of pushing.
+        #[arg(long, value_name = "FILE")]
+        export: Option<PathBuf>,
+    },
     /// Check the REST login, the STOMP subscription and each component's own selftest.
     Selftest {
         #[command(flatten)]
@@ -114,6 +129,12 @@ fn main() -> ExitCode {
                 yes,
                 ..
             } => commands::config::run(create, file, &components, yes),
+            Command::Customize {
+                config,
+                components,
+                yes,
+                export,
+            } => commands::customize::run(config.config_file, &components, yes, export).await,
             Command::Selftest { config, components } => {
                 commands::selftest::run(config.config_file, &components).await
             }

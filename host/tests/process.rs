@@ -25,7 +25,6 @@ async fn setup(extra: &str) -> Setup {
     })
     .await
     .unwrap();
-    sim.register_function("fn_hello", "fn_hello");
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("app.config");
     std::fs::write(
@@ -37,6 +36,21 @@ async fn setup(extra: &str) -> Setup {
         ),
     )
     .unwrap();
+    // The platform learns fn_hello's destination, function, fields, rule and workflow from
+    // `host customize -y`, as an operator's would.
+    let out = host(
+        dir.path(),
+        &["customize", "-y", "--config-file", config.to_str().unwrap()],
+    )
+    .output()
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     Setup { sim, dir, config }
 }
 

@@ -53,6 +53,18 @@ impl Probe {
     }
 }
 
+/// The probe's platform objects.
+pub const PROBE_YAML: &str = r#"
+message_destinations:
+  - name: probe
+functions:
+  - name: probe_fn
+    destination: probe
+    inputs:
+      - {name: probe_id, type: text}
+      - {name: probe_delay_ms, type: number}
+"#;
+
 /// A component serving `probe_fn`, backed by `probe`.
 pub fn probe_component(probe: Arc<Probe>) -> LoadedComponent {
     adhoc(
@@ -61,6 +73,7 @@ pub fn probe_component(probe: Arc<Probe>) -> LoadedComponent {
             let probe = probe.clone();
             async move { probe.call(ctx, inputs).await }
         }),
+        PROBE_YAML,
     )
 }
 

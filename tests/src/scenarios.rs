@@ -24,7 +24,7 @@ pub async fn start(sim: SimConfig, num_workers: usize, probe: Arc<Probe>) -> Tes
     TestHost::start_with(
         vec![
             Run::Registered(fn_hello::NAME),
-            Run::Adhoc(crate::probe_component(probe)),
+            Run::Adhoc(Box::new(crate::probe_component(probe))),
         ],
         options,
     )
@@ -57,7 +57,7 @@ pub async fn one_invocation(host: &TestHost, ack_observable: bool) {
         })
         .collect();
     let mut expected = vec![
-        "status:fn_hello: echoing 3 input(s)".to_string(),
+        "status:fn_hello: echoing 'hi'".to_string(),
         "status:fn_hello: done".to_string(),
         "final".to_string(),
     ];

@@ -33,7 +33,21 @@ async fn ibm_resilient_circuits_completes_an_invocation_against_the_simulated_pl
         return;
     };
     let sim = Sim::start(SimConfig::default()).await.unwrap();
-    sim.register_function("fn_conformance_echo", "fn_conformance");
+    // The Python component's platform objects, pushed as `host customize` does.
+    let definitions = soar_sdk::testkit::definitions_from_yaml(
+        r#"
+message_destinations:
+  - name: fn_conformance
+functions:
+  - name: fn_conformance_echo
+    destination: fn_conformance
+    inputs:
+      - {name: fn_conformance_text, type: text}
+"#,
+    );
+    soar_sdk::testkit::customize_sim(&sim, &definitions)
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let logdir = dir.path().join("logs");
     std::fs::create_dir_all(&logdir).unwrap();

@@ -89,7 +89,20 @@ async fn e_malformed_bodies_and_frames_do_not_stop_the_host() {
         .unwrap();
     assert_eq!(inv.final_reply(WAIT).await.unwrap().message_type, 1);
     // A function this host does not serve: the error names it and the enabled components.
-    sim.register_function("fn_elsewhere", "fn_hello");
+    // A function defined on the platform for this destination, but served by no component here.
+    let elsewhere = soar_sdk::testkit::definitions_from_yaml(
+        r#"
+message_destinations:
+  - name: fn_hello
+functions:
+  - name: fn_elsewhere
+    destination: fn_hello
+    inputs: []
+"#,
+    );
+    soar_sdk::testkit::customize_sim(sim, &elsewhere)
+        .await
+        .unwrap();
     let inv = sim.invoke("fn_elsewhere", json!({})).await.unwrap();
     let reply = inv.final_reply(WAIT).await.unwrap();
     assert_eq!(reply.message_type, 1);
@@ -206,7 +219,7 @@ async fn trap_exception_turns_errors_into_results() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redelivered_message_is_not_run_twice() {
     let probe = Arc::new(Probe::default());
-    let host = TestHost::start(vec![Run::Adhoc(probe_component(probe.clone()))])
+    let host = TestHost::start(vec![Run::Adhoc(Box::new(probe_component(probe.clone())))])
         .await
         .unwrap();
     host.sim().deliver_twice(1);

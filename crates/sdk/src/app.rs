@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 use crate::config::resilient::Credentials;
 use crate::config::{AppConfig, ConfigError, ResilientOptions};
 use crate::context::ComponentSection;
+use crate::customize::{self, CustomizeError};
 use crate::dispatch::{DispatchOptions, Dispatcher, DuplicateFunction, LoadedComponent};
 use crate::registry::{ComponentRegistration, registered};
 use crate::runtime::{self, RuntimeConfig, RuntimeError};
@@ -44,6 +45,8 @@ pub enum AppError {
     Runtime(#[from] RuntimeError),
     #[error(transparent)]
     Duplicate(#[from] DuplicateFunction),
+    #[error(transparent)]
+    Customize(#[from] CustomizeError),
 }
 
 impl AppError {
@@ -85,11 +88,19 @@ pub fn load_component(
         component: registration.name.to_string(),
         source: Box::new(source),
     })?;
+    let definitions = if registration.customizations.is_empty() {
+        None
+    } else {
+        let definitions = customize::definitions(registration)?;
+        customize::check_component(registration.name, &component, &definitions)?;
+        Some(definitions)
+    };
     Ok(LoadedComponent {
         name: registration.name.to_string(),
         version: registration.version.to_string(),
         section: Arc::new(component_section(config, registration.section)),
         component,
+        definitions,
     })
 }
 
@@ -236,4 +247,96 @@ pub async fn run(
     };
     runtime::serve(dispatcher, queues, runtime_config, shutdown, ready).await?;
     Ok(())
+}
+
+/// Why a spawned host did not become ready.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("not subscribed within {0:?}")]
+    Timeout(Duration),
+    #[error(transparent)]
+    Stopped(AppError),
+    #[error("the host stopped without subscribing{0}")]
+    Ended(String),
+}
+
+impl StartError {
+    /// Process exit code (spec §8.3: 33 when not subscribed in time).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            StartError::Timeout(_) => 33,
+            StartError::Stopped(e) => e.exit_code(),
+            StartError::Ended(_) => 30,
+        }
+    }
+}
+
+/// A host running in a task of this process (selftest, the demo, the test kit).
+#[derive(Debug)]
+pub struct HostHandle {
+    stop: Option<oneshot::Sender<()>>,
+    ready: Option<oneshot::Receiver<Vec<String>>>,
+    task: Option<tokio::task::JoinHandle<Result<(), AppError>>>,
+}
+
+/// Starts [`run`] in a task.
+pub fn spawn(config: AppConfig, components: Vec<LoadedComponent>) -> HostHandle {
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let (ready_tx, ready_rx) = oneshot::channel();
+    let task = tokio::spawn(async move {
+        run(
+            &config,
+            components,
+            async {
+                let _ = stop_rx.await;
+            },
+            Some(ready_tx),
+        )
+        .await
+    });
+    HostHandle {
+        stop: Some(stop_tx),
+        ready: Some(ready_rx),
+        task: Some(task),
+    }
+}
+
+impl HostHandle {
+    /// Waits until the host has subscribed and returns its queues; if it stopped first, why.
+    pub async fn ready(&mut self, timeout: Duration) -> Result<Vec<String>, StartError> {
+        let Some(ready) = self.ready.take() else {
+            return Err(StartError::Ended(": ready() was already called".into()));
+        };
+        match tokio::time::timeout(timeout, ready).await {
+            Ok(Ok(queues)) => Ok(queues),
+            Ok(Err(_)) => match self.task.take() {
+                Some(task) => match task.await {
+                    Ok(Err(e)) => Err(StartError::Stopped(e)),
+                    Ok(Ok(())) => Err(StartError::Ended(String::new())),
+                    Err(e) => Err(StartError::Ended(format!(": {e}"))),
+                },
+                None => Err(StartError::Ended(String::new())),
+            },
+            Err(_) => Err(StartError::Timeout(timeout)),
+        }
+    }
+
+    /// Stops the host gracefully and returns how it ended.
+    pub async fn stop(mut self) -> Result<(), AppError> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await.unwrap_or(Ok(())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for HostHandle {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
 }

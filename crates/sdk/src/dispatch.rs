@@ -27,6 +27,8 @@ pub struct LoadedComponent {
     pub version: String,
     pub section: Arc<ComponentSection>,
     pub component: Component,
+    /// Its validated platform objects (none for components without customizations).
+    pub definitions: Option<soar_customizations::Customizations>,
 }
 
 /// Settings of the dispatcher taken from `[resilient]`.

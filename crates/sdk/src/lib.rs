@@ -10,12 +10,15 @@
 //! - [`registry`]: registration through `inventory`.
 //! - [`message`], [`dispatch`]: decoding platform messages and routing them to handlers.
 //! - [`runtime`], [`app`]: the STOMP/REST engine around the dispatcher.
+//! - [`customize`], [`schema`]: the platform objects a component declares, validated against its
+//!   handlers and pushed to the platform.
 //! - `testkit` (feature `testkit`): start the simulated platform and run handlers through the
 //!   real engine in a few lines.
 
 pub mod app;
 pub mod config;
 pub mod context;
+pub mod customize;
 pub mod dispatch;
 pub mod error;
 pub mod handler;
@@ -24,6 +27,7 @@ pub mod message;
 pub mod registry;
 pub mod result;
 pub mod runtime;
+pub mod schema;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
@@ -32,7 +36,7 @@ pub use error::FunctionError;
 pub use handler::{Function, RuleHandler, Selftest, SelftestReport, SelftestState};
 pub use inputs::Inputs;
 pub use message::Message;
-pub use registry::{Component, ComponentRegistration, registered};
+pub use registry::{Component, ComponentRegistration, EmbeddedFile, registered};
 pub use result::{FunctionResult, Reply};
 
 #[doc(hidden)]

@@ -5,10 +5,58 @@
 //! linked in by a cargo feature of the host plus a `use fn_x as _;` line: without that line rustc
 //! drops the crate and its registration silently.
 
+use std::future::Future;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
+use async_trait::async_trait;
+use serde::de::DeserializeOwned;
+
 use crate::config::{AppConfig, ConfigError};
+use crate::context::Context;
+use crate::error::FunctionError;
 use crate::handler::{Function, RuleHandler, Selftest};
+use crate::inputs::Inputs;
+use crate::result::FunctionResult;
+use crate::schema::{self, InputSchema};
+
+/// A customization file embedded in a function crate (see [`embed_customizations!`](crate::embed_customizations)).
+#[derive(Debug, Clone, Copy)]
+pub struct EmbeddedFile {
+    /// Where it came from, for messages (`fn_hello/customize/fn_hello.yaml`).
+    pub path: &'static str,
+    pub text: &'static str,
+}
+
+/// Embeds a crate's customization YAML files at build time:
+/// `customizations: soar_sdk::embed_customizations!("customize/fn_hello.yaml")`.
+#[macro_export]
+macro_rules! embed_customizations {
+    ($($file:literal),* $(,)?) => {
+        &[$($crate::registry::EmbeddedFile {
+            path: concat!(env!("CARGO_PKG_NAME"), "/", $file),
+            text: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/", $file)),
+        }),*]
+    };
+}
+
+struct Typed<I, F> {
+    handler: F,
+    _inputs: PhantomData<fn() -> I>,
+}
+
+#[async_trait]
+impl<I, F, Fut> Function for Typed<I, F>
+where
+    I: DeserializeOwned + Send + 'static,
+    F: Fn(Context, I) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<FunctionResult, FunctionError>> + Send + 'static,
+{
+    async fn call(&self, ctx: Context, inputs: Inputs) -> Result<FunctionResult, FunctionError> {
+        let typed = inputs.parse::<I>()?;
+        (self.handler)(ctx, typed).await
+    }
+}
 
 /// What a function crate tells the host about itself.
 #[derive(Debug)]
@@ -25,6 +73,9 @@ pub struct ComponentRegistration {
     pub default_config: &'static str,
     /// Validates its configuration and builds its handlers.
     pub build: fn(&AppConfig) -> Result<Component, ConfigError>,
+    /// Its platform objects (message destinations, functions, fields, rules, workflows), as
+    /// YAML files embedded with [`embed_customizations!`](crate::embed_customizations).
+    pub customizations: &'static [EmbeddedFile],
 }
 
 inventory::collect!(ComponentRegistration);
@@ -62,6 +113,8 @@ macro_rules! register_component {
 pub struct FunctionRoute {
     pub name: String,
     pub handler: Arc<dyn Function>,
+    /// The inputs it reads, for typed handlers (checked against the function's definition).
+    pub schema: Option<InputSchema>,
 }
 
 /// A rule handler bound to a message destination and a rule's display name.
@@ -103,11 +156,39 @@ impl Component {
         Component::default()
     }
 
-    /// Adds a function handler for the platform function `name`.
+    /// Adds a function handler for the platform function `name` that reads [`Inputs`](crate::Inputs).
     pub fn function(mut self, name: impl Into<String>, handler: impl Function) -> Self {
         self.functions.push(FunctionRoute {
             name: name.into(),
             handler: Arc::new(handler),
+            schema: None,
+        });
+        self
+    }
+
+    /// Adds a function handler that receives its inputs as a typed struct `I`. The fields of `I`
+    /// are checked against the function's customization (name and type) by validation.
+    ///
+    /// # Panics
+    /// When `I` is not a struct with named fields (a programming error caught by any test).
+    pub fn typed_function<I, F, Fut>(mut self, name: impl Into<String>, handler: F) -> Self
+    where
+        I: DeserializeOwned + Send + 'static,
+        F: Fn(Context, I) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<FunctionResult, FunctionError>> + Send + 'static,
+    {
+        let name = name.into();
+        let schema = match schema::trace::<I>() {
+            Ok(s) => s,
+            Err(e) => panic!("typed function {name}: {e}"),
+        };
+        self.functions.push(FunctionRoute {
+            name,
+            handler: Arc::new(Typed {
+                handler,
+                _inputs: PhantomData,
+            }),
+            schema: Some(schema),
         });
         self
     }

@@ -14,11 +14,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use soar_sim::{Invocation, Sim, SimConfig};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+
+use soar_customizations::{Customizations, Source};
 
 use crate::app::{self, AppError, load_component};
 use crate::config::AppConfig;
+use crate::customize;
 use crate::dispatch::LoadedComponent;
 use crate::registry::{Component, registered};
 
@@ -65,14 +66,79 @@ pub enum TestKitError {
     Io(#[from] std::io::Error),
 }
 
-/// A component that is not registered through `inventory` (built in the test itself).
-pub fn adhoc(name: &str, component: Component) -> LoadedComponent {
+/// A component that is not registered through `inventory` (built in the test itself), with its
+/// customizations as YAML text.
+///
+/// # Panics
+/// When the YAML does not parse or validate, or does not define the component's functions.
+pub fn adhoc(name: &str, component: Component, yaml: &str) -> LoadedComponent {
+    let file = format!("{name} (test YAML)");
+    let definitions = Customizations::parse(&[Source {
+        file: &file,
+        text: yaml,
+    }])
+    .and_then(|c| c.validate().map(|()| c))
+    .unwrap_or_else(|e| panic!("{e}"));
+    if let Err(e) = customize::check_component(name, &component, &definitions) {
+        panic!("{e}");
+    }
     LoadedComponent {
         name: name.to_string(),
         version: "0.0.0-test".to_string(),
         section: Arc::new(app::component_section(&AppConfig::empty(), None)),
         component,
+        definitions: Some(definitions),
     }
+}
+
+/// Pushes `definitions` to a simulated platform with the library call behind `host customize -y`.
+pub async fn customize_sim(
+    sim: &Sim,
+    definitions: &Customizations,
+) -> Result<customize::PushReport, TestKitError> {
+    let config = AppConfig::parse(&sim.app_config(), std::path::Path::new("sim.app.config"))?;
+    let opts = crate::config::ResilientOptions::from_config(&config)?;
+    let rest = soar_rest::RestClient::connect(app::rest_config(&opts)?)
+        .await
+        .map_err(AppError::from)?;
+    Ok(customize::push(&rest, definitions, |_| true, &mut |line| {
+        tracing::debug!("customize: {line}")
+    })
+    .await
+    .map_err(AppError::from)?)
+}
+
+/// Parses and validates customization YAML written in a test.
+///
+/// # Panics
+/// When it does not parse or validate.
+pub fn definitions_from_yaml(yaml: &str) -> Customizations {
+    Customizations::parse(&[Source {
+        file: "test YAML",
+        text: yaml,
+    }])
+    .and_then(|c| c.validate().map(|()| c))
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The validated customizations of a registered component.
+pub fn definitions_of(name: &str) -> Result<Customizations, TestKitError> {
+    let registration = registered()
+        .into_iter()
+        .find(|reg| reg.name == name)
+        .ok_or_else(|| TestKitError::NotRegistered(name.to_string()))?;
+    Ok(customize::definitions(registration).map_err(AppError::from)?)
+}
+
+/// Checks a registered component's customizations and its handlers against them; for a
+/// function crate's own test, so that `cargo test` fails on definitions that don't validate.
+pub fn validate_registered(name: &str) -> Result<(), TestKitError> {
+    let registration = registered()
+        .into_iter()
+        .find(|reg| reg.name == name)
+        .ok_or_else(|| TestKitError::NotRegistered(name.to_string()))?;
+    app::load_component(registration, &AppConfig::empty())?;
+    Ok(())
 }
 
 /// The simulated platform's `[resilient]` lines with `overrides` applied: a key given in
@@ -109,8 +175,7 @@ pub struct TestHost {
     sim: Sim,
     config_path: PathBuf,
     queues: Vec<String>,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<Result<(), AppError>>>,
+    host: Option<app::HostHandle>,
     _dir: tempfile::TempDir,
 }
 
@@ -126,7 +191,7 @@ impl std::fmt::Debug for TestHost {
 #[derive(Debug, Clone)]
 pub enum Run {
     Registered(&'static str),
-    Adhoc(LoadedComponent),
+    Adhoc(Box<LoadedComponent>),
 }
 
 impl TestHost {
@@ -158,50 +223,27 @@ impl TestHost {
                         .ok_or_else(|| TestKitError::NotRegistered(name.to_string()))?;
                     load_component(registration, &config)?
                 }
-                Run::Adhoc(c) => c,
+                Run::Adhoc(c) => *c,
             };
-            for f in loaded.component.functions() {
-                sim.register_function(&f.name, &loaded.name);
-            }
-            for r in loaded.component.rules() {
-                sim.add_message_destination(&r.destination);
-            }
             components.push(loaded);
         }
-        let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
-        let (ready_tx, ready_rx) = oneshot::channel();
-        let task = tokio::spawn(async move {
-            app::run(
-                &config,
-                components,
-                async {
-                    let _ = shutdown_rx.await;
-                },
-                Some(ready_tx),
-            )
-            .await
-        });
-        let queues = match tokio::time::timeout(options.start_timeout, ready_rx).await {
-            Ok(Ok(queues)) => queues,
-            Ok(Err(_)) => {
-                let reason = match task.await {
-                    Ok(Err(e)) => e.to_string(),
-                    Ok(Ok(())) => "it returned without subscribing".to_string(),
-                    Err(e) => e.to_string(),
-                };
-                return Err(TestKitError::Stopped(reason));
-            }
-            Err(_) => {
-                task.abort();
-                return Err(TestKitError::StartTimeout(options.start_timeout));
-            }
+        // Set up the platform as an operator would: `host customize -y`.
+        let definitions =
+            customize::merged(components.iter().filter_map(|c| c.definitions.clone()))
+                .map_err(AppError::from)?;
+        customize_sim(&sim, &definitions).await?;
+        let mut host = app::spawn(config, components);
+        let queues = match host.ready(options.start_timeout).await {
+            Ok(queues) => queues,
+            Err(app::StartError::Timeout(t)) => return Err(TestKitError::StartTimeout(t)),
+            Err(app::StartError::Stopped(e)) => return Err(e.into()),
+            Err(e) => return Err(TestKitError::Stopped(e.to_string())),
         };
         Ok(TestHost {
             sim,
             config_path,
             queues,
-            shutdown: Some(shutdown_tx),
-            task: Some(task),
+            host: Some(host),
             _dir: dir,
         })
     }
@@ -232,23 +274,9 @@ impl TestHost {
 
     /// Stops the host gracefully and returns how it ended.
     pub async fn stop(mut self) -> Result<(), TestKitError> {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        match self.task.take() {
-            Some(task) => match task.await {
-                Ok(result) => Ok(result?),
-                Err(e) => Err(TestKitError::Stopped(e.to_string())),
-            },
+        match self.host.take() {
+            Some(host) => Ok(host.stop().await?),
             None => Ok(()),
-        }
-    }
-}
-
-impl Drop for TestHost {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
         }
     }
 }

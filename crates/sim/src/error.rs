@@ -21,6 +21,12 @@ pub enum SimError {
     /// `send_rule_message` named a rule that was never added with `add_rule`.
     #[error("rule '{0}' is not defined in the simulated platform; call Sim::add_rule first")]
     UnknownRule(String),
+    /// An incident id that does not exist.
+    #[error("incident {0} does not exist in the simulated platform")]
+    UnknownIncident(i64),
+    /// The platform refused the request (invalid object, wrong kind of rule…), with its message.
+    #[error("the simulated platform refused the request: {0}")]
+    Rejected(String),
     /// A socket could not be bound, accepted or written.
     #[error("I/O error in the simulated platform: {0}")]
     Io(#[from] std::io::Error),

@@ -24,20 +24,27 @@
 //! # Ok(()) }
 //! ```
 
+pub mod artifacts;
 pub mod broker;
 pub mod certs;
 mod error;
 mod external;
+pub mod fields;
+pub mod imports;
+pub mod incidents;
 pub mod invocation;
 mod messages;
 pub mod platform;
 pub mod rest;
+pub mod rules;
+pub mod script;
+pub mod workflow;
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -47,7 +54,9 @@ use tokio_util::sync::CancellationToken;
 
 pub use broker::{BrokerStats, SubscriptionInfo};
 pub use error::SimError;
+pub use incidents::ApiError;
 pub use invocation::{Invocation, InvocationEvent, Reply};
+pub use rules::{ActionState, ActionStatus, RuleRun, WorkflowRun, WorkflowStatus};
 
 use broker::{Broker, Credentials, QueuedMessage};
 use certs::Certs;
@@ -125,6 +134,8 @@ pub struct SimConfig {
     pub heart_beat_ms: u32,
     /// Embedded or external broker.
     pub broker: BrokerMode,
+    /// How long a workflow waits for its function's final reply (60 s).
+    pub workflow_timeout: Duration,
 }
 
 impl Default for SimConfig {
@@ -142,6 +153,7 @@ impl Default for SimConfig {
             resource_prefix: None,
             heart_beat_ms: 15000,
             broker: BrokerMode::Embedded,
+            workflow_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -161,6 +173,7 @@ impl fmt::Debug for SimConfig {
             .field("resource_prefix", &self.resource_prefix)
             .field("heart_beat_ms", &self.heart_beat_ms)
             .field("broker", &self.broker)
+            .field("workflow_timeout", &self.workflow_timeout)
             .finish()
     }
 }
@@ -193,6 +206,9 @@ struct SimInner {
     backend: Backend,
     cancel: CancellationToken,
     counter: AtomicU64,
+    workflow_timeout_ms: AtomicU64,
+    rule_runs: std::sync::Mutex<Vec<RuleRun>>,
+    events_processed: tokio::sync::watch::Sender<u64>,
 }
 
 impl Drop for SimInner {
@@ -201,6 +217,16 @@ impl Drop for SimInner {
         if let Backend::Embedded { broker, .. } = &self.backend {
             broker.drop_connections();
         }
+    }
+}
+
+/// A handle that does not keep the simulator alive (for its own background tasks).
+#[derive(Clone)]
+pub(crate) struct WeakSim(Weak<SimInner>);
+
+impl WeakSim {
+    pub(crate) fn upgrade(&self) -> Option<Sim> {
+        self.0.upgrade().map(|inner| Sim { inner })
     }
 }
 
@@ -288,19 +314,28 @@ impl Sim {
             config.bind,
             certs.ca_file().display()
         );
-        Ok(Sim {
+        let sim = Sim {
             inner: Arc::new(SimInner {
-                config,
                 platform,
                 registry,
                 certs,
                 client_tls,
                 rest_port,
                 backend,
+                workflow_timeout_ms: AtomicU64::new(
+                    u64::try_from(config.workflow_timeout.as_millis()).unwrap_or(u64::MAX),
+                ),
+                rule_runs: std::sync::Mutex::new(Vec::new()),
+                events_processed: tokio::sync::watch::Sender::new(0),
                 cancel,
                 counter: AtomicU64::new(0),
+                config,
             }),
-        })
+        };
+        let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
+        sim.inner.platform.state().events = Some(events_tx);
+        rules::spawn_engine(&sim, events_rx);
+        Ok(sim)
     }
 
     /// The REST port.
@@ -413,20 +448,25 @@ impl Sim {
             .platform
             .function(&request.function)
             .ok_or_else(|| SimError::UnknownFunction(request.function.clone()))?;
+        self.publish_function(&f, request.inputs, request.incident, request.extra)
+            .await
+    }
+
+    /// Puts a §4.1 function message for `f` on its destination's queue.
+    pub(crate) async fn publish_function(
+        &self,
+        f: &platform::FunctionDef,
+        inputs: Value,
+        incident: Option<Value>,
+        extra: Map<String, Value>,
+    ) -> Result<Invocation, SimError> {
         let n = self.next_number();
-        let inputs = if request.inputs.is_null() {
+        let inputs = if inputs.is_null() {
             Value::Object(Map::new())
         } else {
-            request.inputs
+            inputs
         };
-        let body = messages::function_body(
-            &f,
-            inputs,
-            request.incident,
-            n,
-            &self.inner.config.email,
-            request.extra,
-        );
+        let body = messages::function_body(f, inputs, incident, n, &self.inner.config.email, extra);
         let correlation_id = format!("invid:{n}");
         let reply_to = format!("/queue/{}", self.reply_queue(&f.destination));
         let headers = messages::platform_headers(&reply_to, &correlation_id);
@@ -484,6 +524,162 @@ impl Sim {
             .unwrap_or(default_cid);
         self.publish(destination, n, correlation_id, headers, body)
             .await
+    }
+
+    pub(crate) fn downgrade(&self) -> WeakSim {
+        WeakSim(Arc::downgrade(&self.inner))
+    }
+
+    /// How long workflows wait for a function's final reply.
+    pub fn workflow_timeout(&self) -> Duration {
+        Duration::from_millis(self.inner.workflow_timeout_ms.load(Ordering::SeqCst))
+    }
+
+    /// Changes how long workflows started from now on wait for a function's final reply.
+    pub fn set_workflow_timeout(&self, timeout: Duration) {
+        self.inner.workflow_timeout_ms.store(
+            u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+            Ordering::SeqCst,
+        );
+    }
+
+    /// Makes the next `POST /configurations/imports` answer `REJECTED` with this ERROR message
+    /// (fault injection). The import is still recorded in [`Sim::imports`].
+    pub fn reject_next_import(&self, message: &str) {
+        self.inner.platform.state().reject_next_import = Some(message.to_string());
+    }
+
+    /// Every export document posted to `/configurations/imports`, in order (accepted,
+    /// rejected or pending).
+    pub fn imports(&self) -> Vec<Value> {
+        self.inner
+            .platform
+            .state()
+            .imports
+            .iter()
+            .map(|r| r.payload.clone())
+            .collect()
+    }
+
+    /// The DTOs of the posted imports (`{id, status, create_date, messages}`), in order.
+    pub fn import_records(&self) -> Vec<Value> {
+        self.inner
+            .platform
+            .state()
+            .imports
+            .iter()
+            .map(|r| r.dto.clone())
+            .collect()
+    }
+
+    /// The platform's export (what `POST /configurations/exports/` answers).
+    pub fn export(&self) -> Value {
+        imports::export(&self.inner.platform.state())
+    }
+
+    /// A message destination as `GET /message_destinations/{id}` answers it, by programmatic name.
+    pub fn message_destination(&self, programmatic_name: &str) -> Option<Value> {
+        let st = self.inner.platform.state();
+        st.destination_by_name(programmatic_name)
+            .and_then(|d| serde_json::to_value(d).ok())
+    }
+
+    /// Creates an incident as `POST /incidents` does; returns it.
+    pub fn create_incident(&self, incident: Value) -> Result<Value, SimError> {
+        let org = self.inner.config.org_id;
+        self.inner
+            .platform
+            .state()
+            .create_incident(org, &incident)
+            .map_err(|e| SimError::Rejected(e.message))
+    }
+
+    /// An incident as `GET /incidents/{id}` answers it.
+    pub fn incident(&self, id: i64) -> Option<Value> {
+        self.inner.platform.state().incident_json(id, false)
+    }
+
+    /// The notes of an incident, oldest first (empty if it does not exist).
+    pub fn notes(&self, incident_id: i64) -> Vec<Value> {
+        self.inner
+            .platform
+            .state()
+            .notes
+            .get(&incident_id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Adds a text note to an incident; returns it.
+    pub fn add_note(&self, incident_id: i64, text: &str) -> Result<Value, SimError> {
+        self.add_note_internal(
+            incident_id,
+            &serde_json::json!({"text": {"format": "text", "content": text}}),
+        )
+        .map_err(|e| Self::map_api(incident_id, e))
+    }
+
+    fn map_api(incident_id: i64, e: ApiError) -> SimError {
+        if e.status == 404 && e.message.starts_with("Incident ") {
+            SimError::UnknownIncident(incident_id)
+        } else {
+            SimError::Rejected(e.message)
+        }
+    }
+
+    /// Changes some fields of an incident (like `PUT /incidents/{id}` with only those keys;
+    /// automatic rules see the change); returns the incident.
+    pub fn update_incident(&self, id: i64, changes: Value) -> Result<Value, SimError> {
+        self.inner
+            .platform
+            .state()
+            .update_incident(id, &changes)
+            .map(|(_, new)| new)
+            .map_err(|e| Self::map_api(id, e))
+    }
+
+    /// Closes an incident with a resolution (a label such as "Resolved", or an id) and a
+    /// resolution summary; returns the incident.
+    pub fn close_incident(
+        &self,
+        id: i64,
+        resolution: &str,
+        summary: &str,
+    ) -> Result<Value, SimError> {
+        self.update_incident(
+            id,
+            serde_json::json!({"plan_status": "C", "resolution_id": resolution, "resolution_summary": summary}),
+        )
+    }
+
+    /// Deletes an incident (with its notes and artifacts); returns it.
+    pub fn delete_incident(&self, id: i64) -> Result<Value, SimError> {
+        self.inner
+            .platform
+            .state()
+            .delete_incident(id)
+            .map_err(|e| Self::map_api(id, e))
+    }
+
+    /// Adds an artifact (`{"type": <id or name>, "value", "description"}`) to an incident, as
+    /// `POST /incidents/{id}/artifacts` does; returns it.
+    pub fn add_artifact(&self, incident_id: i64, artifact: Value) -> Result<Value, SimError> {
+        self.inner
+            .platform
+            .state()
+            .add_artifact(incident_id, &artifact)
+            .map_err(|e| Self::map_api(incident_id, e))
+    }
+
+    /// The artifacts of an incident, oldest first.
+    pub fn artifacts(&self, incident_id: i64) -> Vec<Value> {
+        self.inner
+            .platform
+            .state()
+            .artifacts
+            .get(&incident_id)
+            .cloned()
+            .unwrap_or_default()
     }
 
     fn next_number(&self) -> u64 {

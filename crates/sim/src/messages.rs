@@ -159,12 +159,7 @@ mod tests {
 
     #[test]
     fn rule_body_merges_given_fields() {
-        let rule = Rule {
-            id: 7,
-            name: "R".into(),
-            destinations: vec![],
-            uuid: String::new(),
-        };
+        let rule = Rule::manual(7, "R", &[]);
         let b = rule_body(
             &rule,
             "a@b",

@@ -11,6 +11,9 @@ use std::sync::{Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use crate::imports::{ImportRecord, ObjectStore, StoredObject};
+use crate::rules::ActionStatus;
+
 /// A message destination (a queue `actions.<org>.<programmatic_name>`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct MessageDestination {
@@ -62,7 +65,7 @@ pub struct FunctionDef {
     pub destination: String,
 }
 
-/// A rule (custom action) that sends messages to some destinations.
+/// A rule (custom action): it sends rule messages to its destinations and starts its workflows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rule {
     /// Numeric id (the `action_id` of its messages).
@@ -73,6 +76,87 @@ pub struct Rule {
     pub destinations: Vec<String>,
     /// Stable uuid.
     pub uuid: String,
+    /// Programmatic names of the workflows it starts.
+    pub workflows: Vec<String>,
+    /// Manual (type 1) or automatic (type 0).
+    pub manual: bool,
+    /// Object type name (`incident`, `note`, `artifact`, `task`…).
+    pub object_type: String,
+    /// Conditions as exported (`{field_name, method, value, …}`).
+    pub conditions: Vec<Value>,
+    /// `logic_type` "any" (true) or "all" (false).
+    pub logic_any: bool,
+    /// Whether the rule is enabled.
+    pub enabled: bool,
+}
+
+impl Rule {
+    /// A manual incident rule without workflows or conditions.
+    pub fn manual(id: i64, name: &str, destinations: &[&str]) -> Rule {
+        Rule {
+            id,
+            name: name.to_string(),
+            destinations: destinations.iter().map(|d| d.to_string()).collect(),
+            uuid: stable_uuid("rule", name),
+            workflows: Vec::new(),
+            manual: true,
+            object_type: "incident".to_string(),
+            conditions: Vec::new(),
+            logic_any: false,
+            enabled: true,
+        }
+    }
+}
+
+/// The numeric object type of an object type name (`actions_framework.action_object_types`).
+pub fn object_type_id(name: &str) -> i64 {
+    match name {
+        "task" => 1,
+        "note" => 2,
+        "milestone" => 3,
+        "artifact" => 4,
+        "attachment" => 5,
+        "datatable" => 6,
+        "email" => 13,
+        _ => 0,
+    }
+}
+
+/// What happened to an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// The object was created.
+    Created,
+    /// The object was modified.
+    Modified,
+    /// The object was deleted.
+    Deleted,
+}
+
+impl Operation {
+    /// `created`, `modified` or `deleted` (the ActionDataDTO's `operation_type`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Created => "created",
+            Operation::Modified => "modified",
+            Operation::Deleted => "deleted",
+        }
+    }
+}
+
+/// A change to an incident or one of its objects, which automatic rules evaluate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlatformEvent {
+    /// Object type name: `incident`, `note`, `artifact`.
+    pub object_type: String,
+    /// Created, modified or deleted.
+    pub operation: Operation,
+    /// The incident concerned.
+    pub incident_id: i64,
+    /// The object before (null when created).
+    pub old: Value,
+    /// The object after (null when deleted).
+    pub new: Value,
 }
 
 /// A password-login REST session.
@@ -100,7 +184,28 @@ pub struct PlatformState {
     pub sessions: HashMap<String, RestSession>,
     /// Every REST request answered so far.
     pub rest_log: Vec<RestLogEntry>,
+    /// Objects stored by accepted imports, verbatim.
+    pub store: ObjectStore,
+    /// Every posted import, in order.
+    pub imports: Vec<ImportRecord>,
+    /// The rejection message of the next posted import (fault injection).
+    pub reject_next_import: Option<String>,
+    /// Incidents by id (select fields hold ids; custom fields under `properties`).
+    pub incidents: BTreeMap<i64, Value>,
+    /// Notes by incident id, in creation order.
+    pub notes: BTreeMap<i64, Vec<Value>>,
+    /// The action status log (rule messages and workflow function invocations).
+    pub action_status: Vec<ActionStatus>,
+    /// Workflow instances by id (`GET /workflow_instances/{id}`).
+    pub workflow_instances: BTreeMap<i64, Value>,
+    /// Artifacts by incident id, in creation order.
+    pub artifacts: BTreeMap<i64, Vec<Value>>,
+    /// Where changes are reported for automatic rules (set by [`crate::Sim::start`]).
+    pub events: Option<tokio::sync::mpsc::UnboundedSender<PlatformEvent>>,
+    /// How many changes were reported to the automatic rules engine.
+    pub events_emitted: u64,
     next_id: i64,
+    next_import_id: i64,
 }
 
 impl PlatformState {
@@ -108,6 +213,33 @@ impl PlatformState {
     pub fn next_id(&mut self) -> i64 {
         self.next_id += 1;
         self.next_id
+    }
+
+    /// Reports a change to the automatic rules engine (if one is running).
+    pub fn emit(
+        &mut self,
+        object_type: &str,
+        operation: Operation,
+        incident_id: i64,
+        old: Value,
+        new: Value,
+    ) {
+        if let Some(tx) = &self.events {
+            self.events_emitted += 1;
+            let _ = tx.send(PlatformEvent {
+                object_type: object_type.to_string(),
+                operation,
+                incident_id,
+                old,
+                new,
+            });
+        }
+    }
+
+    /// A fresh configuration import id.
+    pub fn next_import_id(&mut self) -> i64 {
+        self.next_import_id += 1;
+        self.next_import_id
     }
 
     /// The destination with this programmatic name.
@@ -145,13 +277,32 @@ impl PlatformState {
         self.rules.values().find(|r| r.name == name)
     }
 
-    /// JSON of a function as `GET /functions/{name}` answers it.
+    /// JSON of a function as `GET /functions/{name}` answers it: the imported definition (with
+    /// the platform's id) or, for a function added with `register_function`, a synthesized one.
     pub fn function_json(&self, f: &FunctionDef, handle_names: bool) -> Value {
         let handle = if handle_names {
             json!(f.destination)
         } else {
             json!(self.destination_by_name(&f.destination).map(|d| d.id))
         };
+        if let Some(o) = self.store.get("functions", &f.name) {
+            let mut j = o.json.clone();
+            j["id"] = json!(f.id);
+            j["destination_handle"] = handle;
+            if !handle_names && let Some(ws) = j.get_mut("workflows").and_then(Value::as_array_mut)
+            {
+                for w in ws.iter_mut() {
+                    let pn = w
+                        .get("programmatic_name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    if let Some(wf) = self.store.get("workflows", pn) {
+                        w["workflow_id"] = json!(wf.id);
+                    }
+                }
+            }
+            return j;
+        }
         json!({
             "id": f.id,
             "name": f.name,
@@ -170,7 +321,8 @@ impl PlatformState {
         })
     }
 
-    /// JSON of a rule as `GET /actions` lists it.
+    /// JSON of a rule as `GET /actions` lists it (`type` and `object_type` as numbers;
+    /// destinations and workflows as names with `handle_format=names`, else as ids).
     pub fn rule_json(&self, r: &Rule, handle_names: bool) -> Value {
         let dests: Vec<Value> = r
             .destinations
@@ -183,23 +335,46 @@ impl PlatformState {
                 }
             })
             .collect();
-        json!({
-            "id": r.id,
-            "name": r.name,
-            "type": 1,
-            "object_type": 0,
-            "enabled": true,
-            "logic_type": "all",
-            "conditions": [],
-            "automations": [],
-            "view_items": [],
-            "timeout_seconds": 86400,
-            "uuid": r.uuid,
-            "export_key": r.name,
-            "message_destinations": dests,
-            "workflows": [],
-            "tags": [],
-        })
+        let workflows: Vec<Value> = r
+            .workflows
+            .iter()
+            .map(|name| {
+                if handle_names {
+                    json!(name)
+                } else {
+                    json!(self.store.get("workflows", name).map(|w| w.id))
+                }
+            })
+            .collect();
+        let mut j = match self.store.get("actions", &r.name) {
+            Some(o) => o.json.clone(),
+            None => json!({
+                "automations": [],
+                "view_items": [],
+                "timeout_seconds": 86400,
+                "export_key": r.name,
+                "tags": [],
+            }),
+        };
+        j["id"] = json!(r.id);
+        j["name"] = json!(r.name);
+        j["type"] = json!(if r.manual { 1 } else { 0 });
+        j["object_type"] = json!(object_type_id(&r.object_type));
+        j["enabled"] = json!(r.enabled);
+        j["logic_type"] = json!(if r.logic_any { "any" } else { "all" });
+        j["conditions"] = Value::Array(r.conditions.clone());
+        j["uuid"] = json!(r.uuid);
+        j["message_destinations"] = Value::Array(dests);
+        j["workflows"] = Value::Array(workflows);
+        j
+    }
+
+    /// JSON of a workflow as `GET /workflows` lists it: the imported definition with the
+    /// platform's `workflow_id`.
+    pub fn workflow_json(&self, o: &StoredObject) -> Value {
+        let mut j = o.json.clone();
+        j["workflow_id"] = json!(o.id);
+        j
     }
 }
 
@@ -315,21 +490,13 @@ impl Platform {
         );
     }
 
-    /// Adds (or replaces) a rule; creates its destinations.
+    /// Adds (or replaces) a manual incident rule; creates its destinations.
     pub fn add_rule(&self, id: i64, name: &str, destinations: &[&str]) {
         let mut st = self.state();
         for d in destinations {
             st.ensure_destination(d);
         }
-        st.rules.insert(
-            id,
-            Rule {
-                id,
-                name: name.to_string(),
-                destinations: destinations.iter().map(|d| d.to_string()).collect(),
-                uuid: stable_uuid("rule", name),
-            },
-        );
+        st.rules.insert(id, Rule::manual(id, name, destinations));
     }
 
     /// A copy of the function definition.

@@ -2,7 +2,9 @@
 //!
 //! It answers what a resilient-circuits host asks at startup (protocol spec §2.5 and §10):
 //! sessions (API key Basic auth or email/password with a `JSESSIONID` cookie and `X-sess-id`),
-//! the org, `/rest/const`, field types, rules (`/actions`), functions and message destinations.
+//! the org, `/rest/const`, field types, rules (`/actions`), functions and message destinations;
+//! and what `host customize` and integrations use: configuration imports and exports
+//! (§6.2/§6.3), workflows and workflow instances, incidents and their notes.
 //! Every request, answered or not, is appended to the platform's REST log.
 
 use std::sync::Arc;
@@ -15,7 +17,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -24,6 +26,8 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
 
+use crate::imports;
+use crate::incidents::ApiError;
 use crate::platform::{MessageDestination, Platform, RestSession};
 
 /// The user id reported for the email/password user.
@@ -239,12 +243,419 @@ async fn get_org(State(state): St, _auth: Authed, Path(org_id): Path<String>) ->
 async fn get_type_fields(
     State(state): St,
     _auth: Authed,
-    Path((org_id, _type_name)): Path<(String, String)>,
+    Path((org_id, type_name)): Path<(String, String)>,
 ) -> Response {
     if let Some(r) = org_error(&state, &org_id) {
         return r;
     }
-    axum::Json(json!([])).into_response()
+    axum::Json(state.platform.state().type_fields(&type_name)).into_response()
+}
+
+async fn get_type_field(
+    State(state): St,
+    _auth: Authed,
+    Path((org_id, type_name, field)): Path<(String, String, String)>,
+) -> Response {
+    if let Some(r) = org_error(&state, &org_id) {
+        return r;
+    }
+    let fields = state.platform.state().type_fields(&type_name);
+    match fields
+        .into_iter()
+        .find(|f| f["name"] == field.as_str() || field.parse::<i64>().is_ok_and(|n| f["id"] == n))
+    {
+        Some(f) => axum::Json(f).into_response(),
+        None => not_found(format!("Field '{field}' of type '{type_name}' not found")),
+    }
+}
+
+fn api_error(e: ApiError) -> Response {
+    error_json(
+        StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
+        e.message,
+    )
+}
+
+fn parse_json(body: &Bytes) -> Result<Value, String> {
+    serde_json::from_slice(body).map_err(|e| format!("The request body is not valid JSON: {e}"))
+}
+
+async fn post_import(
+    State(state): St,
+    _auth: Authed,
+    Path(org_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = org_error(&state, &org_id) {
+        return r;
+    }
+    let payload = match parse_json(&body) {
+        Ok(v) => v,
+        Err(m) => return error_json(StatusCode::BAD_REQUEST, m),
+    };
+    let dto = imports::post(&mut state.platform.state(), payload);
+    axum::Json(dto).into_response()
+}
+
+async fn get_import(
+    State(state): St,
+    _auth: Authed,
+    Path((org_id, id)): Path<(String, String)>,
+) -> Response {
+    if let Some(r) = org_error(&state, &org_id) {
+        return r;
+    }
+    let st = state.platform.state();
+    match st
+        .imports
+        .iter()
+        .find(|r| id.parse::<i64>().is_ok_and(|n| r.dto["id"] == n))
+    {
+        Some(r) => axum::Json(r.dto.clone()).into_response(),
+        None => not_found(format!("Configuration import {id} not found")),
+    }
+}
+
+async fn put_import(
+    State(state): St,
+    _auth: Authed,
+    Path((org_id, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = org_error(&state, &org_id) {
+        return r;
+    }
+    let Ok(id) = id.parse::<i64>() else {
+        return not_found(format!("Configuration import {id} not found"));
+    };
+    let body = match parse_json(&body) {
+        Ok(v) => v,
+        Err(m) => return error_json(StatusCode::BAD_REQUEST, m),
+    };
+    match imports::decide(&mut state.platform.state(), id, &body) {
+        Ok(dto) => axum::Json(dto).into_response(),
+        Err(imports::DecideError::NotFound(m)) => not_found(m),
+        Err(imports::DecideError::BadRequest(m)) => error_json(StatusCode::BAD_REQUEST, m),
+        Err(imports::DecideError::Conflict(m)) => error_json(StatusCode::CONFLICT, m),
+    }
+}
+
+async fn post_export(State(state): St, _auth: Authed, Path(org_id): Path<String>) -> Response {
+    if let Some(r) = org_error(&state, &org_id) {
+        return r;
+    }
+    axum::Json(imports::export(&state.platform.state())).into_response()
+}
+
+async fn get_workflows(State(state): St, _auth: Authed, Path(org_id): Path<String>) -> Response {
+    if let Some(r) = org_error(&state, &org_id) {
+        return r;
+    }
+    let st = state.platform.state();
+    let entities: Vec<Value> = st
+        .store
+        .list("workflows")
+        .iter()
+        .map(|o| st.workflow_json(o))
+        .collect();
+    axum::Json(json!({ "entities": entities })).into_response()
+}
+
+async fn get_workflow(
+    State(state): St,
+    _auth: Authed,
+    Path((org_id, id)): Path<(String, String)>,
+) -> Response {
+    if let Some(r) = org_error(&state, &org_id) {
+        return r;
+    }
+    let st = state.platform.state();
+    match st
+        .store
+        .list("workflows")
+        .iter()
+        .find(|o| o.key == id || o.id.to_string() == id)
+    {
+        Some(o) => axum::Json(st.workflow_json(o)).into_response(),
+        None => not_found(format!("Workflow '{id}' not found")),
+    }
+}
+
+async fn get_workflow_instance(
+    State(state): St,
+    _auth: Authed,
+    Path((org_id, id)): Path<(String, String)>,
+) -> Response {
+    if let Some(r) = org_error(&state, &org_id) {
+        return r;
+    }
+    let st = state.platform.state();
+    match id
+        .parse::<i64>()
+        .ok()
+        .and_then(|id| st.workflow_instances.get(&id))
+    {
+        Some(w) => axum::Json(w.clone()).into_response(),
+        None => not_found(format!("Workflow instance {id} not found")),
+    }
+}
+
+fn incident_id(id: &str) -> Result<i64, String> {
+    id.parse::<i64>()
+        .map_err(|_| format!("Incident {id} not found"))
+}
+
+async fn post_incident(
+    State(state): St,
+    _auth: Authed,
+    Path(org_id): Path<String>,
+    Query(hf): Query<HandleFormat>,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = org_error(&state, &org_id) {
+        return r;
+    }
+    let body = match parse_json(&body) {
+        Ok(v) => v,
+        Err(m) => return error_json(StatusCode::BAD_REQUEST, m),
+    };
+    let mut st = state.platform.state();
+    match st.create_incident(state.platform.org_id, &body) {
+        Ok(inc) if hf.names() => axum::Json(st.incident_names(&inc)).into_response(),
+        Ok(inc) => axum::Json(inc).into_response(),
+        Err(e) => api_error(e),
+    }
+}
+
+async fn get_incident(
+    State(state): St,
+    _auth: Authed,
+    Path((org_id, id)): Path<(String, String)>,
+    Query(hf): Query<HandleFormat>,
+) -> Response {
+    if let Some(r) = org_error(&state, &org_id) {
+        return r;
+    }
+    let id = match incident_id(&id) {
+        Ok(id) => id,
+        Err(m) => return not_found(m),
+    };
+    match state.platform.state().incident_json(id, hf.names()) {
+        Some(inc) => axum::Json(inc).into_response(),
+        None => api_error(ApiError::not_found_incident(id)),
+    }
+}
+
+async fn put_incident(
+    State(state): St,
+    _auth: Authed,
+    Path((org_id, id)): Path<(String, String)>,
+    Query(hf): Query<HandleFormat>,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = org_error(&state, &org_id) {
+        return r;
+    }
+    let id = match incident_id(&id) {
+        Ok(id) => id,
+        Err(m) => return not_found(m),
+    };
+    let body = match parse_json(&body) {
+        Ok(v) => v,
+        Err(m) => return error_json(StatusCode::BAD_REQUEST, m),
+    };
+    let mut st = state.platform.state();
+    match st.update_incident(id, &body) {
+        Ok((_, new)) if hf.names() => axum::Json(st.incident_names(&new)).into_response(),
+        Ok((_, new)) => axum::Json(new).into_response(),
+        Err(e) => api_error(e),
+    }
+}
+
+async fn patch_incident(
+    State(state): St,
+    _auth: Authed,
+    Path((org_id, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = org_error(&state, &org_id) {
+        return r;
+    }
+    let id = match incident_id(&id) {
+        Ok(id) => id,
+        Err(m) => return not_found(m),
+    };
+    let body = match parse_json(&body) {
+        Ok(v) => v,
+        Err(m) => return error_json(StatusCode::BAD_REQUEST, m),
+    };
+    match state.platform.state().patch_incident(id, &body) {
+        Ok(_) => axum::Json(json!({"success": true, "title": null, "message": null, "hints": []}))
+            .into_response(),
+        Err(e) => api_error(e),
+    }
+}
+
+async fn delete_incident(
+    State(state): St,
+    _auth: Authed,
+    Path((org_id, id)): Path<(String, String)>,
+) -> Response {
+    if let Some(r) = org_error(&state, &org_id) {
+        return r;
+    }
+    let id = match incident_id(&id) {
+        Ok(id) => id,
+        Err(m) => return not_found(m),
+    };
+    match state.platform.state().delete_incident(id) {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => api_error(e),
+    }
+}
+
+async fn get_artifact_types(
+    State(state): St,
+    _auth: Authed,
+    Path(org_id): Path<String>,
+) -> Response {
+    if let Some(r) = org_error(&state, &org_id) {
+        return r;
+    }
+    axum::Json(json!({"entities": state.platform.state().artifact_types()})).into_response()
+}
+
+async fn get_artifacts(
+    State(state): St,
+    _auth: Authed,
+    Path((org_id, id)): Path<(String, String)>,
+    Query(hf): Query<HandleFormat>,
+) -> Response {
+    if let Some(r) = org_error(&state, &org_id) {
+        return r;
+    }
+    let id = match incident_id(&id) {
+        Ok(id) => id,
+        Err(m) => return not_found(m),
+    };
+    let st = state.platform.state();
+    if !st.incidents.contains_key(&id) {
+        return api_error(ApiError::not_found_incident(id));
+    }
+    let list: Vec<Value> = st
+        .artifacts
+        .get(&id)
+        .map(|l| l.iter().map(|a| st.artifact_json(a, hf.names())).collect())
+        .unwrap_or_default();
+    axum::Json(list).into_response()
+}
+
+async fn post_artifact(
+    State(state): St,
+    _auth: Authed,
+    Path((org_id, id)): Path<(String, String)>,
+    Query(hf): Query<HandleFormat>,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = org_error(&state, &org_id) {
+        return r;
+    }
+    let id = match incident_id(&id) {
+        Ok(id) => id,
+        Err(m) => return not_found(m),
+    };
+    let body = match parse_json(&body) {
+        Ok(v) => v,
+        Err(m) => return error_json(StatusCode::BAD_REQUEST, m),
+    };
+    let mut st = state.platform.state();
+    match st.add_artifact(id, &body) {
+        // The platform answers a list of the created artifacts.
+        Ok(a) => axum::Json(json!([st.artifact_json(&a, hf.names())])).into_response(),
+        Err(e) => api_error(e),
+    }
+}
+
+async fn get_artifact(
+    State(state): St,
+    _auth: Authed,
+    Path((org_id, id, aid)): Path<(String, String, String)>,
+    Query(hf): Query<HandleFormat>,
+) -> Response {
+    if let Some(r) = org_error(&state, &org_id) {
+        return r;
+    }
+    let id = match incident_id(&id) {
+        Ok(id) => id,
+        Err(m) => return not_found(m),
+    };
+    let st = state.platform.state();
+    match st.artifacts.get(&id).and_then(|l| {
+        l.iter()
+            .find(|a| aid.parse::<i64>().is_ok_and(|n| a["id"] == n))
+    }) {
+        Some(a) => axum::Json(st.artifact_json(a, hf.names())).into_response(),
+        None => not_found(format!("Artifact {aid} not found")),
+    }
+}
+
+async fn delete_artifact(
+    State(state): St,
+    _auth: Authed,
+    Path((org_id, id, aid)): Path<(String, String, String)>,
+) -> Response {
+    if let Some(r) = org_error(&state, &org_id) {
+        return r;
+    }
+    let (Ok(id), Ok(aid)) = (id.parse::<i64>(), aid.parse::<i64>()) else {
+        return not_found("Artifact not found");
+    };
+    match state.platform.state().delete_artifact(id, aid) {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => api_error(e),
+    }
+}
+
+async fn get_comments(
+    State(state): St,
+    _auth: Authed,
+    Path((org_id, id)): Path<(String, String)>,
+) -> Response {
+    if let Some(r) = org_error(&state, &org_id) {
+        return r;
+    }
+    let id = match incident_id(&id) {
+        Ok(id) => id,
+        Err(m) => return not_found(m),
+    };
+    let st = state.platform.state();
+    if !st.incidents.contains_key(&id) {
+        return api_error(ApiError::not_found_incident(id));
+    }
+    axum::Json(st.notes.get(&id).cloned().unwrap_or_default()).into_response()
+}
+
+async fn post_comment(
+    State(state): St,
+    _auth: Authed,
+    Path((org_id, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = org_error(&state, &org_id) {
+        return r;
+    }
+    let id = match incident_id(&id) {
+        Ok(id) => id,
+        Err(m) => return not_found(m),
+    };
+    let body = match parse_json(&body) {
+        Ok(v) => v,
+        Err(m) => return error_json(StatusCode::BAD_REQUEST, m),
+    };
+    match state.platform.state().add_note(id, &body) {
+        Ok(note) => axum::Json(note).into_response(),
+        Err(e) => api_error(e),
+    }
 }
 
 async fn get_actions(
@@ -422,6 +833,56 @@ pub(crate) fn router(state: Arc<RestState>, prefix: Option<&str>) -> Router {
         .route(
             "/rest/orgs/{org_id}/types/{type_name}/fields",
             get(get_type_fields),
+        )
+        .route(
+            "/rest/orgs/{org_id}/types/{type_name}/fields/{field}",
+            get(get_type_field),
+        )
+        .route(
+            "/rest/orgs/{org_id}/configurations/imports",
+            post(post_import),
+        )
+        .route(
+            "/rest/orgs/{org_id}/configurations/imports/{id}",
+            get(get_import).put(put_import),
+        )
+        .route(
+            "/rest/orgs/{org_id}/configurations/exports",
+            post(post_export),
+        )
+        .route(
+            "/rest/orgs/{org_id}/configurations/exports/",
+            post(post_export),
+        )
+        .route("/rest/orgs/{org_id}/workflows", get(get_workflows))
+        .route("/rest/orgs/{org_id}/workflows/{id}", get(get_workflow))
+        .route(
+            "/rest/orgs/{org_id}/workflow_instances/{id}",
+            get(get_workflow_instance),
+        )
+        .route("/rest/orgs/{org_id}/incidents", post(post_incident))
+        .route(
+            "/rest/orgs/{org_id}/incidents/{id}",
+            get(get_incident)
+                .put(put_incident)
+                .patch(patch_incident)
+                .delete(delete_incident),
+        )
+        .route(
+            "/rest/orgs/{org_id}/incidents/{id}/artifacts",
+            get(get_artifacts).post(post_artifact),
+        )
+        .route(
+            "/rest/orgs/{org_id}/incidents/{id}/artifacts/{aid}",
+            get(get_artifact).delete(delete_artifact),
+        )
+        .route(
+            "/rest/orgs/{org_id}/artifact_types",
+            get(get_artifact_types),
+        )
+        .route(
+            "/rest/orgs/{org_id}/incidents/{id}/comments",
+            get(get_comments).post(post_comment),
         )
         .route("/rest/orgs/{org_id}/actions", get(get_actions))
         .route(

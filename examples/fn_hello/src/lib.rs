@@ -5,14 +5,17 @@
 //! request (`hello_fail`) so that tests and the demo can show an error reply. The tests, the demo
 //! and the benchmark use it.
 //!
-//! A function crate needs three things: handlers (plain async functions), a `build` function that
-//! validates its app.config section and wires the handlers, and one `register_component!`.
+//! A function crate needs four things: handlers (plain async functions), its platform objects in
+//! YAML (`customize/*.yaml`: message destination, function and inputs, rules, workflows), a
+//! `build` function that validates its app.config section and wires the handlers, and one
+//! `register_component!`.
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use soar_sdk::config::{AppConfig, ConfigError};
-use soar_sdk::{Component, ComponentRegistration, Context, FunctionError, FunctionResult, Inputs};
+use soar_sdk::{Component, ComponentRegistration, Context, FunctionError, FunctionResult};
 
 /// The component's name and its app.config section.
 pub const NAME: &str = "fn_hello";
@@ -31,7 +34,18 @@ soar_sdk::register_component!(ComponentRegistration {
     section: Some(NAME),
     default_config: DEFAULT_CONFIG,
     build,
+    customizations: soar_sdk::embed_customizations!("customize/fn_hello.yaml"),
 });
+
+/// The inputs of `fn_hello`, as declared in `customize/fn_hello.yaml`. Validation checks each
+/// field against that declaration (name and type).
+#[derive(Debug, Deserialize, Serialize)]
+pub struct HelloInputs {
+    pub hello_text: Option<String>,
+    pub hello_delay_ms: Option<i64>,
+    pub hello_fail: Option<bool>,
+    pub incident_id: Option<i64>,
+}
 
 /// Validates `[fn_hello]` and builds the component.
 pub fn build(config: &AppConfig) -> Result<Component, ConfigError> {
@@ -40,7 +54,7 @@ pub fn build(config: &AppConfig) -> Result<Component, ConfigError> {
         None => 60_000,
     };
     Ok(Component::new()
-        .function(NAME, move |ctx, inputs| hello(ctx, inputs, max_delay_ms))
+        .typed_function(NAME, move |ctx, inputs| hello(ctx, inputs, max_delay_ms))
         .example(
             NAME,
             json!({"hello_text": "Hello from the demo", "incident_id": 2095}),
@@ -72,11 +86,11 @@ impl soar_sdk::Selftest for HelloSelftest {
 /// Echoes the inputs: `hello_text` (text), `hello_delay_ms` (number), `hello_fail` (boolean).
 async fn hello(
     ctx: Context,
-    inputs: Inputs,
+    inputs: HelloInputs,
     max_delay_ms: u64,
 ) -> Result<FunctionResult, FunctionError> {
-    let text = inputs.str("hello_text")?.unwrap_or_default().to_string();
-    let delay_ms = inputs.i64("hello_delay_ms")?.unwrap_or(0);
+    let text = inputs.hello_text.clone().unwrap_or_default();
+    let delay_ms = inputs.hello_delay_ms.unwrap_or(0);
     if delay_ms < 0 || delay_ms as u64 > max_delay_ms {
         return Err(FunctionError::invalid_input(
             "hello_delay_ms",
@@ -85,15 +99,11 @@ async fn hello(
             ),
         ));
     }
-    ctx.status(format!(
-        "fn_hello: echoing {} input(s)",
-        inputs.normalized().len()
-    ))
-    .await;
+    ctx.status(format!("fn_hello: echoing '{text}'")).await;
     if delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(delay_ms as u64)).await;
     }
-    if inputs.bool("hello_fail")? == Some(true) {
+    if inputs.hello_fail == Some(true) {
         return Err(FunctionError::msg(format!(
             "fn_hello was asked to fail (hello_fail is true) for '{text}'; set hello_fail to false to get an echo"
         )));
@@ -101,7 +111,15 @@ async fn hello(
     ctx.status("fn_hello: done").await;
     Ok(FunctionResult::new(json!({
         "text": text,
-        "echo": inputs.normalized(),
+        "echo": inputs,
         "incident_id": ctx.message().incident_id(),
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn customizations_validate_against_the_handler() {
+        soar_sdk::testkit::validate_registered(super::NAME).unwrap();
+    }
 }

@@ -1,11 +1,13 @@
 //! `host config -c|-u`: write the base `[resilient]` section plus every linked component's
 //! default section, or append the sections an existing file lacks (never editing existing ones).
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use soar_sdk::config::{AppConfig, generate::BASE_CONFIG};
 use soar_sdk::registered;
+
+use super::confirm;
 
 fn first_section(text: &str) -> Option<&str> {
     text.lines().find_map(|l| {
@@ -22,17 +24,6 @@ fn default_file() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_default();
     home.join(".resilient").join("app.config")
-}
-
-fn confirm(question: &str) -> bool {
-    if !std::io::stdin().is_terminal() {
-        return false;
-    }
-    print!("{question} (y/n): ");
-    let _ = std::io::stdout().flush();
-    let mut answer = String::new();
-    let _ = std::io::stdin().lock().read_line(&mut answer);
-    matches!(answer.trim(), "y" | "Y" | "yes")
 }
 
 fn sections(only: &[String]) -> Result<Vec<(&'static str, &'static str)>, String> {

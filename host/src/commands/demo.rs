@@ -5,9 +5,10 @@
 use std::time::{Duration, Instant};
 
 use soar_sdk::app;
-use soar_sdk::config::AppConfig;
+use soar_sdk::config::{AppConfig, ResilientOptions};
+use soar_sdk::customize;
+use soar_sdk::rest::RestClient;
 use soar_sim::{InvocationEvent, Sim, SimConfig};
-use tokio::sync::oneshot;
 
 use super::report;
 
@@ -56,11 +57,20 @@ async fn demo(repeat: usize) -> anyhow::Result<()> {
             "no components are linked into this host: build it with a function crate feature"
         );
     }
+    // Set up the platform as an operator would: `host customize -y`.
+    let definitions = customize::merged(components.iter().filter_map(|c| c.definitions.clone()))?;
+    let opts = ResilientOptions::from_config(&config)?;
+    let rest = RestClient::connect(app::rest_config(&opts)?).await?;
+    let started = Instant::now();
+    customize::push(&rest, &definitions, |_| true, &mut |line| {
+        for l in line.lines() {
+            println!("customize: {l}");
+        }
+    })
+    .await?;
+    println!("customize: done in {} ms", started.elapsed().as_millis());
     let mut examples = Vec::new();
     for c in &components {
-        for f in c.component.functions() {
-            sim.register_function(&f.name, &c.name);
-        }
         for (function, inputs) in c.component.examples() {
             examples.push((c.name.clone(), function.clone(), inputs.clone()));
         }
@@ -73,31 +83,8 @@ async fn demo(repeat: usize) -> anyhow::Result<()> {
     }
 
     let started = Instant::now();
-    let (ready_tx, ready_rx) = oneshot::channel();
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let host = tokio::spawn(async move {
-        app::run(
-            &config,
-            components,
-            async {
-                let _ = stop_rx.await;
-            },
-            Some(ready_tx),
-        )
-        .await
-    });
-    let queues = match tokio::time::timeout(WAIT, ready_rx).await {
-        Ok(Ok(q)) => q,
-        _ => {
-            let _ = stop_tx.send(());
-            return match host.await {
-                Ok(Err(e)) => Err(e.into()),
-                _ => Err(anyhow::anyhow!(
-                    "the host did not subscribe within {WAIT:?}"
-                )),
-            };
-        }
-    };
+    let mut host = app::spawn(config, components);
+    let queues = host.ready(WAIT).await?;
     println!(
         "host: logged in and subscribed to {} in {} ms",
         queues.join(", "),
@@ -110,12 +97,7 @@ async fn demo(repeat: usize) -> anyhow::Result<()> {
         }
     }
 
-    let _ = stop_tx.send(());
-    match host.await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(e.into()),
-        Err(e) => return Err(e.into()),
-    }
+    host.stop().await?;
     let stats = sim.stats();
     println!(
         "done in {} ms: {} message(s) delivered, {} acknowledged; protocol violations seen by the platform: {}",

@@ -1,12 +1,14 @@
 //! One module per subcommand. Each returns the process exit code.
 
 pub mod config;
+pub mod customize;
 #[cfg(feature = "sim")]
 pub mod demo;
 pub mod list;
 pub mod run;
 pub mod selftest;
 
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use soar_sdk::config::{AppConfig, ResilientOptions};
@@ -39,4 +41,17 @@ pub fn log_file(opts: &ResilientOptions) -> Option<PathBuf> {
     } else {
         Some(PathBuf::from(&opts.logdir).join(&opts.logfile))
     }
+}
+
+/// Asks a yes/no question on the terminal; without a terminal the answer is no.
+pub fn confirm(question: &str) -> bool {
+    if !std::io::stdin().is_terminal() {
+        eprintln!("{question} Not a terminal: pass -y to proceed without asking.");
+        return false;
+    }
+    print!("{question} (y/n): ");
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    matches!(answer.trim(), "y" | "Y" | "yes")
 }

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use soar_sdk::app::{self, AppError};
 use soar_sdk::rest::RestClient;
 use soar_sdk::{SelftestReport, SelftestState};
-use tokio::sync::oneshot;
 
 use super::{load_config, report};
 
@@ -49,28 +48,11 @@ pub async fn run(config_file: Option<PathBuf>, only: &[String]) -> i32 {
     // STOMP: subscribed within selftest_timeout.
     let timeout = opts.selftest_timeout.max(Duration::from_secs(1));
     let started = Instant::now();
-    let (ready_tx, ready_rx) = oneshot::channel();
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let host = tokio::spawn({
-        let config = config.clone();
-        let components = components.clone();
-        async move {
-            app::run(
-                &config,
-                components,
-                async {
-                    let _ = stop_rx.await;
-                },
-                Some(ready_tx),
-            )
-            .await
-        }
-    });
-    let stomp = tokio::time::timeout(timeout, ready_rx).await;
-    let _ = stop_tx.send(());
-    let ended = host.await;
-    match stomp {
-        Ok(Ok(queues)) => println!(
+    let mut host = app::spawn(config.clone(), components.clone());
+    let subscribed = host.ready(timeout).await;
+    let _ = host.stop().await;
+    match subscribed {
+        Ok(queues) => println!(
             "STOMP: OK, subscribed to {} queue(s) in {} ms{}",
             queues.len(),
             started.elapsed().as_millis(),
@@ -80,24 +62,9 @@ pub async fn run(config_file: Option<PathBuf>, only: &[String]) -> i32 {
                 ""
             }
         ),
-        Ok(Err(_)) => {
-            return match ended {
-                Ok(Err(e)) => {
-                    report("STOMP: ", &e);
-                    e.exit_code()
-                }
-                _ => {
-                    eprintln!("error: STOMP: the host stopped before subscribing");
-                    30
-                }
-            };
-        }
-        Err(_) => {
-            eprintln!(
-                "error: STOMP: not subscribed within selftest_timeout = {} s",
-                timeout.as_secs()
-            );
-            return 33;
+        Err(e) => {
+            report("STOMP: ", &e);
+            return e.exit_code();
         }
     }
 

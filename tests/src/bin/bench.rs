@@ -76,7 +76,8 @@ async fn main() -> anyhow::Result<()> {
     }
     let deadline = Instant::now() + Duration::from_secs(args.max_seconds);
     let sim = Sim::start(SimConfig::default()).await?;
-    sim.register_function("fn_hello", "fn_hello");
+    soar_sdk::testkit::customize_sim(&sim, &soar_sdk::testkit::definitions_of(fn_hello::NAME)?)
+        .await?;
     let dir = tempfile::tempdir()?;
     let config = dir.path().join("app.config");
     std::fs::write(

@@ -205,3 +205,102 @@ impl RawClient {
 pub fn json_body(frame: &Frame) -> serde_json::Value {
     serde_json::from_slice(&frame.body).expect("JSON body")
 }
+
+/// A REST client authenticating with the simulator's API key.
+pub struct Api {
+    http: reqwest::Client,
+    base: String,
+    id: String,
+    secret: String,
+}
+
+impl Api {
+    pub fn new(sim: &Sim) -> Api {
+        Api {
+            http: reqwest::Client::builder()
+                .use_preconfigured_tls((*sim.client_tls_config()).clone())
+                .timeout(WAIT)
+                .build()
+                .expect("reqwest client"),
+            base: sim.base_url(),
+            id: sim.config().api_key_id.clone(),
+            secret: sim.config().api_key_secret.clone(),
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .basic_auth(&self.id, Some(&self.secret));
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let r = req.send().await.expect("request");
+        let status = r.status();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> (reqwest::StatusCode, serde_json::Value) {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn post(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    pub async fn put(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        self.call(reqwest::Method::PUT, path, Some(body)).await
+    }
+
+    /// Posts an import and accepts it; returns the final DTO (panics unless ACCEPTED).
+    pub async fn import(&self, export: &serde_json::Value) -> serde_json::Value {
+        let (s, dto) = self
+            .post("/rest/orgs/201/configurations/imports", export)
+            .await;
+        assert_eq!(s, reqwest::StatusCode::OK, "{dto}");
+        assert_eq!(dto["status"], "PENDING", "{dto}");
+        let mut accepted = dto.clone();
+        accepted["status"] = serde_json::json!("ACCEPTED");
+        let (s, dto) = self
+            .put(
+                &format!("/rest/orgs/201/configurations/imports/{}", dto["id"]),
+                &accepted,
+            )
+            .await;
+        assert_eq!(s, reqwest::StatusCode::OK, "{dto}");
+        assert_eq!(dto["status"], "ACCEPTED", "{dto}");
+        dto
+    }
+}
+
+/// The hand-written export of `tests/fixtures/hello_export.res`.
+pub fn fixture() -> serde_json::Value {
+    serde_json::from_str(include_str!("../fixtures/hello_export.res")).expect("fixture JSON")
+}
+
+/// Texts of an import DTO's messages of one type.
+pub fn messages(dto: &serde_json::Value, kind: &str) -> Vec<String> {
+    dto["messages"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|m| m["type"] == kind)
+                .map(|m| m["text"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -1,0 +1,297 @@
+//! Customizations of the linked components: parsing the YAML they embed, validating it against
+//! their handlers, and pushing it to the platform (`host customize`) safely and repeatably.
+//!
+//! A push shows a plan (new, changed, unchanged objects) computed against the platform's own
+//! export, imports only when something is new or changed (`POST /configurations/imports`, then
+//! `PUT … "status":"ACCEPTED"`), and grants the host's API key (or user) access to each message
+//! destination. A rejected import stops with the platform's messages and changes nothing.
+
+use serde_json::{Value, json};
+use soar_customizations::plan::{Plan, plan};
+use soar_customizations::{CustomizationError, Customizations, Source, check_input};
+use soar_rest::{RestClient, RestError};
+
+use crate::registry::{Component, ComponentRegistration};
+
+pub use soar_customizations as model;
+
+/// Why customizations could not be validated or pushed.
+#[derive(Debug, thiserror::Error)]
+pub enum CustomizeError {
+    #[error("component {component}: {source}")]
+    Definitions {
+        component: String,
+        #[source]
+        source: CustomizationError,
+    },
+    #[error("{0}")]
+    Merge(#[from] CustomizationError),
+    #[error("component {component}: {problems}")]
+    Handlers { component: String, problems: String },
+    #[error(transparent)]
+    Rest(#[from] RestError),
+    #[error("the platform rejected the import (status {status}):\n{messages}")]
+    Rejected { status: String, messages: String },
+    #[error("{0}")]
+    Declined(String),
+    #[error("the platform answered an import without {0}")]
+    BadAnswer(&'static str),
+}
+
+/// Parses and validates one component's embedded YAML.
+pub fn definitions(registration: &ComponentRegistration) -> Result<Customizations, CustomizeError> {
+    let sources: Vec<Source<'_>> = registration
+        .customizations
+        .iter()
+        .map(|f| Source {
+            file: f.path,
+            text: f.text,
+        })
+        .collect();
+    let parsed = Customizations::parse(&sources).and_then(|c| c.validate().map(|()| c));
+    parsed.map_err(|source| CustomizeError::Definitions {
+        component: registration.name.to_string(),
+        source,
+    })
+}
+
+/// Checks a built component against its definitions: every function it serves is defined, and
+/// every input a typed handler reads is an input of that function with a compatible type.
+pub fn check_component(
+    name: &str,
+    component: &Component,
+    definitions: &Customizations,
+) -> Result<(), CustomizeError> {
+    let mut problems = Vec::new();
+    for f in component.functions() {
+        let Some(def) = definitions.function(&f.name) else {
+            problems.push(format!(
+                "function '{}' has a handler but no definition in the crate's customizations",
+                f.name
+            ));
+            continue;
+        };
+        if let Some(schema) = &f.schema {
+            for (input, kind) in &schema.inputs {
+                if let Err(e) = check_input(def, input, *kind) {
+                    problems.push(format!("function '{}': {e}", f.name));
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(CustomizeError::Handlers {
+            component: name.to_string(),
+            problems: problems.join("; "),
+        })
+    }
+}
+
+/// The merged, validated definitions of several components.
+pub fn merged(
+    parts: impl IntoIterator<Item = Customizations>,
+) -> Result<Customizations, CustomizeError> {
+    let all = Customizations::merge(parts)?;
+    all.validate()?;
+    Ok(all)
+}
+
+/// What a push did.
+#[derive(Debug, Clone)]
+pub struct PushReport {
+    pub plan: Plan,
+    /// Whether an import was sent (and accepted).
+    pub imported: bool,
+    /// The platform's import messages.
+    pub messages: Vec<String>,
+    /// Message destinations the host was given access to now.
+    pub granted: Vec<String>,
+}
+
+fn messages(dto: &Value) -> Vec<String> {
+    dto.get("messages")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .map(|m| {
+                    format!(
+                        "{}: {}",
+                        m.get("type").and_then(Value::as_str).unwrap_or("INFO"),
+                        m.get("text").and_then(Value::as_str).unwrap_or_default()
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Removes every `tags` list's content, as resilient-circuits does before importing.
+fn without_tags(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                if k == "tags" && v.is_array() {
+                    *v = json!([]);
+                } else {
+                    without_tags(v);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(without_tags),
+        _ => {}
+    }
+}
+
+/// Pushes `ours` to the platform. `confirm` sees the plan and decides whether to import;
+/// `progress` receives a line for each step.
+pub async fn push(
+    rest: &RestClient,
+    ours: &Customizations,
+    confirm: impl FnOnce(&Plan) -> bool,
+    progress: &mut dyn FnMut(&str),
+) -> Result<PushReport, CustomizeError> {
+    let mut export = ours.export();
+    without_tags(&mut export);
+    let platform = rest
+        .post(
+            "/configurations/exports/",
+            &json!({"layouts": true, "actions": true, "phases_and_tasks": true}),
+        )
+        .await?;
+    let plan = plan(&export, &platform);
+    progress(&plan.render());
+    let mut report = PushReport {
+        plan: plan.clone(),
+        imported: false,
+        messages: Vec::new(),
+        granted: Vec::new(),
+    };
+    if plan.is_empty() {
+        progress("No changes: the platform already has these customizations; nothing imported.");
+    } else {
+        if !confirm(&plan) {
+            return Err(CustomizeError::Declined(
+                "not imported (answer y, or pass -y)".into(),
+            ));
+        }
+        let created = rest.post("/configurations/imports", &export).await?;
+        report.messages.extend(messages(&created));
+        for m in messages(&created) {
+            progress(&format!("platform: {m}"));
+        }
+        let status = created
+            .get("status")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let has_errors = report.messages.iter().any(|m| m.starts_with("ERROR"));
+        let id = created.get("id").and_then(Value::as_i64);
+        if status != "PENDING" || has_errors {
+            if let (Some(id), "PENDING") = (id, status.as_str()) {
+                let mut rejected = created.clone();
+                rejected["status"] = json!("REJECTED");
+                let _ = rest
+                    .put(&format!("/configurations/imports/{id}"), &rejected)
+                    .await;
+            }
+            return Err(CustomizeError::Rejected {
+                status,
+                messages: report.messages.join("\n"),
+            });
+        }
+        let id = id.ok_or(CustomizeError::BadAnswer("an id"))?;
+        let mut accepted = created.clone();
+        accepted["status"] = json!("ACCEPTED");
+        let applied = rest
+            .put(&format!("/configurations/imports/{id}"), &accepted)
+            .await?;
+        for m in messages(&applied) {
+            if !report.messages.contains(&m) {
+                progress(&format!("platform: {m}"));
+                report.messages.push(m);
+            }
+        }
+        let status = applied
+            .get("status")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if status != "ACCEPTED" {
+            return Err(CustomizeError::Rejected {
+                status: status.to_string(),
+                messages: report.messages.join("\n"),
+            });
+        }
+        report.imported = true;
+        progress(&format!("Imported (import {id} accepted)."));
+    }
+    report.granted = grant_access(rest, ours, progress).await?;
+    Ok(report)
+}
+
+/// Gives the logged-in API key (or user) access to each of our message destinations.
+async fn grant_access(
+    rest: &RestClient,
+    ours: &Customizations,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Vec<String>, CustomizeError> {
+    let (list_key, principal) = match (rest.api_key_handle(), rest.user_id()) {
+        (Some(handle), _) => ("api_keys", handle),
+        (None, Some(user)) => ("users", user),
+        (None, None) => {
+            progress("The session has neither an API key handle nor a user id: no access granted.");
+            return Ok(Vec::new());
+        }
+    };
+    let destinations = rest.get("/message_destinations").await?;
+    let entities = destinations
+        .get("entities")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut granted = Vec::new();
+    for md in &ours.message_destinations {
+        let Some(dest) = entities
+            .iter()
+            .find(|d| d.get("programmatic_name").and_then(Value::as_str) == Some(md.name.as_str()))
+        else {
+            progress(&format!(
+                "message destination {} is not on the platform; no access granted",
+                md.name
+            ));
+            continue;
+        };
+        let has = dest
+            .get(list_key)
+            .and_then(Value::as_array)
+            .is_some_and(|l| l.iter().any(|v| v.as_i64() == Some(principal)));
+        if has {
+            continue;
+        }
+        let Some(id) = dest.get("id").and_then(Value::as_i64) else {
+            continue;
+        };
+        let mut updated = dest.clone();
+        match updated.get_mut(list_key).and_then(Value::as_array_mut) {
+            Some(list) => list.push(json!(principal)),
+            None => updated[list_key] = json!([principal]),
+        }
+        rest.put(&format!("/message_destinations/{id}"), &updated)
+            .await?;
+        progress(&format!(
+            "Granted {} {principal} access to message destination {}.",
+            if list_key == "api_keys" {
+                "API key"
+            } else {
+                "user"
+            },
+            md.name
+        ));
+        granted.push(md.name.clone());
+    }
+    if granted.is_empty() {
+        progress("Queue access: already granted.");
+    }
+    Ok(granted)
+}
