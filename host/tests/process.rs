@@ -197,3 +197,76 @@ async fn selftest_with_a_wrong_api_key_exits_with_the_login_code() {
         "the secret reached stderr: {err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customize_again_changes_nothing_and_says_so() {
+    // setup() already ran `host customize -y` once.
+    let s = setup("").await;
+    assert_eq!(s.sim.imports().len(), 1);
+    let out = host(
+        s.dir.path(),
+        &[
+            "customize",
+            "-y",
+            "--config-file",
+            s.config.to_str().unwrap(),
+        ],
+    )
+    .output()
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("No changes"), "{text}");
+    assert!(text.contains("= function fn_hello"), "{text}");
+    assert_eq!(s.sim.imports().len(), 1, "no second import was sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customize_export_is_byte_identical_and_needs_no_platform() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.res");
+    let b = dir.path().join("b.res");
+    for path in [&a, &b] {
+        let out = host(
+            dir.path(),
+            &["customize", "--export", path.to_str().unwrap()],
+        )
+        .output()
+        .await
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let first = std::fs::read(&a).unwrap();
+    assert_eq!(first, std::fs::read(&b).unwrap());
+    let export: serde_json::Value = serde_json::from_slice(&first).unwrap();
+    assert_eq!(export["export_format_version"], json!(2));
+    assert_eq!(export["functions"][0]["name"], json!("fn_hello"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customize_without_a_terminal_or_yes_imports_nothing() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("app.config");
+    std::fs::write(&config, sim.app_config()).unwrap();
+    let out = host(
+        dir.path(),
+        &["customize", "--config-file", config.to_str().unwrap()],
+    )
+    .stdin(Stdio::null())
+    .output()
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("+ function fn_hello"),
+        "the plan is shown: {text}"
+    );
+    assert!(sim.imports().is_empty());
+}

@@ -9,6 +9,18 @@
 //! It reuses the soar-stomp codec but never any host code, and it is strict: protocol mistakes
 //! of its clients are recorded in [`Sim::violations`], which tests assert to be empty.
 //!
+//! Beyond what a host needs at startup it behaves like a platform for what integrations touch:
+//! - customization imports and exports ([`imports`]): `export.res` documents are validated,
+//!   accepted or rejected with the platform's messages, stored verbatim and answered by
+//!   `/functions`, `/message_destinations`, `/actions`, `/workflows`, `/types/…/fields` and the
+//!   export (the simulator reads the export format itself and shares no code with our generator);
+//! - incidents, notes and artifacts ([`incidents`], [`artifacts`]) with the platform's shapes,
+//!   field types ([`fields`]) and validation;
+//! - rules ([`rules`]): manual rules on request ([`Sim::run_manual_rule`]), automatic rules on
+//!   every change whose conditions hold, rule messages and the action status log;
+//! - workflows ([`workflow`]): the EXPORTED BPMN is executed, its Python pre/post-processing
+//!   scripts interpreted ([`script`]), its function invoked through the broker.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), soar_sim::SimError> {
 //! use std::time::Duration;
