@@ -4,7 +4,7 @@
 //! correlation id, its message id, and an ordered list of [`InvocationEvent`]s (deliveries, status
 //! replies, the final reply, ACK/NACK). The broker records events; tests wait on them with
 //! timeouts. Replies are matched to invocations by their `correlation-id` header through the
-//! [`Registry`].
+//! `Registry`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
