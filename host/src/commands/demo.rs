@@ -1,12 +1,17 @@
 //! `host demo`: the README's first command. With no platform to talk to, it starts the simulated
-//! platform in-process, runs this host against it over real TLS sockets, invokes every linked
-//! component's example functions and prints what happened.
+//! platform in-process, customizes it from every linked crate, runs this host against it over
+//! real TLS sockets, and tells the story of one incident: created, a note, an artifact, each
+//! manual rule, closed. After each step it prints what the integrations did (action status,
+//! notes, artifacts and their hits) and how long it took. Then it invokes each component's
+//! example functions directly.
 
 use std::time::{Duration, Instant};
 
+use serde_json::{Value, json};
 use soar_sdk::app;
 use soar_sdk::config::{AppConfig, ResilientOptions};
 use soar_sdk::customize;
+use soar_sdk::customize::model::{ObjectType, RuleKind};
 use soar_sdk::rest::RestClient;
 use soar_sim::{InvocationEvent, Sim, SimConfig};
 
@@ -24,9 +29,60 @@ pub async fn run(repeat: usize) -> i32 {
     }
 }
 
+/// What the platform shows of one incident, to print what changed after each step.
+#[derive(Default)]
+struct Seen {
+    actions: usize,
+    notes: usize,
+    artifacts: usize,
+}
+
+fn note_text(note: &Value) -> String {
+    match &note["text"] {
+        Value::String(s) => s.clone(),
+        other => other["content"].as_str().unwrap_or_default().to_string(),
+    }
+}
+
+/// Waits until the platform is idle, then prints what happened since the last step.
+async fn after(sim: &Sim, id: i64, seen: &mut Seen, started: Instant) -> anyhow::Result<()> {
+    sim.wait_rules_idle(WAIT).await?;
+    let ms = started.elapsed().as_millis();
+    let actions = sim.action_status(id);
+    for a in actions.iter().skip(seen.actions) {
+        let what = [
+            a.rule.as_deref().map(|r| format!("rule \"{r}\"")),
+            a.workflow.as_deref().map(|w| format!("workflow {w}")),
+            a.function.as_deref().map(|f| format!("function {f}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" → ");
+        println!("  {ms:>5} ms  action: {what}: {:?}: {}", a.state, a.message);
+    }
+    seen.actions = actions.len();
+    let notes = sim.notes(id);
+    for n in notes.iter().skip(seen.notes) {
+        println!("  {ms:>5} ms  note: {}", note_text(n));
+    }
+    seen.notes = notes.len();
+    let artifacts = sim.artifacts(id);
+    for a in artifacts.iter().skip(seen.artifacts) {
+        println!(
+            "  {ms:>5} ms  artifact: {} (hits: {})",
+            a["value"],
+            a["hits"].as_array().map_or(0, Vec::len)
+        );
+    }
+    seen.artifacts = artifacts.len();
+    println!("  {ms:>5} ms  done");
+    Ok(())
+}
+
 async fn demo(repeat: usize) -> anyhow::Result<()> {
     crate::logging::init(&crate::logging::LogSettings {
-        level: "WARNING".into(),
+        level: "ERROR".into(),
         file: None,
         max_bytes: 0,
         backups: 0,
@@ -57,23 +113,7 @@ async fn demo(repeat: usize) -> anyhow::Result<()> {
             "no components are linked into this host: build it with a function crate feature"
         );
     }
-    // Set up the platform as an operator would: `host customize -y`.
-    let definitions = customize::merged(components.iter().filter_map(|c| c.definitions.clone()))?;
-    let opts = ResilientOptions::from_config(&config)?;
-    let rest = RestClient::connect(app::rest_config(&opts)?).await?;
-    let started = Instant::now();
-    customize::push(&rest, &definitions, |_| true, &mut |line| {
-        for l in line.lines() {
-            println!("customize: {l}");
-        }
-    })
-    .await?;
-    println!("customize: done in {} ms", started.elapsed().as_millis());
-    let mut examples = Vec::new();
     for c in &components {
-        for (function, inputs) in c.component.examples() {
-            examples.push((c.name.clone(), function.clone(), inputs.clone()));
-        }
         println!(
             "component {} {}: functions {}",
             c.name,
@@ -81,6 +121,23 @@ async fn demo(repeat: usize) -> anyhow::Result<()> {
             c.component.function_names().join(", ")
         );
     }
+
+    // Set up the platform as an operator would: `host customize -y`.
+    let definitions = customize::merged(components.iter().filter_map(|c| c.definitions.clone()))?;
+    let opts = ResilientOptions::from_config(&config)?;
+    let rest = RestClient::connect(app::rest_config(&opts)?).await?;
+    let started = Instant::now();
+    customize::push(&rest, &definitions, |_| true, &mut |line| {
+        for l in line.lines().filter(|l| !l.trim().is_empty()) {
+            println!("customize: {l}");
+        }
+    })
+    .await?;
+    println!("customize: done in {} ms", started.elapsed().as_millis());
+    let examples: Vec<(String, Value)> = components
+        .iter()
+        .flat_map(|c| c.component.examples().to_vec())
+        .collect();
 
     let started = Instant::now();
     let mut host = app::spawn(config, components);
@@ -91,8 +148,73 @@ async fn demo(repeat: usize) -> anyhow::Result<()> {
         started.elapsed().as_millis()
     );
 
+    // The story of one incident.
+    let mut seen = Seen::default();
+    println!("\n[1] a new incident: \"DoS attack in EMEA\"");
+    let started = Instant::now();
+    let incident = sim.create_incident(json!({
+        "name": "DoS attack in EMEA",
+        "description": "Web front ends in Frankfurt answer slowly; traffic from a few networks.",
+        "discovered_date": 1524857616000i64,
+        "severity_code": "High",
+    }))?;
+    let id = incident["id"]
+        .as_i64()
+        .ok_or_else(|| anyhow::anyhow!("the platform answered an incident without an id"))?;
+    after(&sim, id, &mut seen, started).await?;
+
+    println!("\n[2] an analyst adds a note");
+    let started = Instant::now();
+    sim.add_note(id, "Traffic comes mostly from 203.0.113.0/24.")?;
+    after(&sim, id, &mut seen, started).await?;
+
+    println!("\n[3] an artifact: IP Address 203.0.113.7");
+    let started = Instant::now();
+    sim.add_artifact(
+        id,
+        json!({"type": "IP Address", "value": "203.0.113.7", "description": "Top talker"}),
+    )?;
+    after(&sim, id, &mut seen, started).await?;
+
+    let manual: Vec<&str> = definitions
+        .rules
+        .iter()
+        .filter(|r| r.kind == RuleKind::Manual && r.object_type == ObjectType::Incident)
+        .map(|r| r.name.as_str())
+        .collect();
+    for (n, rule) in manual.iter().enumerate() {
+        println!("\n[4.{}] manual rule \"{rule}\"", n + 1);
+        let started = Instant::now();
+        let run = sim.run_manual_rule(rule, id, json!({})).await?;
+        run.wait(WAIT).await?;
+        after(&sim, id, &mut seen, started).await?;
+    }
+
+    println!("\n[5] the incident is closed");
+    let started = Instant::now();
+    sim.close_incident(id, "Resolved", "Blocked the networks at the edge.")?;
+    after(&sim, id, &mut seen, started).await?;
+    if let Some(incident) = sim.incident(id) {
+        let custom = incident["properties"]
+            .as_object()
+            .map(|p| {
+                p.iter()
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(k, v)| format!("{k} = {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
+        println!(
+            "  incident {id}: plan_status {}, custom fields: {}",
+            incident["plan_status"],
+            if custom.is_empty() { "none" } else { &custom }
+        );
+    }
+
+    println!("\nDirect invocations of each component's examples:");
     for round in 1..=repeat {
-        for (n, (_, function, inputs)) in examples.iter().enumerate() {
+        for (n, (function, inputs)) in examples.iter().enumerate() {
             invoke(&sim, function, inputs.clone(), round, n + 1).await?;
         }
     }
@@ -100,7 +222,7 @@ async fn demo(repeat: usize) -> anyhow::Result<()> {
     host.stop().await?;
     let stats = sim.stats();
     println!(
-        "done in {} ms: {} message(s) delivered, {} acknowledged; protocol violations seen by the platform: {}",
+        "\ndone in {} ms: {} message(s) delivered, {} acknowledged; protocol violations seen by the platform: {}",
         t0.elapsed().as_millis(),
         stats.delivered,
         stats.acked,
@@ -113,7 +235,7 @@ async fn demo(repeat: usize) -> anyhow::Result<()> {
 async fn invoke(
     sim: &Sim,
     function: &str,
-    inputs: serde_json::Value,
+    inputs: Value,
     round: usize,
     n: usize,
 ) -> anyhow::Result<()> {
