@@ -183,14 +183,13 @@ impl FieldDef {
         self.label.as_deref().unwrap_or(&self.name)
     }
 
-    /// Whether two declarations describe the same platform field (ignoring `file`).
+    /// Whether two declarations can be the same platform field: the platform keeps one field
+    /// per name, so what values it takes must agree (type and select values). Labels, tooltips,
+    /// placeholders and `required` may differ between crates (a common `incident_id` input,
+    /// say); the first declaration, in component order, is the one exported.
     pub fn same_definition(&self, other: &FieldDef) -> bool {
         self.name == other.name
             && self.input_type == other.input_type
-            && self.label == other.label
-            && self.tooltip == other.tooltip
-            && self.placeholder == other.placeholder
-            && self.required == other.required
             && self.values == other.values
     }
 }

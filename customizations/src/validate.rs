@@ -466,7 +466,7 @@ impl Customizations {
                         KIND,
                         &f.name,
                         format!(
-                            "input '{}' differs from the input of the same name of function \"{owner}\" ({}); functions share inputs by name, so both declarations must be identical",
+                            "input '{}' differs from the input of the same name of function \"{owner}\" ({}); functions share inputs by name, so both must have the same type and values",
                             input.name, first.file
                         ),
                     ),
@@ -779,7 +779,7 @@ impl Customizations {
                     KIND,
                     &rule.name,
                     format!(
-                        "field '{}' differs from the activity field of the same name of rule \"{owner}\" ({}); rules share activity fields by name, so both declarations must be identical",
+                        "field '{}' differs from the activity field of the same name of rule \"{owner}\" ({}); rules share activity fields by name, so both must have the same type and values",
                         field.name, first.file
                     ),
                 ),

@@ -381,7 +381,7 @@ fn rule_properties_need_an_activity_field() {
 }
 
 #[test]
-fn shared_function_inputs_must_be_identical() {
+fn shared_function_inputs_must_agree_on_type() {
     let text = BASE.replace(
         "workflows:\n  - name: example_hello",
         "  - name: fn_other\n    destination: fn_hello\n    inputs:\n      - {name: hello_text, type: text}\n      - {name: hello_count, type: text}\nworkflows:\n  - name: example_hello",
@@ -389,9 +389,15 @@ fn shared_function_inputs_must_be_identical() {
     assert_eq!(
         problems(&text),
         [
-            "fn_hello/customize/fn_hello.yaml: function \"fn_other\": input 'hello_count' differs from the input of the same name of function \"fn_hello\" (fn_hello/customize/fn_hello.yaml); functions share inputs by name, so both declarations must be identical"
+            "fn_hello/customize/fn_hello.yaml: function \"fn_other\": input 'hello_count' differs from the input of the same name of function \"fn_hello\" (fn_hello/customize/fn_hello.yaml); functions share inputs by name, so both must have the same type and values"
         ]
     );
+    // Labels and tooltips may differ: the first declaration is exported.
+    let relabelled = BASE.replace(
+        "workflows:\n  - name: example_hello",
+        "  - name: fn_other\n    destination: fn_hello\n    inputs:\n      - {name: hello_text, type: text, label: Other label, tooltip: other}\nworkflows:\n  - name: example_hello",
+    );
+    assert_eq!(problems(&relabelled), Vec::<String>::new());
 }
 
 #[test]

@@ -11,6 +11,10 @@ mod logging;
 // its registration silently.
 #[cfg(feature = "fn_hello")]
 use fn_hello as _;
+#[cfg(feature = "fn_slack")]
+use fn_slack as _;
+#[cfg(feature = "fn_trustar")]
+use fn_trustar as _;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -95,6 +99,9 @@ enum Command {
         #[arg(short = 'l', long = "list", num_args = 1..)]
         components: Vec<String>,
     },
+    /// Run the simulated platform on its own (REST, STOMP broker, admin interface).
+    #[cfg(feature = "sim")]
+    Sim(commands::sim::SimArgs),
     /// Run the linked functions against the simulated platform and show what happens.
     #[cfg(feature = "sim")]
     Demo {
@@ -138,6 +145,8 @@ fn main() -> ExitCode {
             Command::Selftest { config, components } => {
                 commands::selftest::run(config.config_file, &components).await
             }
+            #[cfg(feature = "sim")]
+            Command::Sim(args) => commands::sim::run(args).await,
             #[cfg(feature = "sim")]
             Command::Demo { repeat } => commands::demo::run(repeat).await,
         }

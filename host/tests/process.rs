@@ -150,7 +150,13 @@ async fn selftest_checks_rest_stomp_and_components() {
     let s = setup("").await;
     let out = host(
         s.dir.path(),
-        &["selftest", "--config-file", s.config.to_str().unwrap()],
+        &[
+            "selftest",
+            "-l",
+            "fn_hello",
+            "--config-file",
+            s.config.to_str().unwrap(),
+        ],
     )
     .output()
     .await

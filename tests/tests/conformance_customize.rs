@@ -185,6 +185,7 @@ async fn resilient_sdk_codegen_accepts_our_export_of_fn_hello() {
             "example_hello",
             "-r",
             "Example: Say hello",
+            fn_hello::NOTE_RULE,
             "-fd",
             "hello_last_echo",
         ],
@@ -309,11 +310,18 @@ async fn resilient_sdk_codegen_accepts_our_export_of_fn_hello() {
         "{doc}"
     );
     let rules = export["rules"].as_array().unwrap();
-    assert_eq!(rules.len(), 1, "{rules:?}");
-    assert_eq!(rules[0]["name"], "Example: Say hello");
-    assert_eq!(rules[0]["type"], json!(1), "a manual rule");
-    assert_eq!(rules[0]["object_type"], "incident");
-    assert_eq!(rules[0]["workflows"], json!(["example_hello"]));
+    assert_eq!(rules.len(), 2, "{rules:?}");
+    let manual = rules
+        .iter()
+        .find(|r| r["name"] == "Example: Say hello")
+        .expect("the manual rule");
+    assert_eq!(manual["type"], json!(1), "a manual rule");
+    assert_eq!(manual["object_type"], "incident");
+    assert_eq!(manual["workflows"], json!(["example_hello"]));
+    assert!(
+        rules.iter().any(|r| r["name"] == fn_hello::NOTE_RULE),
+        "the automatic note rule, whose destination is named by display name: {rules:?}"
+    );
     assert!(
         export["incident_fields"]
             .as_array()
@@ -329,7 +337,10 @@ async fn resilient_sdk_codegen_accepts_our_export_of_fn_hello() {
     assert_eq!(reload["message_destinations"], json!(["fn_hello"]));
     assert_eq!(reload["functions"], json!(["fn_hello"]));
     assert_eq!(reload["workflows"], json!(["example_hello"]));
-    assert_eq!(reload["actions"], json!(["Example: Say hello"]));
+    assert_eq!(
+        reload["actions"],
+        json!([fn_hello::NOTE_RULE, "Example: Say hello"])
+    );
     assert_eq!(reload["incident_fields"], json!(["hello_last_echo"]));
     assert_eq!(
         report["customization_data"],

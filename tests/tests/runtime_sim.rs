@@ -236,3 +236,44 @@ async fn redelivered_message_is_not_run_twice() {
     assert_eq!(probe.runs().get("twice"), Some(&1));
     host.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn component_services_run_with_the_host_and_stop_with_it() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let started = Arc::new(AtomicUsize::new(0));
+    let stopped = Arc::new(AtomicUsize::new(0));
+    let (s, t) = (started.clone(), stopped.clone());
+    let component = soar_sdk::Component::new()
+        .function("probe_fn", |_ctx, _inputs| async {
+            Ok(soar_sdk::FunctionResult::new(json!({})))
+        })
+        .service("ticker", move |mut shutdown: soar_sdk::Shutdown| {
+            let (s, t) = (s.clone(), t.clone());
+            async move {
+                s.fetch_add(1, Ordering::SeqCst);
+                shutdown.wait().await;
+                t.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }
+        });
+    let host = TestHost::start(vec![Run::Adhoc(Box::new(soar_sdk::testkit::adhoc(
+        "probe",
+        component,
+        e2e::PROBE_YAML,
+    )))])
+    .await
+    .unwrap();
+    let inv = host
+        .invoke("probe_fn", json!({"probe_id": "s"}))
+        .await
+        .unwrap();
+    inv.final_reply(WAIT).await.unwrap();
+    assert_eq!(started.load(Ordering::SeqCst), 1);
+    assert_eq!(stopped.load(Ordering::SeqCst), 0);
+    host.stop().await.unwrap();
+    assert_eq!(
+        stopped.load(Ordering::SeqCst),
+        1,
+        "the service was told to stop"
+    );
+}

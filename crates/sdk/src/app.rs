@@ -16,6 +16,7 @@ use crate::config::{AppConfig, ConfigError, ResilientOptions};
 use crate::context::ComponentSection;
 use crate::customize::{self, CustomizeError};
 use crate::dispatch::{DispatchOptions, Dispatcher, DuplicateFunction, LoadedComponent};
+use crate::handler::Shutdown;
 use crate::registry::{ComponentRegistration, registered};
 use crate::runtime::{self, RuntimeConfig, RuntimeError};
 
@@ -245,7 +246,37 @@ pub async fn run(
         prefetch: opts.stomp_prefetch_limit,
         shutdown_timeout: opts.shutdown_timeout,
     };
-    runtime::serve(dispatcher, queues, runtime_config, shutdown, ready).await?;
+    // Components' services (e.g. a threat-service web server) run beside the functions.
+    let (stop_services, stopping) = Shutdown::channel();
+    let mut services = tokio::task::JoinSet::new();
+    for c in &components {
+        for (name, service) in c.component.services() {
+            let (service, stopping) = (service.clone(), stopping.clone());
+            let label = format!("{}/{name}", c.name);
+            services.spawn(async move {
+                tracing::info!("service {label} started");
+                match service.run(stopping).await {
+                    Ok(()) => tracing::info!("service {label} stopped"),
+                    Err(e) => tracing::error!("service {label} failed: {e}"),
+                }
+            });
+        }
+    }
+    let served = runtime::serve(dispatcher, queues, runtime_config, shutdown, ready).await;
+    let _ = stop_services.send(true);
+    if tokio::time::timeout(opts.shutdown_timeout, async {
+        while services.join_next().await.is_some() {}
+    })
+    .await
+    .is_err()
+    {
+        tracing::warn!(
+            "some services did not stop within {:?}",
+            opts.shutdown_timeout
+        );
+        services.abort_all();
+    }
+    served?;
     Ok(())
 }
 

@@ -84,3 +84,38 @@ impl SelftestReport {
 pub trait Selftest: Send + Sync + 'static {
     async fn selftest(&self, rest: Option<&RestClient>) -> SelftestReport;
 }
+
+/// Tells a [`Service`] that the host is stopping.
+#[derive(Debug, Clone)]
+pub struct Shutdown(tokio::sync::watch::Receiver<bool>);
+
+impl Shutdown {
+    /// A shutdown signal and the sender that triggers it.
+    pub fn channel() -> (tokio::sync::watch::Sender<bool>, Shutdown) {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        (tx, Shutdown(rx))
+    }
+
+    /// Completes when the host is stopping (or the host is gone).
+    pub async fn wait(&mut self) {
+        let _ = self.0.wait_for(|stop| *stop).await;
+    }
+}
+
+/// A long-running part of a component that is not a function, e.g. an HTTP server such as a
+/// custom threat service. `host run` starts it with the functions and stops it with them.
+#[async_trait]
+pub trait Service: Send + Sync + 'static {
+    async fn run(&self, shutdown: Shutdown) -> Result<(), String>;
+}
+
+#[async_trait]
+impl<F, Fut> Service for F
+where
+    F: Fn(Shutdown) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), String>> + Send + 'static,
+{
+    async fn run(&self, shutdown: Shutdown) -> Result<(), String> {
+        (self)(shutdown).await
+    }
+}

@@ -33,7 +33,9 @@ pub mod testkit;
 
 pub use context::{ComponentSection, Context};
 pub use error::FunctionError;
-pub use handler::{Function, RuleHandler, Selftest, SelftestReport, SelftestState};
+pub use handler::{
+    Function, RuleHandler, Selftest, SelftestReport, SelftestState, Service, Shutdown,
+};
 pub use inputs::Inputs;
 pub use message::Message;
 pub use registry::{Component, ComponentRegistration, EmbeddedFile, registered};

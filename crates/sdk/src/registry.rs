@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use crate::config::{AppConfig, ConfigError};
 use crate::context::Context;
 use crate::error::FunctionError;
-use crate::handler::{Function, RuleHandler, Selftest};
+use crate::handler::{Function, RuleHandler, Selftest, Service};
 use crate::inputs::Inputs;
 use crate::result::FunctionResult;
 use crate::schema::{self, InputSchema};
@@ -132,6 +132,8 @@ pub struct Component {
     pub(crate) rules: Vec<RuleRoute>,
     pub(crate) selftest: Option<Arc<dyn Selftest>>,
     pub(crate) examples: Vec<(String, serde_json::Value)>,
+    pub(crate) services: Vec<(String, Arc<dyn Service>)>,
+    pub(crate) demo_rules: Vec<String>,
 }
 
 impl std::fmt::Debug for Component {
@@ -208,6 +210,16 @@ impl Component {
         self
     }
 
+    /// Adds a long-running service (e.g. an HTTP server) that runs as long as the host does.
+    pub fn service(mut self, name: impl Into<String>, service: impl Service) -> Self {
+        self.services.push((name.into(), Arc::new(service)));
+        self
+    }
+
+    pub fn services(&self) -> &[(String, Arc<dyn Service>)] {
+        &self.services
+    }
+
     /// Sets the component's selftest.
     pub fn selftest(mut self, selftest: impl Selftest) -> Self {
         self.selftest = Some(Arc::new(selftest));
@@ -222,6 +234,16 @@ impl Component {
 
     pub fn examples(&self) -> &[(String, serde_json::Value)] {
         &self.examples
+    }
+
+    /// Names a manual incident rule that `host demo` runs in its incident story.
+    pub fn demo_rule(mut self, rule: impl Into<String>) -> Self {
+        self.demo_rules.push(rule.into());
+        self
+    }
+
+    pub fn demo_rules(&self) -> &[String] {
+        &self.demo_rules
     }
 
     pub fn function_names(&self) -> Vec<&str> {

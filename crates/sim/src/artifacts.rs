@@ -1,10 +1,17 @@
 //! Incident artifacts and artifact types.
 //!
 //! The built-in artifact types (IP Address, DNS Name, URL, hashes, email addresses…) plus the
-//! custom ones imported (`incident_artifact_types`, by programmatic name). An artifact is
-//! `{id, type, value, description, created, inc_id, hits, …}`; `type` is accepted as an id or a
-//! name and stored as the id (`handle_format=names` answers the name). URL artifacts are
-//! validated like the platform does: "The specified URL is invalid".
+//! custom ones, imported (`incident_artifact_types`, by programmatic name) or created with
+//! `POST /artifact_types` (`{programmatic_name, name, desc, enabled, …}`; both kinds are stored
+//! like imported objects, so the export lists them). An artifact is
+//! `{id, type, value, description, created, inc_id, hits, …}`; `type` is accepted as an id, a
+//! name or a programmatic name and stored as the id (`handle_format=names` answers the name).
+//! URL artifacts are validated like the platform does: "The specified URL is invalid".
+//!
+//! A type's programmatic name is also what custom threat services receive as the artifact's
+//! `type` (`net.ip`, `net.uri`, `hash.md5`…, protocol spec §7.2); every new artifact is queued for
+//! a lookup by every registered threat service ([`crate::threat`]), whose hits end up in the
+//! artifact's `hits`.
 
 use serde_json::{Value, json};
 
@@ -31,6 +38,19 @@ pub const BUILTIN_TYPES: &[(i64, &str, &str)] = &[
     (15, "MAC Address", "net.mac"),
     (16, "String", "string"),
     (17, "System Name", "system.name"),
+    (18, "Threat CVE ID", "threat.report.cve"),
+    (19, "Network CIDR Range", "net.cidr"),
+    (20, "Email Sender Name", "email.header.sender_name"),
+    (21, "Email Body", "email.body"),
+    (22, "Email Header", "email.header"),
+    (23, "File Path", "file.path"),
+    (24, "HTTP Request Header", "net.http.request.header"),
+    (25, "HTTP Response Header", "net.http.response.header"),
+    (26, "Process Name", "process.name"),
+    (27, "Mutex", "system.mutex"),
+    (28, "Registry Key", "system.registry"),
+    (29, "Service", "system.service.name"),
+    (30, "Malware Sample Fuzzy Hash", "hash.fuzzy"),
 ];
 
 /// Id offset of imported artifact types.
@@ -61,11 +81,94 @@ impl PlatformState {
         out
     }
 
-    fn artifact_type(&self, given: &Value) -> Option<Value> {
+    /// An artifact type by id (number or numeric string), name or programmatic name.
+    pub fn artifact_type(&self, given: &Value) -> Option<Value> {
+        let numeric = given.as_str().and_then(|s| s.trim().parse::<i64>().ok());
         self.artifact_types().into_iter().find(|t| {
             &t["id"] == given
+                || numeric.is_some_and(|n| t["id"] == n)
                 || (given.is_string() && (&t["name"] == given || &t["programmatic_name"] == given))
         })
+    }
+
+    /// Creates a custom artifact type (`POST /artifact_types`): `programmatic_name` (a letter,
+    /// then letters, digits and '_') and `name` are required and must not be used by another
+    /// type; `desc`, `enabled`, `multi_aware`, `use_for_relationships` are optional. Returns the
+    /// type as `GET /artifact_types` lists it.
+    pub fn create_artifact_type(&mut self, body: &Value) -> Result<Value, ApiError> {
+        let Some(b) = body.as_object() else {
+            return Err(ApiError::new(
+                400,
+                "The artifact type must be a JSON object",
+            ));
+        };
+        let text = |k: &str| -> Result<Option<String>, ApiError> {
+            match b.get(k) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.trim().to_string())),
+                Some(other) => Err(ApiError::new(
+                    400,
+                    format!("The artifact type's {k} must be a string, not {other}"),
+                )),
+            }
+        };
+        let name = text("name")?
+            .ok_or_else(|| ApiError::new(400, "The artifact type's name is required"))?;
+        let pn = text("programmatic_name")?.ok_or_else(|| {
+            ApiError::new(400, "The artifact type's programmatic_name is required")
+        })?;
+        let valid = pn.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && pn.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(ApiError::new(
+                400,
+                format!(
+                    "Invalid programmatic_name '{pn}': it must start with a letter and contain only letters, digits and '_'"
+                ),
+            ));
+        }
+        for t in self.artifact_types() {
+            if t["programmatic_name"] == pn.as_str() {
+                return Err(ApiError::new(
+                    409,
+                    format!("An artifact type with the programmatic name '{pn}' already exists"),
+                ));
+            }
+            if t["name"]
+                .as_str()
+                .is_some_and(|n| n.eq_ignore_ascii_case(&name))
+            {
+                return Err(ApiError::new(
+                    409,
+                    format!("An artifact type with the name '{name}' already exists"),
+                ));
+            }
+        }
+        let flag = |k: &str, default: bool| b.get(k).and_then(Value::as_bool).unwrap_or(default);
+        let desc = match b.get("desc") {
+            Some(Value::Object(o)) => o.get("content").cloned().unwrap_or(Value::Null),
+            Some(v) => v.clone(),
+            None => Value::Null,
+        };
+        let stored = json!({
+            "programmatic_name": pn,
+            "name": name,
+            "desc": desc,
+            "enabled": flag("enabled", true),
+            "multi_aware": flag("multi_aware", true),
+            "use_for_relationships": flag("use_for_relationships", false),
+            "file": false,
+            "export_key": pn,
+            "uuid": crate::platform::stable_uuid("artifact_type", &pn),
+            "tags": [],
+            "version": 0,
+        });
+        let id = self.next_id();
+        self.store
+            .upsert("incident_artifact_types", &pn, id, stored);
+        self.artifact_type(&json!(pn))
+            .ok_or_else(|| ApiError::new(500, "the artifact type was not stored"))
     }
 
     /// Adds an artifact to an incident (`POST /incidents/{id}/artifacts`); returns it.
@@ -128,7 +231,44 @@ impl PlatformState {
             Value::Null,
             artifact.clone(),
         );
+        let cts_type = ty["programmatic_name"].as_str().unwrap_or("string");
+        self.queue_threat_lookups(incident_id, id, cts_type, value);
         Ok(artifact)
+    }
+
+    /// Appends hits to an artifact; false if the artifact no longer exists.
+    pub fn add_artifact_hits(
+        &mut self,
+        incident_id: i64,
+        artifact_id: i64,
+        hits: Vec<Value>,
+    ) -> bool {
+        let ids: Vec<i64> = hits.iter().map(|_| self.next_id()).collect();
+        let Some(a) = self
+            .artifacts
+            .get_mut(&incident_id)
+            .and_then(|l| l.iter_mut().find(|a| a["id"] == artifact_id))
+        else {
+            return false;
+        };
+        if !a["hits"].is_array() {
+            a["hits"] = json!([]);
+        }
+        if let Some(list) = a["hits"].as_array_mut() {
+            for (mut hit, id) in hits.into_iter().zip(ids) {
+                hit["id"] = json!(id);
+                hit["artifact_id"] = json!(artifact_id);
+                list.push(hit);
+            }
+        }
+        true
+    }
+
+    /// An artifact of an incident.
+    pub fn artifact(&self, incident_id: i64, artifact_id: i64) -> Option<&Value> {
+        self.artifacts
+            .get(&incident_id)
+            .and_then(|l| l.iter().find(|a| a["id"] == artifact_id))
     }
 
     /// An artifact with its type as a name when `names`.

@@ -24,6 +24,28 @@ pub enum SimError {
     /// An incident id that does not exist.
     #[error("incident {0} does not exist in the simulated platform")]
     UnknownIncident(i64),
+    /// A note or artifact that does not exist (the text names it and its incident).
+    #[error("{0} does not exist in the simulated platform")]
+    UnknownObject(String),
+    /// A threat service name that is not registered.
+    #[error("threat service '{0}' is not registered in the simulated platform")]
+    UnknownThreatService(String),
+    /// A threat service failed its test (`threatservicetest`).
+    #[error("threat service '{name}' failed the test: {message}")]
+    ThreatService {
+        /// The service's name.
+        name: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The state file could not be read, parsed or written.
+    #[error("state file {}: {message}", path.display())]
+    State {
+        /// The state file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// The platform refused the request (invalid object, wrong kind of rule…), with its message.
     #[error("the simulated platform refused the request: {0}")]
     Rejected(String),

@@ -311,7 +311,7 @@ impl PlatformState {
     pub fn type_fields(&self, type_name: &str) -> Vec<Value> {
         let mut out = Vec::new();
         if type_name == "incident" {
-            out.extend(builtin_incident_fields());
+            out.extend(builtin().iter().map(|f| self.with_dynamic_values(f)));
         }
         if let Some(tid) = type_id(type_name) {
             out.extend(
@@ -338,7 +338,7 @@ impl PlatformState {
     /// The bool says whether it is custom.
     pub fn incident_field(&self, name: &str) -> Option<(Value, bool)> {
         if let Some(f) = builtin().iter().find(|f| f["name"] == name) {
-            return Some((f.clone(), false));
+            return Some((self.with_dynamic_values(f), false));
         }
         self.store
             .list("fields")
@@ -352,6 +352,16 @@ impl PlatformState {
                 f["id"] = json!(o.id);
                 (f, true)
             })
+    }
+
+    /// A built-in field with the values that depend on the platform's objects (the phases of
+    /// `phase_id`).
+    fn with_dynamic_values(&self, f: &Value) -> Value {
+        let mut f = f.clone();
+        if f["name"] == "phase_id" {
+            f["values"] = self.phase_values();
+        }
+        f
     }
 
     /// A field stored by an import, by uuid (with its platform id).

@@ -21,6 +21,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::messages::now_ms;
@@ -73,7 +74,7 @@ const APPLY_ORDER: &[&str] = &[
 ];
 
 /// One object stored by an import: its key, the platform's id for it and its JSON as imported.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredObject {
     /// The object's key (see the module docs).
     pub key: String,
@@ -84,7 +85,8 @@ pub struct StoredObject {
 }
 
 /// Imported objects by export list key, each list in insertion order.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct ObjectStore {
     kinds: BTreeMap<String, Vec<StoredObject>>,
 }
@@ -116,7 +118,7 @@ impl ObjectStore {
 }
 
 /// An import as posted, with its DTO.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ImportRecord {
     /// The `ConfigurationImportDto` (`id`, `status`, `create_date`, `messages`).
     pub dto: Value,
@@ -364,10 +366,12 @@ fn items<'a>(import: &'a Map<String, Value>, kind: &str) -> &'a [Value] {
 
 fn known(st: &PlatformState, import: &Map<String, Value>) -> Known {
     let mut k = Known {
+        // A rule names its destinations by display name (as IBM's exports and resilient-sdk
+        // do); a programmatic name is accepted too.
         destinations: st
             .destinations
             .values()
-            .map(|d| d.programmatic_name.clone())
+            .flat_map(|d| [d.programmatic_name.clone(), d.name.clone()])
             .collect(),
         workflows: st
             .store
@@ -390,6 +394,9 @@ fn known(st: &PlatformState, import: &Map<String, Value>) -> Known {
     for d in items(import, "message_destinations") {
         if let Some(n) = object_key("message_destinations", d) {
             k.destinations.insert(n);
+        }
+        if let Some(n) = d.get("name").and_then(Value::as_str) {
+            k.destinations.insert(n.to_string());
         }
     }
     for w in items(import, "workflows") {
@@ -822,7 +829,10 @@ fn apply_rule(st: &mut PlatformState, key: &str, item: &Value) -> i64 {
     let rule = Rule {
         id,
         name: key.to_string(),
-        destinations: string_list(item, "message_destinations"),
+        destinations: string_list(item, "message_destinations")
+            .into_iter()
+            .map(|d| st.destination_programmatic_name(&d))
+            .collect(),
         uuid: uuid_of(item).unwrap_or_default().to_string(),
         workflows: string_list(item, "workflows"),
         manual: item.get("type").and_then(Value::as_i64) == Some(1),

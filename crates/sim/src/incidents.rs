@@ -7,6 +7,9 @@
 //! `handle_format=names`. Custom fields live under `properties` and must have been imported
 //! (an unknown custom field is refused, as the platform refuses it).
 //!
+//! An incident belongs to a workspace (`workspace`: its id; an id, name or display name is
+//! accepted, the default workspace when none is given).
+//!
 //! Notes (`/incidents/{id}/comments`) are accepted as `{"text": {"format": "text"|"html",
 //! "content": …}}` or `{"text": "…"}` and answered with `text` as a string: the content as
 //! given, for either format.
@@ -114,6 +117,11 @@ impl PlatformState {
                 }
                 continue;
             }
+            if k == "workspace" {
+                let id = self.resolve_workspace(v)?;
+                inc.insert(k.clone(), json!(id));
+                continue;
+            }
             let value = match self.incident_field(k) {
                 Some((f, false)) => {
                     fields::normalise(&f, k, v).map_err(|e| ApiError::new(400, e))?
@@ -179,7 +187,7 @@ impl PlatformState {
             "reporter": null,
             "owner_id": crate::rest::USER_ID,
             "org_id": org_id,
-            "workspace": 1,
+            "workspace": crate::org::DEFAULT_WORKSPACE_ID,
             "properties": {},
             "vers": 1,
         });

@@ -19,7 +19,12 @@
 //! - rules ([`rules`]): manual rules on request ([`Sim::run_manual_rule`]), automatic rules on
 //!   every change whose conditions hold, rule messages and the action status log;
 //! - workflows ([`workflow`]): the EXPORTED BPMN is executed, its Python pre/post-processing
-//!   scripts interpreted ([`script`]), its function invoked through the broker.
+//!   scripts interpreted ([`script`]), its function invoked through the broker;
+//! - workspaces and phases ([`org`]), custom artifact types ([`artifacts`]);
+//! - custom threat services ([`threat`]): every new artifact is looked up by every registered
+//!   service following the §7.2 protocol, and the hits are stored on the artifact;
+//! - an HTTP admin interface for people and process tests ([`admin`], `/sim/admin`);
+//! - optional persistence of everything to a state file ([`state`], [`SimConfig::state_file`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), soar_sim::SimError> {
@@ -36,6 +41,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod admin;
 pub mod artifacts;
 pub mod broker;
 pub mod certs;
@@ -46,17 +52,23 @@ pub mod imports;
 pub mod incidents;
 pub mod invocation;
 mod messages;
+pub mod org;
 pub mod platform;
 pub mod rest;
 pub mod rules;
 pub mod script;
+pub mod services;
+pub mod slack;
+pub mod state;
+pub mod threat;
+pub mod trustar;
 pub mod workflow;
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -68,13 +80,17 @@ pub use broker::{BrokerStats, SubscriptionInfo};
 pub use error::SimError;
 pub use incidents::ApiError;
 pub use invocation::{Invocation, InvocationEvent, Reply};
-pub use rules::{ActionState, ActionStatus, RuleRun, WorkflowRun, WorkflowStatus};
+pub use org::Workspace;
+pub use rules::{ActionState, ActionStatus, ObjectRef, RuleRun, WorkflowRun, WorkflowStatus};
+pub use soar_tls::CaSource;
+pub use threat::{ThreatLookup, ThreatLookupOutcome, ThreatRequest, ThreatService};
 
 use broker::{Broker, Credentials, QueuedMessage};
 use certs::Certs;
 use external::External;
 use invocation::{InvocationInner, Registry};
 use platform::Platform;
+use state::Persister;
 
 /// Where the simulator's messages travel.
 #[derive(Debug, Clone, Default)]
@@ -148,6 +164,16 @@ pub struct SimConfig {
     pub broker: BrokerMode,
     /// How long a workflow waits for its function's final reply (60 s).
     pub workflow_timeout: Duration,
+    /// Where the state is persisted ([`state`]); `None` (default) keeps it in memory only.
+    pub state_file: Option<PathBuf>,
+    /// How threat service certificates are verified (https:// services): the system's roots
+    /// (default), a CA file, or not at all.
+    pub threat_service_ca: CaSource,
+    /// How many times a threat lookup polls (`GET <url>/<id>`) a service that answers 303
+    /// (60, the CTS `max_retries`).
+    pub threat_max_polls: u32,
+    /// The longest a threat lookup may take, polls included (10 minutes).
+    pub threat_lookup_deadline: Duration,
 }
 
 impl Default for SimConfig {
@@ -166,6 +192,10 @@ impl Default for SimConfig {
             heart_beat_ms: 15000,
             broker: BrokerMode::Embedded,
             workflow_timeout: Duration::from_secs(60),
+            state_file: None,
+            threat_service_ca: CaSource::System,
+            threat_max_polls: 60,
+            threat_lookup_deadline: Duration::from_secs(600),
         }
     }
 }
@@ -186,6 +216,10 @@ impl fmt::Debug for SimConfig {
             .field("heart_beat_ms", &self.heart_beat_ms)
             .field("broker", &self.broker)
             .field("workflow_timeout", &self.workflow_timeout)
+            .field("state_file", &self.state_file)
+            .field("threat_service_ca", &self.threat_service_ca)
+            .field("threat_max_polls", &self.threat_max_polls)
+            .field("threat_lookup_deadline", &self.threat_lookup_deadline)
             .finish()
     }
 }
@@ -217,10 +251,15 @@ struct SimInner {
     rest_port: u16,
     backend: Backend,
     cancel: CancellationToken,
-    counter: AtomicU64,
+    counter: Arc<AtomicU64>,
     workflow_timeout_ms: AtomicU64,
     rule_runs: std::sync::Mutex<Vec<RuleRun>>,
     events_processed: tokio::sync::watch::Sender<u64>,
+    /// Bumped whenever a threat lookup ends.
+    lookups_changed: tokio::sync::watch::Sender<u64>,
+    /// The HTTP client for threat services, built at the first lookup.
+    threat_client: OnceLock<reqwest::Client>,
+    persister: Option<Arc<Persister>>,
 }
 
 impl Drop for SimInner {
@@ -229,12 +268,23 @@ impl Drop for SimInner {
         if let Backend::Embedded { broker, .. } = &self.backend {
             broker.drop_connections();
         }
+        if let Some(p) = &self.persister
+            && let Err(e) = p.flush()
+        {
+            tracing::warn!("soar-sim: {e}");
+        }
     }
 }
 
 /// A handle that does not keep the simulator alive (for its own background tasks).
 #[derive(Clone)]
 pub(crate) struct WeakSim(Weak<SimInner>);
+
+impl fmt::Debug for WeakSim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WeakSim")
+    }
+}
 
 impl WeakSim {
     pub(crate) fn upgrade(&self) -> Option<Sim> {
@@ -263,13 +313,30 @@ impl fmt::Debug for Sim {
 const EXTERNAL_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Sim {
-    /// Generates certificates, binds the REST server (and the embedded broker) and starts serving.
+    /// Generates certificates, loads the state file (if configured and present), binds the REST
+    /// server (and the embedded broker) and starts serving. A state file that cannot be read,
+    /// parsed or written is a [`SimError::State`] naming it.
     pub async fn start(config: SimConfig) -> Result<Sim, SimError> {
         let certs = Certs::generate()?;
         let client_tls = certs.client_config()?;
         let platform = Arc::new(Platform::new(config.org_id, &config.org_name));
         let registry = Arc::new(Registry::default());
         let cancel = CancellationToken::new();
+        let counter = Arc::new(AtomicU64::new(0));
+        let persister = match &config.state_file {
+            Some(path) => {
+                let p = Arc::new(Persister::new(
+                    path.clone(),
+                    platform.clone(),
+                    counter.clone(),
+                ));
+                p.load()?;
+                // Written at once: an unwritable path is an error now, not at the first change.
+                p.flush()?;
+                Some(p)
+            }
+            None => None,
+        };
 
         let rest_listener =
             TcpListener::bind(SocketAddr::new(config.bind, config.rest_port)).await?;
@@ -280,8 +347,9 @@ impl Sim {
             api_key_secret: config.api_key_secret.clone(),
             email: config.email.clone(),
             password: config.password.clone(),
+            sim: OnceLock::new(),
         });
-        let app = rest::router(rest_state, config.resource_prefix.as_deref());
+        let app = rest::router(rest_state.clone(), config.resource_prefix.as_deref());
         tokio::spawn(rest::serve(
             rest_listener,
             certs.server_config(),
@@ -339,14 +407,27 @@ impl Sim {
                 ),
                 rule_runs: std::sync::Mutex::new(Vec::new()),
                 events_processed: tokio::sync::watch::Sender::new(0),
+                lookups_changed: tokio::sync::watch::Sender::new(0),
+                threat_client: OnceLock::new(),
+                persister,
                 cancel,
-                counter: AtomicU64::new(0),
+                counter,
                 config,
             }),
         };
+        let _ = rest_state.sim.set(sim.downgrade());
         let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
-        sim.inner.platform.state().events = Some(events_tx);
+        let (jobs_tx, jobs_rx) = tokio::sync::mpsc::unbounded_channel();
+        {
+            let mut st = sim.inner.platform.state_quiet();
+            st.events = Some(events_tx);
+            st.threat_jobs = Some(jobs_tx);
+        }
         rules::spawn_engine(&sim, events_rx);
+        threat::spawn_dispatcher(&sim, jobs_rx);
+        if let Some(p) = &sim.inner.persister {
+            state::spawn_writer(p.clone(), sim.inner.cancel.clone());
+        }
         Ok(sim)
     }
 
@@ -861,13 +942,90 @@ impl Sim {
         }
     }
 
-    /// Stops the servers and closes every connection. Handles stay usable for inspection.
+    /// Stops the servers, closes every connection and writes the state file (if configured).
+    /// Handles stay usable for inspection.
     pub async fn shutdown(&self) {
         self.inner.cancel.cancel();
         match &self.inner.backend {
             Backend::Embedded { broker, .. } => broker.drop_connections(),
             Backend::External(e) => e.shutdown().await,
         }
+        if let Err(e) = self.flush_state().await {
+            tracing::warn!("soar-sim: {e}");
+        }
+    }
+
+    /// Writes the state file now if the state changed since it was last written (nothing
+    /// without [`SimConfig::state_file`]).
+    pub async fn flush_state(&self) -> Result<(), SimError> {
+        let Some(p) = self.inner.persister.clone() else {
+            return Ok(());
+        };
+        match tokio::task::spawn_blocking(move || p.flush()).await {
+            Ok(r) => r.map(|_| ()),
+            Err(e) => Err(SimError::State {
+                path: self.state_file().map(Path::to_path_buf).unwrap_or_default(),
+                message: format!("the writer failed: {e}"),
+            }),
+        }
+    }
+
+    /// The state file, if the state is persisted.
+    pub fn state_file(&self) -> Option<&Path> {
+        self.inner.persister.as_ref().map(|p| p.path())
+    }
+
+    /// The admin interface's base URL, `https://localhost:<port>/sim/admin` (never under the
+    /// resource prefix).
+    pub fn admin_url(&self) -> String {
+        format!("https://localhost:{}/sim/admin", self.inner.rest_port)
+    }
+
+    /// How many messages the simulator has numbered so far (`invid:<n>`).
+    pub fn invocation_counter(&self) -> u64 {
+        self.inner.counter.load(Ordering::SeqCst)
+    }
+
+    /// Adds a workspace with this display name (its name is derived: `SOC Team` → `soc_team`)
+    /// and returns it as `GET /workspaces/{id}` answers it; an existing display name returns
+    /// the existing workspace.
+    pub fn add_workspace(&self, display_name: &str) -> Result<Value, SimError> {
+        let mut st = self.inner.platform.state();
+        if let Some(w) = st
+            .workspace_list()
+            .into_iter()
+            .find(|w| w.display_name == display_name.trim())
+        {
+            return Ok(w.to_json());
+        }
+        st.add_workspace(&serde_json::json!({"display_name": display_name}))
+            .map(|w| w.to_json())
+            .map_err(|e| SimError::Rejected(e.message))
+    }
+
+    /// Every workspace as `GET /workspaces` lists them (the default one first).
+    pub fn workspaces(&self) -> Vec<Value> {
+        self.inner.platform.state().workspaces_json()
+    }
+
+    /// Every phase as `GET /phases` lists them.
+    pub fn phases(&self) -> Vec<Value> {
+        self.inner.platform.state().phases()
+    }
+
+    /// Every artifact type as `GET /artifact_types` lists them.
+    pub fn artifact_types(&self) -> Vec<Value> {
+        self.inner.platform.state().artifact_types()
+    }
+
+    /// Creates a custom artifact type as `POST /artifact_types` does
+    /// (`{"programmatic_name", "name", "desc", …}`); returns it with its id.
+    pub fn create_artifact_type(&self, artifact_type: Value) -> Result<Value, SimError> {
+        self.inner
+            .platform
+            .state()
+            .create_artifact_type(&artifact_type)
+            .map_err(|e| SimError::Rejected(e.message))
     }
 }
 

@@ -4,15 +4,21 @@
 //! The REST server reads it and the [`crate::Sim`] API writes it. It is deliberately plain data
 //! behind one mutex so that later work (incidents, artifacts, workflows, customization imports)
 //! can add collections here without touching the servers' plumbing.
+//!
+//! [`Platform::state`] hands out a [`StateGuard`]: mutable access through it marks the state as
+//! changed, which wakes the state-file writer ([`crate::state`]) when one is configured.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::{Deref, DerefMut};
 use std::sync::{Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::imports::{ImportRecord, ObjectStore, StoredObject};
+use crate::org::Workspace;
 use crate::rules::ActionStatus;
+use crate::threat::{LookupJob, RegisteredThreatService, ThreatLookup};
 
 /// A message destination (a queue `actions.<org>.<programmatic_name>`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -51,7 +57,7 @@ fn yes() -> bool {
 }
 
 /// A function definition: its name and the message destination it is sent to.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FunctionDef {
     /// Numeric id.
     pub id: i64,
@@ -66,7 +72,7 @@ pub struct FunctionDef {
 }
 
 /// A rule (custom action): it sends rule messages to its destinations and starts its workflows.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rule {
     /// Numeric id (the `action_id` of its messages).
     pub id: i64,
@@ -204,8 +210,16 @@ pub struct PlatformState {
     pub events: Option<tokio::sync::mpsc::UnboundedSender<PlatformEvent>>,
     /// How many changes were reported to the automatic rules engine.
     pub events_emitted: u64,
-    next_id: i64,
-    next_import_id: i64,
+    /// Workspaces added besides the default one, by id.
+    pub workspaces: BTreeMap<i64, Workspace>,
+    /// Registered custom threat services, by name.
+    pub threat_services: BTreeMap<String, RegisteredThreatService>,
+    /// Every threat lookup started for a new artifact, oldest first.
+    pub threat_lookups: Vec<ThreatLookup>,
+    /// Where new threat lookups are sent (set by [`crate::Sim::start`]).
+    pub(crate) threat_jobs: Option<tokio::sync::mpsc::UnboundedSender<LookupJob>>,
+    pub(crate) next_id: i64,
+    pub(crate) next_import_id: i64,
 }
 
 impl PlatformState {
@@ -247,6 +261,14 @@ impl PlatformState {
         self.destinations
             .values()
             .find(|d| d.programmatic_name == programmatic_name)
+    }
+
+    /// The programmatic name of the destination called `name` (display or programmatic name);
+    /// `name` itself when there is none.
+    pub fn destination_programmatic_name(&self, name: &str) -> String {
+        self.destination_by_name(name)
+            .or_else(|| self.destinations.values().find(|d| d.name == name))
+            .map_or_else(|| name.to_string(), |d| d.programmatic_name.clone())
     }
 
     /// Creates the destination if it does not exist; returns its id.
@@ -399,6 +421,47 @@ pub struct Platform {
     /// Org `cloud_account` (matched before uuid and name by the client's `org` setting).
     pub cloud_account: String,
     state: Mutex<PlatformState>,
+    /// Notified when a [`StateGuard`] that was used mutably is released.
+    pub(crate) changed: tokio::sync::Notify,
+}
+
+/// The locked [`PlatformState`]. Dereferencing it mutably marks the state as changed; the change
+/// is signalled when the guard is dropped.
+pub struct StateGuard<'a> {
+    guard: MutexGuard<'a, PlatformState>,
+    changed: Option<&'a tokio::sync::Notify>,
+    dirty: bool,
+}
+
+impl std::fmt::Debug for StateGuard<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.guard.fmt(f)
+    }
+}
+
+impl Deref for StateGuard<'_> {
+    type Target = PlatformState;
+
+    fn deref(&self) -> &PlatformState {
+        &self.guard
+    }
+}
+
+impl DerefMut for StateGuard<'_> {
+    fn deref_mut(&mut self) -> &mut PlatformState {
+        self.dirty = true;
+        &mut self.guard
+    }
+}
+
+impl Drop for StateGuard<'_> {
+    fn drop(&mut self) {
+        if self.dirty
+            && let Some(n) = self.changed
+        {
+            n.notify_one();
+        }
+    }
 }
 
 impl Platform {
@@ -410,12 +473,27 @@ impl Platform {
             org_uuid: stable_uuid("org", &org_id.to_string()),
             cloud_account: stable_uuid("cloud_account", &org_id.to_string()),
             state: Mutex::new(PlatformState::default()),
+            changed: tokio::sync::Notify::new(),
         }
     }
 
-    /// Locks the state. A poisoned lock is recovered: the state is plain data.
-    pub fn state(&self) -> MutexGuard<'_, PlatformState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    /// Locks the state. A poisoned lock is recovered: the state is plain data. Mutating it
+    /// through the guard marks it as changed (for the state file).
+    pub fn state(&self) -> StateGuard<'_> {
+        StateGuard {
+            guard: self.state.lock().unwrap_or_else(|p| p.into_inner()),
+            changed: Some(&self.changed),
+            dirty: false,
+        }
+    }
+
+    /// Locks the state for changes that are not persisted (REST log, sessions).
+    pub(crate) fn state_quiet(&self) -> StateGuard<'_> {
+        StateGuard {
+            guard: self.state.lock().unwrap_or_else(|p| p.into_inner()),
+            changed: None,
+            dirty: false,
+        }
     }
 
     /// The org as listed in a session response.
@@ -446,8 +524,9 @@ impl Platform {
         })
     }
 
-    /// The org as `GET /rest/orgs/{id}` answers it.
+    /// The org as `GET /rest/orgs/{id}` answers it, with its workspaces.
     pub fn org_json(&self) -> Value {
+        let workspaces = self.state().workspaces_json();
         json!({
             "id": self.org_id,
             "name": self.org_name,
@@ -461,6 +540,7 @@ impl Platform {
             "effective_permissions": {},
             "users": {},
             "groups": {},
+            "workspaces": workspaces,
         })
     }
 
@@ -511,7 +591,7 @@ impl Platform {
 
     /// Appends to the REST request log.
     pub fn log_request(&self, method: &str, path: &str, status: u16) {
-        self.state()
+        self.state_quiet()
             .rest_log
             .push((method.to_string(), path.to_string(), status));
     }

@@ -4,10 +4,12 @@
 //! sessions (API key Basic auth or email/password with a `JSESSIONID` cookie and `X-sess-id`),
 //! the org, `/rest/const`, field types, rules (`/actions`), functions and message destinations;
 //! and what `host customize` and integrations use: configuration imports and exports
-//! (§6.2/§6.3), workflows and workflow instances, incidents and their notes.
+//! (§6.2/§6.3), workflows and workflow instances, incidents, their notes and artifacts, artifact
+//! types (built-in, imported and created with `POST /artifact_types`), workspaces, phases.
+//! The admin interface ([`crate::admin`]) is served beside it, under `/sim/admin`.
 //! Every request, answered or not, is appended to the platform's REST log.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -29,6 +31,7 @@ use tower::ServiceExt as _;
 use crate::imports;
 use crate::incidents::ApiError;
 use crate::platform::{MessageDestination, Platform, RestSession};
+use crate::{Sim, WeakSim};
 
 /// The user id reported for the email/password user.
 pub const USER_ID: i64 = 1;
@@ -43,11 +46,20 @@ pub(crate) struct RestState {
     pub(crate) api_key_secret: String,
     pub(crate) email: String,
     pub(crate) password: String,
+    /// The simulator, for the admin interface (set once it is built).
+    pub(crate) sim: OnceLock<WeakSim>,
+}
+
+impl RestState {
+    /// The simulator, unless it is gone.
+    pub(crate) fn sim(&self) -> Option<Sim> {
+        self.sim.get().and_then(WeakSim::upgrade)
+    }
 }
 
 type St = State<Arc<RestState>>;
 
-fn error_json(status: StatusCode, message: impl Into<String>) -> Response {
+pub(crate) fn error_json(status: StatusCode, message: impl Into<String>) -> Response {
     (
         status,
         axum::Json(json!({
@@ -197,7 +209,7 @@ async fn post_session(State(state): St, body: Bytes) -> Response {
     };
     state
         .platform
-        .state()
+        .state_quiet()
         .sessions
         .insert(session_id.clone(), session.clone());
     let mut resp = axum::Json(session_json(&state, &Authed::Session(session))).into_response();
@@ -211,7 +223,7 @@ async fn post_session(State(state): St, body: Bytes) -> Response {
 
 async fn delete_session(State(state): St, headers: HeaderMap, auth: Authed) -> Response {
     if let (Authed::Session(_), Some(id)) = (auth, cookie(&headers, "JSESSIONID")) {
-        state.platform.state().sessions.remove(&id);
+        state.platform.state_quiet().sessions.remove(&id);
     }
     StatusCode::NO_CONTENT.into_response()
 }
@@ -269,7 +281,7 @@ async fn get_type_field(
     }
 }
 
-fn api_error(e: ApiError) -> Response {
+pub(crate) fn api_error(e: ApiError) -> Response {
     error_json(
         StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
         e.message,
@@ -791,9 +803,148 @@ async fn put_destination(
     axum::Json(dest).into_response()
 }
 
+async fn get_workspaces(State(state): St, _auth: Authed, Path(org_id): Path<String>) -> Response {
+    if let Some(r) = org_error(&state, &org_id) {
+        return r;
+    }
+    axum::Json(json!({"entities": state.platform.state().workspaces_json()})).into_response()
+}
+
+async fn post_workspace(
+    State(state): St,
+    _auth: Authed,
+    Path(org_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = org_error(&state, &org_id) {
+        return r;
+    }
+    let body = match parse_json(&body) {
+        Ok(v) => v,
+        Err(m) => return error_json(StatusCode::BAD_REQUEST, m),
+    };
+    let result = state.platform.state().add_workspace(&body);
+    match result {
+        Ok(w) => axum::Json(w.to_json()).into_response(),
+        Err(e) => api_error(e),
+    }
+}
+
+async fn get_workspace(
+    State(state): St,
+    _auth: Authed,
+    Path((org_id, id)): Path<(String, String)>,
+) -> Response {
+    if let Some(r) = org_error(&state, &org_id) {
+        return r;
+    }
+    let given = match id.parse::<i64>() {
+        Ok(n) => json!(n),
+        Err(_) => json!(id),
+    };
+    match state.platform.state().workspace(&given) {
+        Some(w) => axum::Json(w.to_json()).into_response(),
+        None => not_found(format!("Workspace {id} not found")),
+    }
+}
+
+async fn get_phases(State(state): St, _auth: Authed, Path(org_id): Path<String>) -> Response {
+    if let Some(r) = org_error(&state, &org_id) {
+        return r;
+    }
+    axum::Json(json!({"entities": state.platform.state().phases()})).into_response()
+}
+
+async fn get_phase(
+    State(state): St,
+    _auth: Authed,
+    Path((org_id, id)): Path<(String, String)>,
+) -> Response {
+    if let Some(r) = org_error(&state, &org_id) {
+        return r;
+    }
+    match state.platform.state().phase(&id) {
+        Some(p) => axum::Json(p).into_response(),
+        None => not_found(format!("Phase {id} not found")),
+    }
+}
+
+async fn post_artifact_type(
+    State(state): St,
+    _auth: Authed,
+    Path(org_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = org_error(&state, &org_id) {
+        return r;
+    }
+    let body = match parse_json(&body) {
+        Ok(v) => v,
+        Err(m) => return error_json(StatusCode::BAD_REQUEST, m),
+    };
+    let result = state.platform.state().create_artifact_type(&body);
+    match result {
+        Ok(t) => axum::Json(t).into_response(),
+        Err(e) => api_error(e),
+    }
+}
+
+async fn get_artifact_type(
+    State(state): St,
+    _auth: Authed,
+    Path((org_id, id)): Path<(String, String)>,
+) -> Response {
+    if let Some(r) = org_error(&state, &org_id) {
+        return r;
+    }
+    match state.platform.state().artifact_type(&json!(id)) {
+        Some(t) => axum::Json(t).into_response(),
+        None => not_found(format!("Artifact type {id} not found")),
+    }
+}
+
+async fn get_incidents(
+    State(state): St,
+    _auth: Authed,
+    Path(org_id): Path<String>,
+    Query(hf): Query<HandleFormat>,
+) -> Response {
+    if let Some(r) = org_error(&state, &org_id) {
+        return r;
+    }
+    let st = state.platform.state();
+    let list: Vec<Value> = st
+        .incidents
+        .keys()
+        .filter_map(|id| st.incident_json(*id, hf.names()))
+        .collect();
+    axum::Json(list).into_response()
+}
+
+async fn method_not_allowed(req: Request) -> Response {
+    let hint = if req.uri().path().starts_with("/sim/admin") {
+        " (GET /sim/admin lists the admin endpoints)"
+    } else {
+        ""
+    };
+    error_json(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "Method {} is not allowed for {}{hint}",
+            req.method(),
+            req.uri().path()
+        ),
+    )
+}
+
 async fn fallback(req: Request) -> Response {
+    let hint = if req.uri().path().starts_with("/sim/admin") {
+        " (GET /sim/admin lists the admin endpoints)"
+    } else {
+        ""
+    };
     not_found(format!(
-        "No such resource: {} {}",
+        "No such resource: {} {}{hint}",
         req.method(),
         req.uri().path()
     ))
@@ -860,7 +1011,11 @@ pub(crate) fn router(state: Arc<RestState>, prefix: Option<&str>) -> Router {
             "/rest/orgs/{org_id}/workflow_instances/{id}",
             get(get_workflow_instance),
         )
-        .route("/rest/orgs/{org_id}/incidents", post(post_incident))
+        .route(
+            "/rest/orgs/{org_id}/incidents",
+            get(get_incidents).post(post_incident),
+        )
+        .route("/rest/orgs/{org_id}/incidents/", get(get_incidents))
         .route(
             "/rest/orgs/{org_id}/incidents/{id}",
             get(get_incident)
@@ -878,8 +1033,19 @@ pub(crate) fn router(state: Arc<RestState>, prefix: Option<&str>) -> Router {
         )
         .route(
             "/rest/orgs/{org_id}/artifact_types",
-            get(get_artifact_types),
+            get(get_artifact_types).post(post_artifact_type),
         )
+        .route(
+            "/rest/orgs/{org_id}/artifact_types/{id}",
+            get(get_artifact_type),
+        )
+        .route(
+            "/rest/orgs/{org_id}/workspaces",
+            get(get_workspaces).post(post_workspace),
+        )
+        .route("/rest/orgs/{org_id}/workspaces/{id}", get(get_workspace))
+        .route("/rest/orgs/{org_id}/phases", get(get_phases))
+        .route("/rest/orgs/{org_id}/phases/{id}", get(get_phase))
         .route(
             "/rest/orgs/{org_id}/incidents/{id}/comments",
             get(get_comments).post(post_comment),
@@ -903,7 +1069,9 @@ pub(crate) fn router(state: Arc<RestState>, prefix: Option<&str>) -> Router {
         Some(p) => Router::new().nest(&p, api),
         None => api,
     };
-    app.fallback(fallback)
+    app.merge(crate::admin::router())
+        .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), log_requests))
         .with_state(state)
 }

@@ -1,6 +1,7 @@
 //! Rules (the platform's "actions"): running them, and the action status log.
 //!
-//! A manual rule runs on request on one incident ([`Sim::run_manual_rule`]): for each of its
+//! A manual rule runs on request on one incident ([`Sim::run_manual_rule`]), note or artifact
+//! ([`Sim::run_manual_rule_on`]): for each of its
 //! workflows a workflow instance starts ([`crate::workflow`]), and each of its message
 //! destinations gets a rule message (an ActionDataDTO with `action_id`, `object_type` 0,
 //! `operation_type` null, the incident, the rule's activity-field `properties`, the
@@ -20,7 +21,7 @@ use crate::workflow::WorkflowJob;
 use crate::{Sim, SimError};
 
 /// The state of an action status entry (`actions_framework.action_invocation_statuses`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ActionState {
     /// Sent, no final reply yet.
     Pending,
@@ -33,7 +34,7 @@ pub enum ActionState {
 }
 
 /// One entry of the action status log.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ActionStatus {
     /// Entry id.
     pub id: i64,
@@ -134,6 +135,51 @@ impl RuleRun {
     }
 }
 
+/// The object a manual rule runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectRef {
+    /// An incident.
+    Incident(i64),
+    /// A note of an incident.
+    Note {
+        /// The incident.
+        incident_id: i64,
+        /// The note's id.
+        note_id: i64,
+    },
+    /// An artifact of an incident.
+    Artifact {
+        /// The incident.
+        incident_id: i64,
+        /// The artifact's id.
+        artifact_id: i64,
+    },
+}
+
+impl ObjectRef {
+    /// The incident the object belongs to.
+    pub fn incident_id(&self) -> i64 {
+        match *self {
+            ObjectRef::Incident(id)
+            | ObjectRef::Note {
+                incident_id: id, ..
+            }
+            | ObjectRef::Artifact {
+                incident_id: id, ..
+            } => id,
+        }
+    }
+
+    /// The object type name: `incident`, `note` or `artifact`.
+    pub fn object_type(&self) -> &'static str {
+        match self {
+            ObjectRef::Incident(_) => "incident",
+            ObjectRef::Note { .. } => "note",
+            ObjectRef::Artifact { .. } => "artifact",
+        }
+    }
+}
+
 impl Sim {
     /// Runs a manual incident rule on an incident with activity-field `properties`: starts
     /// its workflows and sends its rule messages. Errors: the rule does not exist, is not a
@@ -144,7 +190,24 @@ impl Sim {
         incident_id: i64,
         properties: Value,
     ) -> Result<RuleRun, SimError> {
-        let (rule, incident) = {
+        self.run_manual_rule_on(rule_name, ObjectRef::Incident(incident_id), properties)
+            .await
+    }
+
+    /// Runs a manual rule on an incident, a note or an artifact with activity-field
+    /// `properties`. The rule's object type must be the object's (a manual artifact rule runs on
+    /// artifacts only); its rule messages carry the incident and the object (`note` or
+    /// `artifact` key, `object_type` 2 or 4), and its workflows see the object. Errors: the rule
+    /// does not exist, is automatic, disabled or for another object type; the incident or the
+    /// object does not exist.
+    pub async fn run_manual_rule_on(
+        &self,
+        rule_name: &str,
+        object: ObjectRef,
+        properties: Value,
+    ) -> Result<RuleRun, SimError> {
+        let incident_id = object.incident_id();
+        let (rule, incident, target) = {
             let st = self.platform().state();
             let rule = st
                 .rule_by_name(rule_name)
@@ -153,11 +216,31 @@ impl Sim {
             let incident = st
                 .incident_json(incident_id, false)
                 .ok_or(SimError::UnknownIncident(incident_id))?;
-            (rule, incident)
+            let target = match object {
+                ObjectRef::Incident(_) => incident.clone(),
+                ObjectRef::Note { note_id, .. } => st
+                    .notes
+                    .get(&incident_id)
+                    .and_then(|l| l.iter().find(|n| n["id"] == note_id))
+                    .cloned()
+                    .ok_or_else(|| {
+                        SimError::UnknownObject(format!("note {note_id} of incident {incident_id}"))
+                    })?,
+                ObjectRef::Artifact { artifact_id, .. } => st
+                    .artifact(incident_id, artifact_id)
+                    .cloned()
+                    .ok_or_else(|| {
+                        SimError::UnknownObject(format!(
+                            "artifact {artifact_id} of incident {incident_id}"
+                        ))
+                    })?,
+            };
+            (rule, incident, target)
         };
-        if !rule.manual || rule.object_type != "incident" {
+        let object_type = object.object_type();
+        if !rule.manual || rule.object_type != object_type {
             return Err(SimError::Rejected(format!(
-                "rule '{rule_name}' is not a manual incident rule (it is {} on {})",
+                "rule '{rule_name}' is not a manual {object_type} rule (it is {} on {})",
                 if rule.manual { "manual" } else { "automatic" },
                 rule.object_type
             )));
@@ -165,6 +248,24 @@ impl Sim {
         if !rule.enabled {
             return Err(SimError::Rejected(format!(
                 "rule '{rule_name}' is disabled"
+            )));
+        }
+        // The platform offers a manual rule only on objects where its conditions hold.
+        let offered = {
+            let st = self.platform().state();
+            let ev = PlatformEvent {
+                object_type: object_type.to_string(),
+                operation: Operation::Modified,
+                incident_id,
+                old: target.clone(),
+                new: target.clone(),
+            };
+            conditions_hold(&st, &rule, &ev)
+        };
+        if !offered {
+            return Err(SimError::Rejected(format!(
+                "rule '{rule_name}' is not available on this {object_type} of incident \
+                 {incident_id}: its conditions do not hold"
             )));
         }
         let properties = if properties.is_null() {
@@ -176,8 +277,8 @@ impl Sim {
             &rule,
             incident_id,
             &incident,
-            "incident",
-            &incident,
+            object_type,
+            &target,
             None,
             properties,
         )
@@ -296,6 +397,16 @@ impl Sim {
                 .map(|r| (r.clone(), incident.clone()))
                 .collect()
         };
+        tracing::debug!(
+            "automatic rules: {} {} on incident {}: {:?}",
+            ev.object_type,
+            ev.operation.as_str(),
+            ev.incident_id,
+            fired
+                .iter()
+                .map(|(r, _)| r.name.as_str())
+                .collect::<Vec<_>>()
+        );
         for (rule, incident) in fired {
             let object = if ev.new.is_null() { &ev.old } else { &ev.new };
             if let Err(e) = self
@@ -510,7 +621,13 @@ fn field_values(st: &PlatformState, field: &str, ev: &PlatformEvent) -> [Value; 
         return Default::default();
     };
     let (old, new) = if *root == ev.object_type {
-        (ev.old.clone(), ev.new.clone())
+        // A deleted object's conditions are evaluated on the object as it was.
+        let new = if ev.operation == Operation::Deleted {
+            &ev.old
+        } else {
+            &ev.new
+        };
+        (ev.old.clone(), new.clone())
     } else if *root == "incident" {
         let inc = st
             .incident_json(ev.incident_id, false)
@@ -624,6 +741,15 @@ pub fn condition_holds(st: &PlatformState, cond: &Value, ev: &PlatformEvent) -> 
 
 /// Whether a rule's conditions hold (`logic_type` all or any; no conditions: always).
 pub fn conditions_hold(st: &PlatformState, rule: &Rule, ev: &PlatformEvent) -> bool {
+    // A deletion fires only the rules that ask for it ("object is removed"); their other
+    // conditions are evaluated on the object as it was.
+    let asks_for_removal = rule
+        .conditions
+        .iter()
+        .any(|c| c.get("method").and_then(Value::as_str) == Some("object_removed"));
+    if ev.operation == Operation::Deleted && !asks_for_removal {
+        return false;
+    }
     if rule.conditions.is_empty() {
         return true;
     }

@@ -67,7 +67,31 @@ pub fn build(config: &AppConfig) -> Result<Component, ConfigError> {
             NAME,
             json!({"hello_text": "A failing call", "hello_fail": true}),
         )
+        .rule(NAME, NOTE_RULE, greet_note)
+        .demo_rule("Example: Say hello")
         .selftest(HelloSelftest))
+}
+
+/// The automatic rule whose messages [`greet_note`] handles.
+pub const NOTE_RULE: &str = "Example: Note mentions hello";
+
+/// Handles the rule message of "Example: Note mentions hello": its answer is the status the
+/// platform shows in the incident's action status.
+async fn greet_note(ctx: Context) -> Result<Option<String>, FunctionError> {
+    let message = ctx.message();
+    let note = message
+        .object("note")
+        .ok_or_else(|| FunctionError::msg("the rule message carries no note"))?;
+    let text = match note.get("text") {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(t) => t["content"].as_str().unwrap_or_default().to_string(),
+        None => String::new(),
+    };
+    Ok(Some(format!(
+        "fn_hello saw note {} on incident {}: {text}",
+        note["id"],
+        message.incident_id().unwrap_or_default()
+    )))
 }
 
 /// The selftest: `fn_hello` has no outside service, so a valid section is all it needs.

@@ -4,7 +4,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use soar_sdk::config::{AppConfig, generate::BASE_CONFIG};
+use soar_sdk::config::generate::BASE_CONFIG;
+use soar_sdk::config::ini::Ini;
 use soar_sdk::registered;
 
 use super::confirm;
@@ -96,10 +97,15 @@ fn create_file(path: &Path, sections: &[(&str, &str)], yes: bool) -> Result<Stri
 }
 
 fn update_file(path: &Path, sections: &[(&str, &str)]) -> Result<String, String> {
-    let existing = AppConfig::load(path).map_err(|e| e.to_string())?;
+    // Only the section names matter: the file is not resolved ($ENV and ^secret values may
+    // not be available where the file is edited).
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let existing =
+        Ini::parse(text.trim_start_matches('\u{feff}'), path).map_err(|e| e.to_string())?;
     let missing: Vec<&(&str, &str)> = sections
         .iter()
-        .filter(|(_, text)| first_section(text).is_some_and(|s| !existing.has_section(s)))
+        .filter(|(_, text)| first_section(text).is_some_and(|s| existing.section(s).is_none()))
         .collect();
     if missing.is_empty() {
         return Ok(format!(

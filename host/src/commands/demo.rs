@@ -1,9 +1,10 @@
 //! `host demo`: the README's first command. With no platform to talk to, it starts the simulated
-//! platform in-process, customizes it from every linked crate, runs this host against it over
-//! real TLS sockets, and tells the story of one incident: created, a note, an artifact, each
-//! manual rule, closed. After each step it prints what the integrations did (action status,
-//! notes, artifacts and their hits) and how long it took. Then it invokes each component's
-//! example functions directly.
+//! platform in-process (with the Slack and TruSTAR emulators), customizes it from every linked
+//! crate, runs this host against it over real TLS sockets, and tells the story of one incident:
+//! created, each manual rule, a note, an artifact, closed, deleted. After each step it prints
+//! what the integrations did (action status, notes, artifacts and their hits) and how long it
+//! took; at the end, what Slack and TruSTAR show. Then it invokes each component's example
+//! functions directly.
 
 use std::time::{Duration, Instant};
 
@@ -11,8 +12,8 @@ use serde_json::{Value, json};
 use soar_sdk::app;
 use soar_sdk::config::{AppConfig, ResilientOptions};
 use soar_sdk::customize;
-use soar_sdk::customize::model::{ObjectType, RuleKind};
 use soar_sdk::rest::RestClient;
+use soar_sim::services::{HIGH_PRIORITY_IP, Services};
 use soar_sim::{InvocationEvent, Sim, SimConfig};
 
 use super::report;
@@ -46,6 +47,12 @@ fn note_text(note: &Value) -> String {
 
 /// Waits until the platform is idle, then prints what happened since the last step.
 async fn after(sim: &Sim, id: i64, seen: &mut Seen, started: Instant) -> anyhow::Result<()> {
+    sim.wait_rules_idle(WAIT).await?;
+    // Rules started by this step may start more (a workflow adds a note, ...).
+    for run in sim.rule_runs() {
+        run.wait(WAIT).await?;
+    }
+    sim.wait_threat_lookups_idle(WAIT).await?;
     sim.wait_rules_idle(WAIT).await?;
     let ms = started.elapsed().as_millis();
     let actions = sim.action_status(id);
@@ -97,13 +104,29 @@ async fn demo(repeat: usize) -> anyhow::Result<()> {
         sim.org_id(),
         sim.ca_file().display()
     );
+    let services = Services::start().await?;
+    println!(
+        "emulators: Slack {} and TruSTAR {}",
+        services.slack.api_url(),
+        services.trustar.url()
+    );
     let dir = tempfile_dir()?;
     let path = dir.join("app.config");
     let mut text = sim.app_config();
-    text.push_str("num_workers = 10\n");
+    text.push_str("num_workers = 10\n\n");
+    text.push_str(&services.app_config());
+    // Components whose sections the emulators do not provide get their defaults.
     for reg in soar_sdk::registered() {
-        text.push('\n');
-        text.push_str(reg.default_config);
+        let first = reg.default_config.lines().find_map(|l| {
+            l.trim()
+                .strip_prefix('[')?
+                .strip_suffix(']')
+                .map(str::to_string)
+        });
+        if first.is_some_and(|s| !text.contains(&format!("[{s}]"))) {
+            text.push('\n');
+            text.push_str(reg.default_config);
+        }
     }
     std::fs::write(&path, &text)?;
     let config = AppConfig::load(&path)?;
@@ -127,16 +150,20 @@ async fn demo(repeat: usize) -> anyhow::Result<()> {
     let opts = ResilientOptions::from_config(&config)?;
     let rest = RestClient::connect(app::rest_config(&opts)?).await?;
     let started = Instant::now();
-    customize::push(&rest, &definitions, |_| true, &mut |line| {
-        for l in line.lines().filter(|l| !l.trim().is_empty()) {
-            println!("customize: {l}");
-        }
-    })
-    .await?;
-    println!("customize: done in {} ms", started.elapsed().as_millis());
+    let report = customize::push(&rest, &definitions, |_| true, &mut |_| {}).await?;
+    println!(
+        "customize: {} new object(s) imported, queue access granted on {}, in {} ms",
+        report.plan.new.len(),
+        report.granted.join(", "),
+        started.elapsed().as_millis()
+    );
     let examples: Vec<(String, Value)> = components
         .iter()
         .flat_map(|c| c.component.examples().to_vec())
+        .collect();
+    let demo_rules: Vec<String> = components
+        .iter()
+        .flat_map(|c| c.component.demo_rules().to_vec())
         .collect();
 
     let started = Instant::now();
@@ -147,6 +174,8 @@ async fn demo(repeat: usize) -> anyhow::Result<()> {
         queues.join(", "),
         started.elapsed().as_millis()
     );
+    // What `resutil threatserviceedit` does on an appliance.
+    services.register_threat_service(&sim)?;
 
     // The story of one incident.
     let mut seen = Seen::default();
@@ -163,32 +192,26 @@ async fn demo(repeat: usize) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("the platform answered an incident without an id"))?;
     after(&sim, id, &mut seen, started).await?;
 
-    println!("\n[2] an analyst adds a note");
-    let started = Instant::now();
-    sim.add_note(id, "Traffic comes mostly from 203.0.113.0/24.")?;
-    after(&sim, id, &mut seen, started).await?;
-
-    println!("\n[3] an artifact: IP Address 203.0.113.7");
-    let started = Instant::now();
-    sim.add_artifact(
-        id,
-        json!({"type": "IP Address", "value": "203.0.113.7", "description": "Top talker"}),
-    )?;
-    after(&sim, id, &mut seen, started).await?;
-
-    let manual: Vec<&str> = definitions
-        .rules
-        .iter()
-        .filter(|r| r.kind == RuleKind::Manual && r.object_type == ObjectType::Incident)
-        .map(|r| r.name.as_str())
-        .collect();
-    for (n, rule) in manual.iter().enumerate() {
-        println!("\n[4.{}] manual rule \"{rule}\"", n + 1);
+    for (n, rule) in demo_rules.iter().enumerate() {
+        println!("\n[2.{}] manual rule \"{rule}\"", n + 1);
         let started = Instant::now();
         let run = sim.run_manual_rule(rule, id, json!({})).await?;
         run.wait(WAIT).await?;
         after(&sim, id, &mut seen, started).await?;
     }
+
+    println!("\n[3] an analyst adds a note");
+    let started = Instant::now();
+    sim.add_note(id, "Traffic comes mostly from 203.0.113.0/24.")?;
+    after(&sim, id, &mut seen, started).await?;
+
+    println!("\n[4] an artifact: IP Address {HIGH_PRIORITY_IP}");
+    let started = Instant::now();
+    sim.add_artifact(
+        id,
+        json!({"type": "IP Address", "value": HIGH_PRIORITY_IP, "description": "Top talker"}),
+    )?;
+    after(&sim, id, &mut seen, started).await?;
 
     println!("\n[5] the incident is closed");
     let started = Instant::now();
@@ -212,7 +235,22 @@ async fn demo(repeat: usize) -> anyhow::Result<()> {
         );
     }
 
-    println!("\nDirect invocations of each component's examples:");
+    println!("\n{}", services.summary());
+
+    println!("[6] the incident is deleted");
+    let started = Instant::now();
+    sim.delete_incident(id)?;
+    sim.wait_rules_idle(WAIT).await?;
+    for run in sim.rule_runs() {
+        run.wait(WAIT).await?;
+    }
+    println!(
+        "  {:>5} ms  done; TruSTAR reports left: {}\n",
+        started.elapsed().as_millis(),
+        services.trustar.reports().len()
+    );
+
+    println!("Direct invocations of each component's examples:");
     for round in 1..=repeat {
         for (n, (function, inputs)) in examples.iter().enumerate() {
             invoke(&sim, function, inputs.clone(), round, n + 1).await?;

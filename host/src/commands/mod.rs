@@ -7,6 +7,8 @@ pub mod demo;
 pub mod list;
 pub mod run;
 pub mod selftest;
+#[cfg(feature = "sim")]
+pub mod sim;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod cts;
+
 use std::time::Duration;
 
 use futures::{SinkExt as _, StreamExt as _};

@@ -1,0 +1,278 @@
+//! State persistence: a simulator started again on the same state file has everything back, with
+//! the same ids; a corrupt or foreign file is a clear error at start.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{Api, fixture, start_sim_with};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use soar_sim::{Sim, SimConfig, SimError, ThreatService};
+
+fn config(path: &Path) -> SimConfig {
+    SimConfig {
+        state_file: Some(path.to_path_buf()),
+        ..SimConfig::default()
+    }
+}
+
+/// The export without its timestamp.
+fn export(sim: &Sim) -> Value {
+    let mut x = sim.export();
+    x["export_date"] = Value::Null;
+    x
+}
+
+#[tokio::test]
+async fn everything_is_back_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sim-state.json");
+
+    let sim = start_sim_with(config(&path)).await;
+    assert_eq!(sim.state_file(), Some(path.as_path()));
+    // Written at start already.
+    assert!(path.exists());
+    let api = Api::new(&sim);
+    api.import(&fixture()).await;
+    let dest = sim.message_destination("fn_hello").unwrap();
+    let mut granted = dest.clone();
+    granted["api_keys"] = json!(["sim-api-key-id"]);
+    granted["users"] = json!([1]);
+    let (s, _) = api
+        .put(
+            &format!("/rest/orgs/201/message_destinations/{}", dest["id"]),
+            &granted,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let ws = sim.add_workspace("SOC Team").unwrap();
+    sim.create_artifact_type(json!({"programmatic_name": "url_string", "name": "URL String"}))
+        .unwrap();
+    sim.add_threat_service(ThreatService {
+        name: "cts".into(),
+        url: "http://127.0.0.1:9/cts/x".into(),
+        user: Some("u".into()),
+        password: Some("p".into()),
+    })
+    .unwrap();
+    let inc = sim
+        .create_incident(
+            json!({"name": "Persisted", "severity_code": "High", "workspace": "SOC Team",
+                                "properties": {"hello_last_echo": "e"}}),
+        )
+        .unwrap();
+    let id = inc["id"].as_i64().unwrap();
+    sim.add_note(id, "first note").unwrap();
+    sim.add_artifact(id, json!({"type": "URL String", "value": "x/y"}))
+        .unwrap();
+    let closed = sim.create_incident(json!({"name": "Closed"})).unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    sim.close_incident(closed, "Resolved", "done").unwrap();
+    // The lookup against the closed port fails quickly; wait so that its outcome is saved.
+    sim.wait_threat_lookups_idle(common::WAIT).await.unwrap();
+
+    let before = (
+        sim.incident(id).unwrap(),
+        sim.incident(closed).unwrap(),
+        sim.notes(id),
+        sim.artifacts(id),
+        sim.threat_lookups(),
+        sim.import_records(),
+        export(&sim),
+        sim.message_destination("fn_hello").unwrap(),
+        sim.workspaces(),
+        sim.artifact_types(),
+        sim.threat_services(),
+    );
+    let (_, functions_before) = api.get("/rest/orgs/201/functions").await;
+    let (_, actions_before) = api.get("/rest/orgs/201/actions").await;
+    let (_, fields_before) = api.get("/rest/orgs/201/types/__function/fields").await;
+    let counter = sim.invocation_counter();
+    sim.shutdown().await;
+    drop(sim);
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    let saved: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(saved["format"], "soar-sim-state");
+    assert_eq!(saved["version"], 1);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the state file holds passwords: {mode:o}");
+    }
+
+    let sim = start_sim_with(config(&path)).await;
+    let api = Api::new(&sim);
+    let after = (
+        sim.incident(id).unwrap(),
+        sim.incident(closed).unwrap(),
+        sim.notes(id),
+        sim.artifacts(id),
+        sim.threat_lookups(),
+        sim.import_records(),
+        export(&sim),
+        sim.message_destination("fn_hello").unwrap(),
+        sim.workspaces(),
+        sim.artifact_types(),
+        sim.threat_services(),
+    );
+    assert_eq!(after.0, before.0);
+    assert_eq!(after.1, before.1);
+    assert_eq!(after.2, before.2);
+    assert_eq!(after.3, before.3);
+    assert_eq!(after.4, before.4);
+    assert_eq!(after.5, before.5);
+    assert_eq!(after.6, before.6);
+    assert_eq!(after.7, before.7);
+    assert_eq!(after.7["api_keys"], json!(["sim-api-key-id"]));
+    assert_eq!(after.8, before.8);
+    assert_eq!(after.9, before.9);
+    assert_eq!(after.10, before.10);
+    assert_eq!(after.10[0].password.as_deref(), Some("p"));
+    assert_eq!(after.0["workspace"], ws["id"]);
+    assert!(sim.invocation_counter() >= counter);
+    let (_, functions_after) = api.get("/rest/orgs/201/functions").await;
+    let (_, actions_after) = api.get("/rest/orgs/201/actions").await;
+    let (_, fields_after) = api.get("/rest/orgs/201/types/__function/fields").await;
+    assert_eq!(functions_after, functions_before);
+    assert_eq!(actions_after, actions_before);
+    assert_eq!(fields_after, fields_before);
+    let (s, got) = api.get(&format!("/rest/orgs/201/incidents/{id}")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(got, before.0);
+
+    // New objects get new ids, never reused ones.
+    let newer = sim.create_incident(json!({"name": "Newer"})).unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    assert!(newer > closed);
+    let note = sim.add_note(id, "second note").unwrap();
+    assert!(note["id"].as_i64().unwrap() > before.2[0]["id"].as_i64().unwrap());
+
+    // The background writer saves changes without a shutdown (bounded wait).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&path).unwrap();
+        if text.contains("second note") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the state file was not updated");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Dropping the last handle writes it too.
+    sim.delete_incident(newer).unwrap();
+    drop(sim);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(!text.contains("\"Newer\""));
+    // No temporary files are left behind.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}
+
+#[tokio::test]
+async fn running_work_is_marked_interrupted_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.json");
+    let sim = start_sim_with(config(&path)).await;
+    sim.register_function("fn_hello", "fn_hello");
+    sim.add_rule(61, "Notify", &["fn_hello"]);
+    let id = sim.create_incident(json!({"name": "r"})).unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    sim.run_manual_rule("Notify", id, json!({})).await.unwrap();
+    assert_eq!(
+        sim.action_status(id)[0].state,
+        soar_sim::ActionState::Pending
+    );
+    sim.shutdown().await;
+    drop(sim);
+
+    let sim = start_sim_with(config(&path)).await;
+    let status = sim.action_status(id);
+    assert_eq!(status[0].state, soar_sim::ActionState::Error);
+    assert!(status[0].message.contains("restarted"), "{status:?}");
+    // The rule is still there and runs again.
+    sim.run_manual_rule("Notify", id, json!({})).await.unwrap();
+}
+
+async fn start_error(path: &Path) -> String {
+    match Sim::start(config(path)).await {
+        Err(e @ SimError::State { .. }) => e.to_string(),
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("started with {}", path.display()),
+    }
+}
+
+#[tokio::test]
+async fn a_corrupt_or_foreign_state_file_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("corrupt.json");
+    let shown = path.display().to_string();
+
+    std::fs::write(&path, "{\"format\": \"soar-sim-state\", \"incid").unwrap();
+    let e = start_error(&path).await;
+    assert!(e.contains(&shown) && e.contains("not valid JSON"), "{e}");
+    // Left as it was.
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "{\"format\": \"soar-sim-state\", \"incid"
+    );
+
+    std::fs::write(&path, "{\"incidents\": []}").unwrap();
+    let e = start_error(&path).await;
+    assert!(
+        e.contains(&shown) && e.contains("not a soar-sim state file"),
+        "{e}"
+    );
+
+    std::fs::write(
+        &path,
+        json!({"format": "soar-sim-state", "version": 1, "org_id": 201, "incidents": "x"})
+            .to_string(),
+    )
+    .unwrap();
+    let e = start_error(&path).await;
+    assert!(e.contains("not a valid soar-sim state"), "{e}");
+
+    std::fs::write(
+        &path,
+        json!({"format": "soar-sim-state", "version": 1, "org_id": 201,
+               "incidents": [{"name": "no id"}]})
+        .to_string(),
+    )
+    .unwrap();
+    let e = start_error(&path).await;
+    assert!(e.contains("without an integer id"), "{e}");
+
+    std::fs::write(
+        &path,
+        json!({"format": "soar-sim-state", "version": 9, "org_id": 201}).to_string(),
+    )
+    .unwrap();
+    assert!(start_error(&path).await.contains("version 9"));
+
+    std::fs::write(
+        &path,
+        json!({"format": "soar-sim-state", "version": 1, "org_id": 202}).to_string(),
+    )
+    .unwrap();
+    let e = start_error(&path).await;
+    assert!(e.contains("org 202"), "{e}");
+
+    // A path that cannot be written is an error at start.
+    let e = start_error(&dir.path().join("missing-dir/state.json")).await;
+    assert!(e.contains("cannot be written"), "{e}");
+
+    // A minimal valid file is fine.
+    std::fs::write(
+        &path,
+        json!({"format": "soar-sim-state", "version": 1, "org_id": 201}).to_string(),
+    )
+    .unwrap();
+    let sim = Sim::start(config(&path)).await.unwrap();
+    assert!(sim.incident(1).is_none());
+    assert_eq!(sim.workspaces().len(), 1);
+}

@@ -1,0 +1,319 @@
+//! A small Slack Web API client: `POST <api_url><method>` with a JSON body and
+//! `Authorization: Bearer <token>`, as Slack recommends for write methods.
+//!
+//! Retries: only an HTTP 429 is retried, because Slack did not process that request. The wait
+//! is Slack's `Retry-After`, reported through a callback (the handler sends it as a status
+//! message), and the total wait is bounded. Any other failure after the request was sent (a
+//! timeout, a dropped connection, a 5xx) is returned at once: the message may already be in the
+//! channel, and sending it again could post it twice.
+//!
+//! The token is only ever put in the `Authorization` header; no error or log line contains it.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
+use serde_json::Value;
+
+/// Most 429 answers honoured for one call (besides the time bound).
+const MAX_RATE_LIMIT_RETRIES: u32 = 10;
+
+/// Settings of a [`SlackClient`].
+#[derive(Clone)]
+pub struct ClientSettings {
+    /// Base URL ending in `/` (`https://slack.com/api/`).
+    pub api_url: String,
+    /// The token; see [`soar_sdk::config::Secret`].
+    pub token: soar_sdk::config::Secret,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Longest total time to wait on 429 `Retry-After` answers for one call.
+    pub max_rate_limit_wait: Duration,
+    /// Proxy URL (`http://user:pass@host:port`).
+    pub proxy: Option<String>,
+    /// TLS settings for an `https` API URL.
+    pub tls: Arc<rustls::ClientConfig>,
+}
+
+impl std::fmt::Debug for ClientSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientSettings")
+            .field("api_url", &self.api_url)
+            .field("token", &self.token)
+            .field("timeout", &self.timeout)
+            .field("max_rate_limit_wait", &self.max_rate_limit_wait)
+            .field("proxy", &self.proxy.as_ref().map(|_| "(set)"))
+            .finish()
+    }
+}
+
+/// Why a Slack call failed. The texts say what to do and never contain the token.
+#[derive(Debug, thiserror::Error)]
+pub enum SlackError {
+    /// Slack answered `{"ok": false, "error": code}`.
+    #[error("Slack {method} failed with error \"{code}\": {advice}")]
+    Api {
+        method: String,
+        code: String,
+        advice: String,
+        /// Slack's whole answer.
+        answer: Box<Value>,
+    },
+    /// HTTP 429 for longer than we may wait.
+    #[error(
+        "Slack {method} is rate limited (HTTP 429): Slack asks to wait {retry_after} s more after {waited} s of waiting, beyond max_rate_limit_wait = {limit} s in [fn_slack]; the message was not posted, run the workflow again later"
+    )]
+    RateLimited {
+        method: String,
+        retry_after: u64,
+        waited: u64,
+        limit: u64,
+    },
+    /// The request never reached Slack (connection refused, DNS, TLS handshake).
+    #[error(
+        "cannot reach Slack at {url} for {method}: {reason}; nothing was posted (check api_url, proxy and cafile in [fn_slack])"
+    )]
+    Connect {
+        method: String,
+        url: String,
+        reason: String,
+    },
+    /// No complete answer after the request was sent.
+    #[error(
+        "Slack {method}: {reason}; the request may have reached Slack, so it was not sent again (look in the channel before running the workflow again)"
+    )]
+    NoAnswer { method: String, reason: String },
+    /// An HTTP error status other than 429.
+    #[error(
+        "Slack {method} answered HTTP {status}{detail}; the request may have reached Slack, so it was not sent again"
+    )]
+    Http {
+        method: String,
+        status: u16,
+        detail: String,
+    },
+    /// A 200 whose body is not a JSON object.
+    #[error("Slack {method} answered something that is not a JSON object: {snippet}")]
+    NotJson { method: String, snippet: String },
+    /// The HTTP client cannot be built (bad proxy URL, ...).
+    #[error("cannot set up the Slack HTTP client: {0}")]
+    Setup(String),
+}
+
+/// What to do about a Slack error code.
+pub fn advice(code: &str) -> &'static str {
+    match code {
+        "channel_not_found" => {
+            "the channel does not exist or the app cannot see it: check slack_channel (a name such as incidents or an ID such as C0123456789) and invite the app to the channel (/invite @<app> in Slack)"
+        }
+        "not_in_channel" => {
+            "the app is not a member of the channel: invite it (/invite @<app> in Slack)"
+        }
+        "is_archived" => "the channel is archived: unarchive it or choose another channel",
+        "not_authed" => "no token was sent: set api_token in [fn_slack]",
+        "invalid_auth" => {
+            "Slack does not accept the token: check api_token in [fn_slack] (a bot token xoxb-… of the installed app)"
+        }
+        "account_inactive" | "token_revoked" | "token_expired" => {
+            "the token is no longer valid: reinstall the Slack app and update api_token in [fn_slack]"
+        }
+        "missing_scope" => {
+            "the token lacks a scope (see \"needed\"): add it to the Slack app (chat:write) and reinstall it"
+        }
+        "no_permission" | "restricted_action" | "ekm_access_denied" => {
+            "the workspace does not allow this app to post there: ask a Slack admin"
+        }
+        "no_text" => "the message is empty: check slack_details",
+        "msg_too_long" => "the message is longer than Slack allows: shorten slack_details",
+        "thread_not_found" | "invalid_thread_ts" => {
+            "the thread does not exist in that channel: check slack_thread_id (the ts of the parent message) and slack_channel"
+        }
+        "rate_limited" | "ratelimited" => {
+            "Slack is limiting posts to this channel: try again later"
+        }
+        "invalid_arguments" | "invalid_arg_name" | "invalid_array_arg" | "invalid_json"
+        | "json_not_object" | "invalid_form_data" | "invalid_post_type" | "invalid_charset"
+        | "missing_post_type" => "Slack rejected the request format; please report this as a bug",
+        "request_timeout" | "fatal_error" | "internal_error" | "service_unavailable" => {
+            "Slack had a server problem; the message may or may not have been posted, look in the channel before retrying"
+        }
+        _ => "see Slack's documentation of this error for the method",
+    }
+}
+
+/// A Slack Web API client.
+#[derive(Debug, Clone)]
+pub struct SlackClient {
+    http: reqwest::Client,
+    settings: ClientSettings,
+}
+
+impl SlackClient {
+    /// Builds the client (no request is made).
+    pub fn new(settings: ClientSettings) -> Result<SlackClient, SlackError> {
+        let mut builder = reqwest::Client::builder()
+            .tls_backend_preconfigured(rustls::ClientConfig::clone(&settings.tls))
+            .user_agent(concat!("soar-host-fn_slack/", env!("CARGO_PKG_VERSION")))
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout.min(Duration::from_secs(10)));
+        match &settings.proxy {
+            Some(p) => {
+                let proxy = reqwest::Proxy::all(p.as_str()).map_err(|e| {
+                    SlackError::Setup(format!("invalid proxy URL in [fn_slack] proxy: {e}"))
+                })?;
+                builder = builder.proxy(proxy);
+            }
+            None => builder = builder.no_proxy(),
+        }
+        let http = builder
+            .build()
+            .map_err(|e| SlackError::Setup(e.to_string()))?;
+        Ok(SlackClient { http, settings })
+    }
+
+    /// The API base URL.
+    pub fn api_url(&self) -> &str {
+        &self.settings.api_url
+    }
+
+    /// Calls `method` with a JSON `body`. `on_wait(seconds, attempt)` is awaited before each
+    /// wait on a 429. Returns Slack's answer when `ok` is true.
+    pub async fn call<F, Fut>(
+        &self,
+        method: &str,
+        body: &Value,
+        mut on_wait: F,
+    ) -> Result<Value, SlackError>
+    where
+        F: FnMut(u64, u32) -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        let url = format!("{}{method}", self.settings.api_url);
+        let mut auth = HeaderValue::from_str(&format!("Bearer {}", self.settings.token.expose()))
+            .map_err(|_| {
+            SlackError::Setup(
+                "api_token in [fn_slack] contains characters that cannot be sent in an HTTP header"
+                    .into(),
+            )
+        })?;
+        auth.set_sensitive(true);
+        let limit = self.settings.max_rate_limit_wait.as_secs();
+        let mut waited = 0u64;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let resp = self
+                .http
+                .post(&url)
+                .header(AUTHORIZATION, auth.clone())
+                .json(body)
+                .send()
+                .await
+                .map_err(|e| transport_error(method, &url, &e))?;
+            let status = resp.status();
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                let retry_after = resp
+                    .headers()
+                    .get(RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .unwrap_or(1);
+                if waited + retry_after > limit || attempt > MAX_RATE_LIMIT_RETRIES {
+                    return Err(SlackError::RateLimited {
+                        method: method.to_string(),
+                        retry_after,
+                        waited,
+                        limit,
+                    });
+                }
+                on_wait(retry_after, attempt).await;
+                tokio::time::sleep(Duration::from_secs(retry_after)).await;
+                waited += retry_after;
+                continue;
+            }
+            let bytes = resp.bytes().await.map_err(|e| SlackError::NoAnswer {
+                method: method.to_string(),
+                reason: format!("the answer could not be read ({})", e.without_url()),
+            })?;
+            let parsed = serde_json::from_slice::<Value>(&bytes).ok();
+            if !status.is_success() {
+                let detail = parsed
+                    .as_ref()
+                    .and_then(|v| v.get("error"))
+                    .and_then(Value::as_str)
+                    .map(|e| format!(" (error \"{e}\")"))
+                    .unwrap_or_default();
+                return Err(SlackError::Http {
+                    method: method.to_string(),
+                    status: status.as_u16(),
+                    detail,
+                });
+            }
+            let answer = match parsed {
+                Some(v @ Value::Object(_)) => v,
+                _ => {
+                    return Err(SlackError::NotJson {
+                        method: method.to_string(),
+                        snippet: String::from_utf8_lossy(&bytes[..bytes.len().min(120)])
+                            .into_owned(),
+                    });
+                }
+            };
+            if answer.get("ok") == Some(&Value::Bool(true)) {
+                return Ok(answer);
+            }
+            let code = answer
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown_error")
+                .to_string();
+            let mut advice = advice(&code).to_string();
+            if code == "missing_scope" {
+                let needed = answer.get("needed").and_then(Value::as_str).unwrap_or("?");
+                advice = format!("{advice} (needed: {needed})");
+            }
+            return Err(SlackError::Api {
+                method: method.to_string(),
+                code,
+                advice,
+                answer: Box::new(answer),
+            });
+        }
+    }
+}
+
+fn transport_error(method: &str, url: &str, e: &reqwest::Error) -> SlackError {
+    let reason = e_text(e);
+    if e.is_connect() || e.is_builder() {
+        SlackError::Connect {
+            method: method.to_string(),
+            url: url.to_string(),
+            reason,
+        }
+    } else if e.is_timeout() {
+        SlackError::NoAnswer {
+            method: method.to_string(),
+            reason: "no answer within the timeout of [fn_slack]".to_string(),
+        }
+    } else {
+        SlackError::NoAnswer {
+            method: method.to_string(),
+            reason,
+        }
+    }
+}
+
+/// The error and its causes, without the URL.
+fn e_text(e: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

@@ -1,0 +1,484 @@
+//! `fn_slack`: share an incident in a Slack channel and keep the conversation going there.
+//!
+//! One function, `slack_post_message` (message destination `slack`), makes one Slack call,
+//! `chat.postMessage`, and returns Slack's answer (`ok`, `channel`, `ts`, `message`) as the
+//! result content, so that a workflow can keep `ts` as the incident's thread id and post later
+//! notes as replies in that thread (the 2018 threaded design of IBM's fn_slack, spec part A).
+//!
+//! - [`render`]: `slack_details` (`{"Label": {"type": …, "data": …}}`) to message text.
+//! - [`client`]: the Slack Web API client (JSON + Bearer, 429 `Retry-After` handling).
+//! - `customize/fn_slack.yaml`: the destination, the function and its inputs, the incident
+//!   fields that keep the thread, and the rules and workflows "Create Slack Message" (manual,
+//!   on an incident) and "Create Slack Reply" (automatic, on a note of a posted incident).
+//!
+//! What the text of a message is, in order of precedence: `slack_details` (rendered per A.2);
+//! else `slack_text` (plain text or HTML, e.g. a note); else the summary of incident
+//! `incident_id`, fetched from the platform and laid out as the seed's "Create Slack Message"
+//! pre-processing script did. The last two exist because our workflow definitions map inputs
+//! from paths and cannot build JSON in a script as the original workflows did.
+
+pub mod client;
+pub mod render;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use soar_sdk::config::{AppConfig, ConfigError, Secret};
+use soar_sdk::{Component, ComponentRegistration, Context, FunctionError, FunctionResult};
+
+use crate::client::{ClientSettings, SlackClient, SlackError};
+
+/// The component's name and its app.config section.
+pub const NAME: &str = "fn_slack";
+/// The function's name.
+pub const FUNCTION: &str = "slack_post_message";
+/// Slack's API base URL.
+pub const DEFAULT_API_URL: &str = "https://slack.com/api/";
+
+/// The section `host config -c` writes for this crate.
+pub const DEFAULT_CONFIG: &str = "\
+[fn_slack]
+# Slack token of the installed Slack app: a bot token (xoxb-...) with the chat:write scope.
+# Better kept out of this file: api_token = $SLACK_API_TOKEN or api_token = ^slack_api_token
+api_token = xoxb-xxxxxxxxx-xxxxxxxxxxxx-xxxxxxxxxxxxxxxxxxxxxxxx
+# Author name shown on messages when slack_as_user is not true; a workflow's slack_user_id overrides it.
+username = Resilient
+# Channel (name such as incidents, or ID such as C0123456789) used when a workflow leaves slack_channel empty.
+#channel = incidents
+# Slack Web API base URL (change it only to use a Slack emulator or a gateway).
+#api_url = https://slack.com/api/
+# Seconds to wait for Slack's answer to one request.
+#timeout = 30
+# Most seconds to wait in total when Slack answers HTTP 429 with Retry-After, before giving up.
+#max_rate_limit_wait = 60
+# Proxy for Slack requests: http://[user:password@]host:port
+#proxy =
+# CA certificates for api_url: a PEM file, or false to skip verification (test emulators only).
+#cafile =
+";
+
+soar_sdk::register_component!(ComponentRegistration {
+    name: NAME,
+    version: env!("CARGO_PKG_VERSION"),
+    description: "Posts incidents to a Slack channel and notes as threaded replies",
+    section: Some(NAME),
+    default_config: DEFAULT_CONFIG,
+    build,
+    customizations: soar_sdk::embed_customizations!("customize/fn_slack.yaml"),
+});
+
+/// The inputs of `slack_post_message`, as declared in `customize/fn_slack.yaml`.
+#[derive(Debug, Default, Deserialize, Serialize)]
+pub struct SlackInputs {
+    /// Channel name or ID; empty: `[fn_slack] channel`.
+    pub slack_channel: Option<String>,
+    /// JSON `{"Label": {"type": …, "data": …}}` (spec A.2).
+    pub slack_details: Option<String>,
+    /// The parent message's ts: post as a reply in its thread.
+    pub slack_thread_id: Option<String>,
+    /// Slack's `mrkdwn`.
+    pub slack_markdown: Option<bool>,
+    /// Slack's `parse`: `none` or `full`.
+    pub slack_parse: Option<String>,
+    /// Slack's `reply_broadcast` (replies only).
+    pub slack_reply_broadcast: Option<bool>,
+    /// Slack's `link_names`.
+    pub slack_link_names: Option<bool>,
+    /// Slack's `as_user`.
+    pub slack_as_user: Option<bool>,
+    /// Author name; empty: `[fn_slack] username`.
+    pub slack_user_id: Option<String>,
+    /// Plain text or HTML to post when `slack_details` is empty (a note).
+    pub slack_text: Option<String>,
+    /// The incident to summarise when neither `slack_details` nor `slack_text` is set.
+    pub incident_id: Option<i64>,
+}
+
+/// The validated `[fn_slack]` section.
+#[derive(Debug, Clone)]
+pub struct SlackSettings {
+    pub username: String,
+    pub channel: Option<String>,
+    pub client: ClientSettings,
+}
+
+/// What the handlers share.
+#[derive(Debug)]
+struct Slack {
+    /// `None` when app.config has no `[fn_slack]` section.
+    setup: Option<(SlackSettings, SlackClient)>,
+    /// `https://<host>:<port>` of the platform, for incident links.
+    incident_base: String,
+}
+
+impl Slack {
+    fn ready(&self) -> Result<&(SlackSettings, SlackClient), FunctionError> {
+        self.setup.as_ref().ok_or_else(|| FunctionError::Config {
+            section: NAME.into(),
+            problem: "the section is missing: add [fn_slack] with api_token and username (`host config -u` writes a template)".into(),
+        })
+    }
+}
+
+/// Reads and validates `[fn_slack]`. `None` when the section is absent.
+pub fn settings(config: &AppConfig) -> Result<Option<SlackSettings>, ConfigError> {
+    let Some(section) = config.section(NAME) else {
+        return Ok(None);
+    };
+    let token = section.require("api_token")?.trim().to_string();
+    let username = section.require("username")?.trim().to_string();
+    let channel = section
+        .get("channel")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(str::to_string);
+    let mut api_url = section
+        .get("api_url")
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .unwrap_or(DEFAULT_API_URL)
+        .to_string();
+    if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
+        return Err(section.invalid(
+            "api_url",
+            "must start with https:// (or http:// for an emulator)",
+        ));
+    }
+    if !api_url.ends_with('/') {
+        api_url.push('/');
+    }
+    let timeout = section.parse::<u64>("timeout")?.unwrap_or(30);
+    if timeout == 0 || timeout > 600 {
+        return Err(section.invalid("timeout", "must be between 1 and 600 seconds"));
+    }
+    let max_wait = section.parse::<u64>("max_rate_limit_wait")?.unwrap_or(60);
+    if max_wait > 3600 {
+        return Err(section.invalid("max_rate_limit_wait", "must be at most 3600 seconds"));
+    }
+    let proxy = section
+        .get("proxy")
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_string);
+    let cafile = section.get("cafile");
+    let tls = if api_url.starts_with("https://") {
+        soar_tls::client_config(&soar_tls::CaSource::from_setting(cafile))
+            .map_err(|e| section.invalid("cafile", e.to_string()))?
+    } else {
+        // Plain HTTP (an emulator): reqwest still wants a TLS backend.
+        let c = rustls::ClientConfig::builder_with_provider(soar_tls::provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| section.invalid("api_url", e.to_string()))?
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        Arc::new(c)
+    };
+    Ok(Some(SlackSettings {
+        username,
+        channel,
+        client: ClientSettings {
+            api_url,
+            token: Secret::new(token),
+            timeout: Duration::from_secs(timeout),
+            max_rate_limit_wait: Duration::from_secs(max_wait),
+            proxy,
+            tls,
+        },
+    }))
+}
+
+/// Validates `[fn_slack]` and builds the component. Without the section the component still
+/// loads (so that a host linking every integration starts), and each call fails with an error
+/// that says to add the section.
+pub fn build(config: &AppConfig) -> Result<Component, ConfigError> {
+    let setup = match settings(config)? {
+        Some(s) => {
+            let client = SlackClient::new(s.client.clone()).map_err(|e| ConfigError::Invalid {
+                file: config.path().to_path_buf(),
+                section: NAME.into(),
+                key: "proxy".into(),
+                reason: e.to_string(),
+            })?;
+            Some((s, client))
+        }
+        None => None,
+    };
+    let (host, port) = match config.section("resilient") {
+        Some(r) => (
+            r.get("host").unwrap_or("localhost").to_string(),
+            r.parse::<u16>("port").ok().flatten().unwrap_or(443),
+        ),
+        None => ("localhost".to_string(), 443),
+    };
+    let slack = Arc::new(Slack {
+        setup,
+        incident_base: render::incident_base_url(&host, port),
+    });
+    let for_selftest = slack.clone();
+    Ok(Component::new()
+        .typed_function(FUNCTION, move |ctx, inputs| {
+            let slack = slack.clone();
+            async move { post_message(ctx, inputs, slack).await }
+        })
+        .example(
+            FUNCTION,
+            json!({
+                "slack_details": "{\"Resilient Incident\": {\"type\": \"string\", \"data\": \"DoS attack in EMEA\"}, \"Confirmed\": {\"type\": \"boolean\", \"data\": true}}",
+                "slack_markdown": true,
+                "slack_parse": "full",
+                "slack_reply_broadcast": false
+            }),
+        )
+        .demo_rule("Create Slack Message")
+        .selftest(SlackSelftest(for_selftest)))
+}
+
+/// The selftest: `auth.test` with the configured token.
+struct SlackSelftest(Arc<Slack>);
+
+#[async_trait::async_trait]
+impl soar_sdk::Selftest for SlackSelftest {
+    async fn selftest(
+        &self,
+        _rest: Option<&soar_sdk::rest::RestClient>,
+    ) -> soar_sdk::SelftestReport {
+        let Some((_, client)) = &self.0.setup else {
+            return soar_sdk::SelftestReport::failure(
+                "[fn_slack] is missing from app.config (api_token, username)",
+            );
+        };
+        match client.call("auth.test", &json!({}), |_, _| async {}).await {
+            Ok(answer) => {
+                let team = answer.get("team").and_then(Value::as_str).unwrap_or("?");
+                let user = answer.get("user").and_then(Value::as_str).unwrap_or("?");
+                tracing::info!("fn_slack selftest: auth.test ok for team {team} as {user}");
+                soar_sdk::SelftestReport::success()
+            }
+            Err(e) => soar_sdk::SelftestReport::failure(e.to_string()),
+        }
+    }
+}
+
+fn non_empty(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// `slack_post_message`.
+async fn post_message(
+    ctx: Context,
+    inputs: SlackInputs,
+    slack: Arc<Slack>,
+) -> Result<FunctionResult, FunctionError> {
+    let (settings, client) = slack.ready()?;
+    let channel = non_empty(&inputs.slack_channel)
+        .or(settings.channel.as_deref())
+        .ok_or_else(|| {
+            FunctionError::invalid_input(
+                "slack_channel",
+                "is not set and [fn_slack] has no channel: set one of them to a channel name or ID",
+            )
+        })?
+        .to_string();
+    let text = message_text(&ctx, &inputs, &slack.incident_base).await?;
+    if text.trim().is_empty() {
+        return Err(FunctionError::invalid_input(
+            "slack_details",
+            "renders to an empty message (every entry is empty); nothing was posted",
+        ));
+    }
+    let mut body = Map::new();
+    body.insert("channel".into(), json!(channel));
+    body.insert("text".into(), json!(text));
+    let username = non_empty(&inputs.slack_user_id).unwrap_or(&settings.username);
+    body.insert("username".into(), json!(username));
+    if let Some(v) = inputs.slack_as_user {
+        body.insert("as_user".into(), json!(v));
+    }
+    if let Some(v) = inputs.slack_markdown {
+        body.insert("mrkdwn".into(), json!(v));
+    }
+    if let Some(p) = non_empty(&inputs.slack_parse) {
+        let p = p.to_ascii_lowercase();
+        if p != "none" && p != "full" {
+            return Err(FunctionError::invalid_input(
+                "slack_parse",
+                format!("must be none or full, got \"{p}\""),
+            ));
+        }
+        body.insert("parse".into(), json!(p));
+    }
+    if let Some(v) = inputs.slack_link_names {
+        body.insert("link_names".into(), json!(v));
+    }
+    let thread = non_empty(&inputs.slack_thread_id);
+    if let Some(t) = thread {
+        body.insert("thread_ts".into(), json!(t));
+        if let Some(v) = inputs.slack_reply_broadcast {
+            body.insert("reply_broadcast".into(), json!(v));
+        }
+    }
+    let what = match thread {
+        Some(t) => format!("a reply in thread {t} of {channel}"),
+        None => format!("a message to {channel}"),
+    };
+    ctx.status(format!("fn_slack: posting {what}")).await;
+    let status_ctx = ctx.clone();
+    let answer = client
+        .call("chat.postMessage", &Value::Object(body), |secs, attempt| {
+            let ctx = status_ctx.clone();
+            async move {
+                ctx.status(format!(
+                    "fn_slack: Slack is rate limiting chat.postMessage (HTTP 429, attempt {attempt}); waiting {secs} s as its Retry-After asks, then posting again"
+                ))
+                .await;
+            }
+        })
+        .await
+        .map_err(|e| slack_error(&e))?;
+    ctx.status(format!(
+        "Message added to slack: channel {}, ts {}",
+        answer.get("channel").and_then(Value::as_str).unwrap_or("?"),
+        answer.get("ts").and_then(Value::as_str).unwrap_or("?")
+    ))
+    .await;
+    Ok(FunctionResult::new(answer))
+}
+
+fn slack_error(e: &SlackError) -> FunctionError {
+    FunctionError::external("fn_slack", e)
+}
+
+/// The message text from the inputs (see the crate docs for the precedence).
+async fn message_text(
+    ctx: &Context,
+    inputs: &SlackInputs,
+    incident_base: &str,
+) -> Result<String, FunctionError> {
+    if let Some(details) = non_empty(&inputs.slack_details) {
+        return render::render(details, incident_base)
+            .map_err(|e| FunctionError::invalid_input("slack_details", e));
+    }
+    if let Some(text) = non_empty(&inputs.slack_text) {
+        return Ok(render::escape(&render::text_or_html(text)));
+    }
+    if let Some(id) = inputs.incident_id {
+        let incident = ctx
+            .rest()?
+            .get(&format!("/incidents/{id}?handle_format=names"))
+            .await?;
+        return render::render_details(&incident_details(&incident), incident_base)
+            .map_err(|e| FunctionError::invalid_input("slack_details", e));
+    }
+    Err(FunctionError::invalid_input(
+        "slack_details",
+        "is mandatory and is not set (or set slack_text, or incident_id to post the incident's summary)",
+    ))
+}
+
+/// The seed's "Create Slack Message" details for an incident (select values as names).
+pub fn incident_details(incident: &Value) -> Map<String, Value> {
+    let names = |key: &str| -> Value {
+        match incident.get(key) {
+            Some(Value::Array(items)) if !items.is_empty() => json!(format!(
+                "[{}]",
+                items
+                    .iter()
+                    .map(|i| match i {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            _ => Value::Null,
+        }
+    };
+    let description = match incident.get("description") {
+        Some(Value::Object(d)) => d.get("content").cloned().unwrap_or(Value::Null),
+        Some(other) => other.clone(),
+        None => Value::Null,
+    };
+    let field = |key: &str| incident.get(key).cloned().unwrap_or(Value::Null);
+    let mut m = Map::new();
+    let mut add = |label: &str, t: &str, data: Value| {
+        m.insert(label.to_string(), json!({"type": t, "data": data}));
+    };
+    add("Resilient Incident", "string", field("name"));
+    add("Resilient URL", "incident", field("id"));
+    add("Description", "richtext", description);
+    add("Confirmed", "boolean", field("confirmed"));
+    add("Create Date", "datetime", field("create_date"));
+    add("Severity", "string", field("severity_code"));
+    add("NIST Vectors", "string", names("nist_attack_vectors"));
+    add("Incident Types", "string", names("incident_type_ids"));
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn customizations_validate_against_the_handler() {
+        soar_sdk::testkit::validate_registered(NAME).unwrap();
+    }
+
+    fn config(text: &str) -> Result<AppConfig, ConfigError> {
+        AppConfig::parse(text, std::path::Path::new("app.config"))
+    }
+
+    #[test]
+    fn the_default_section_parses_and_validates() {
+        let cfg = config(&format!(
+            "[resilient]\nhost = soar.example.com\n\n{DEFAULT_CONFIG}"
+        ))
+        .unwrap();
+        let s = settings(&cfg).unwrap().unwrap();
+        assert_eq!(s.username, "Resilient");
+        assert_eq!(s.client.api_url, DEFAULT_API_URL);
+        assert_eq!(s.client.timeout, Duration::from_secs(30));
+        assert!(build(&cfg).is_ok());
+        // The token never shows in Debug output.
+        assert!(!format!("{s:?}").contains("xoxb-"), "{s:?}");
+    }
+
+    #[test]
+    fn bad_sections_name_the_key() {
+        let err = |extra: &str| {
+            settings(&config(&format!("[fn_slack]\napi_token = t\nusername = R\n{extra}")).unwrap())
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(err("api_url = ftp://x").contains("api_url"));
+        assert!(err("timeout = 0").contains("timeout"));
+        assert!(err("timeout = soon").contains("timeout"));
+        let e = settings(&config("[fn_slack]\nusername = R\n").unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("api_token"), "{e}");
+        assert!(
+            settings(&config("[resilient]\nhost = x\n").unwrap())
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn incident_summary_has_the_seed_layout() {
+        let incident = json!({
+            "id": 2223, "name": "DoS attack in EMEA",
+            "description": {"format": "html", "content": "<div>Flood</div>"},
+            "confirmed": true, "create_date": 1524857616000i64, "severity_code": "High",
+            "nist_attack_vectors": ["Web"], "incident_type_ids": ["Denial of Service", "Malware"],
+        });
+        let text = render::render_details(&incident_details(&incident), "https://h:443").unwrap();
+        assert_eq!(
+            text,
+            "Resilient Incident: DoS attack in EMEA\nResilient URL: https://h:443/#incidents/2223\n\
+             Description: Flood\nConfirmed: Yes\nCreate Date: 2018-04-27T19:33:36Z\nSeverity: High\n\
+             NIST Vectors: [Web]\nIncident Types: [Denial of Service, Malware]"
+        );
+    }
+}

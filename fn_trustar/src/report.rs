@@ -1,0 +1,564 @@
+//! The report a TruSTAR account receives for an incident (spec D.4) and the notes written back
+//! (D.5), as pure functions of the incident's data so that they can be tested line for line.
+//!
+//! Title `"Resilient Incident {id}: {name}"`, external id `RESILIENT{id}`, and a body of
+//! `"Resilient Incident {id}: {name}\n\n"` followed by one block per configured part
+//! (`Summary`, `Notes`, `Personally Identifiable Information`, `Artifacts`), each made of its
+//! name, lines `"\n\t<Label>: <value>"` and `"\n\n"`. Values are shown as the original (Python)
+//! shows them: `None`, `True`, tags replaced by a space, `&nbsp;` by a space, dates as
+//! `%m/%d/%Y %H:%M:%S` in UTC.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use crate::config::Content;
+
+/// The artifact description that marks artifacts we added (and stops the enrichment loop).
+pub const CORRELATED_DESCRIPTION: &str = "TruSTAR Correlated Indicator";
+
+/// Notes containing this text are ours and are not sent back to TruSTAR.
+pub const ENRICHMENT_MARK: &str = "TruSTAR Enrichment";
+
+/// Everything the body needs, fetched from the platform beforehand.
+#[derive(Debug, Clone, Default)]
+pub struct IncidentData {
+    /// `GET /incidents/{id}`.
+    pub incident: Value,
+    /// `GET /incidents/{id}/comments`.
+    pub notes: Vec<Value>,
+    /// `GET /incidents/{id}/artifacts`.
+    pub artifacts: Vec<Value>,
+    /// `GET /phases/{phase_id}` → name.
+    pub phase: Option<String>,
+    /// `GET /types/incident/fields/severity_code` → the label of the incident's code.
+    pub severity: Option<String>,
+    /// `GET /types/incident/fields/resolution_id` → the label of the incident's resolution.
+    pub resolution: Option<String>,
+    /// Artifact type id → name.
+    pub artifact_types: HashMap<i64, String>,
+}
+
+/// `"Resilient Incident {id}: {name}"`.
+pub fn title(incident: &Value) -> String {
+    format!(
+        "Resilient Incident {}: {}",
+        py_str(&incident["id"]),
+        py_str(&incident["name"])
+    )
+}
+
+/// `RESILIENT{id}`.
+pub fn external_id(incident_id: i64) -> String {
+    format!("RESILIENT{incident_id}")
+}
+
+/// Python's `str()` of a JSON value.
+pub fn py_str(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => py_repr(other),
+    }
+}
+
+/// Python's `repr()` of a JSON value (lists and dicts as Python prints them).
+pub fn py_repr(v: &Value) -> String {
+    match v {
+        Value::Null => "None".to_string(),
+        Value::Bool(true) => "True".to_string(),
+        Value::Bool(false) => "False".to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => {
+            if s.contains('\'') && !s.contains('"') {
+                format!("\"{s}\"")
+            } else {
+                format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
+            }
+        }
+        Value::Array(a) => format!("[{}]", a.iter().map(py_repr).collect::<Vec<_>>().join(", ")),
+        Value::Object(o) => format!(
+            "{{{}}}",
+            o.iter()
+                .map(|(k, v)| format!("{}: {}", py_repr(&Value::String(k.clone())), py_repr(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Python's `json.dumps(v)` (separators `", "` and `": "`, non-ASCII escaped).
+pub fn py_json(v: &Value) -> String {
+    fn string(s: &str, out: &mut String) {
+        out.push('"');
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '\u{08}' => out.push_str("\\b"),
+                '\u{0c}' => out.push_str("\\f"),
+                c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
+                    let mut buf = [0u16; 2];
+                    for unit in c.encode_utf16(&mut buf) {
+                        out.push_str(&format!("\\u{unit:04x}"));
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+    fn go(v: &Value, out: &mut String) {
+        match v {
+            Value::Null => out.push_str("null"),
+            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Value::Number(n) => out.push_str(&n.to_string()),
+            Value::String(s) => string(s, out),
+            Value::Array(a) => {
+                out.push('[');
+                for (i, x) in a.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    go(x, out);
+                }
+                out.push(']');
+            }
+            Value::Object(o) => {
+                out.push('{');
+                for (i, (k, x)) in o.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    string(k, out);
+                    out.push_str(": ");
+                    go(x, out);
+                }
+                out.push('}');
+            }
+        }
+    }
+    let mut out = String::new();
+    go(v, &mut out);
+    out
+}
+
+/// `re.sub('<.*?>', ' ', s).replace('&nbsp;', ' ')`.
+pub fn strip_tags(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(start) = rest.find('<') {
+        match rest[start + 1..].find('>') {
+            // `.` does not match a newline in Python's re: a tag spans one line only.
+            Some(end) if !rest[start + 1..start + 1 + end].contains('\n') => {
+                out.push_str(&rest[..start]);
+                out.push(' ');
+                rest = &rest[start + 1 + end + 1..];
+            }
+            _ => {
+                out.push_str(&rest[..=start]);
+                rest = &rest[start + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out.replace("&nbsp;", " ")
+}
+
+/// Python's `html.unescape` for the common entities.
+pub fn html_unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        let after = &rest[amp + 1..];
+        let end = after.find(';').filter(|e| *e <= 10);
+        let decoded = end.and_then(|e| {
+            let name = &after[..e];
+            let c = match name {
+                "amp" => Some('&'),
+                "lt" => Some('<'),
+                "gt" => Some('>'),
+                "quot" => Some('"'),
+                "apos" | "#39" => Some('\''),
+                "nbsp" => Some('\u{a0}'),
+                n if n.starts_with("#x") || n.starts_with("#X") => u32::from_str_radix(&n[2..], 16)
+                    .ok()
+                    .and_then(char::from_u32),
+                n if n.starts_with('#') => n[1..].parse().ok().and_then(char::from_u32),
+                _ => None,
+            };
+            c.map(|c| (c, e))
+        });
+        match decoded {
+            Some((c, e)) => {
+                out.push(c);
+                rest = &after[e + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `time.strftime('%m/%d/%Y %H:%M:%S', time.gmtime(ms / 1000.))`, or `None`.
+pub fn format_date(v: &Value) -> String {
+    match v.as_f64() {
+        Some(ms) => chrono::DateTime::from_timestamp_millis(ms as i64)
+            .map(|d| d.format("%m/%d/%Y %H:%M:%S").to_string())
+            .unwrap_or_else(|| py_str(v)),
+        None => "None".to_string(),
+    }
+}
+
+/// A text value that may come as a string or as `{"format", "content"}`.
+fn text_of(v: &Value) -> Value {
+    match v {
+        Value::Object(o) => o.get("content").cloned().unwrap_or(Value::Null),
+        other => other.clone(),
+    }
+}
+
+fn line(body: &mut String, label: &str, value: &str) {
+    body.push_str("\n\t");
+    body.push_str(label);
+    body.push_str(": ");
+    body.push_str(value);
+}
+
+/// The report body (D.4).
+pub fn body(data: &IncidentData, parts: &[Content]) -> String {
+    let inc = &data.incident;
+    let mut body = format!(
+        "Resilient Incident {}: {}\n\n",
+        py_str(&inc["id"]),
+        py_str(&inc["name"])
+    );
+    let closed = inc["plan_status"] == "C";
+    let active = inc["plan_status"] == "A";
+    for part in parts {
+        match part {
+            Content::Summary => {
+                body.push_str("Summary");
+                line(&mut body, "ID", &strip_tags(&py_str(&inc["id"])));
+                line(
+                    &mut body,
+                    "Description",
+                    &strip_tags(&py_str(&text_of(&inc["description"]))),
+                );
+                line(
+                    &mut body,
+                    "Phase",
+                    &strip_tags(data.phase.as_deref().unwrap_or_default()),
+                );
+                line(
+                    &mut body,
+                    "Severity",
+                    data.severity.as_deref().unwrap_or_default(),
+                );
+                line(&mut body, "Create Date", &format_date(&inc["create_date"]));
+                line(
+                    &mut body,
+                    "Discovered Date",
+                    &format_date(&inc["inc_start"]),
+                );
+                line(
+                    &mut body,
+                    "Incident Start",
+                    &format_date(&inc["discovered_date"]),
+                );
+                line(
+                    &mut body,
+                    "Data Compromised",
+                    &strip_tags(&py_str(&inc["data_compromised"])),
+                );
+                line(
+                    &mut body,
+                    "Status",
+                    if active { "Active" } else { "Closed" },
+                );
+                if closed {
+                    line(
+                        &mut body,
+                        "Resolution",
+                        data.resolution.as_deref().unwrap_or_default(),
+                    );
+                    line(
+                        &mut body,
+                        "Resolution Summary",
+                        &strip_tags(&py_str(&text_of(&inc["resolution_summary"]))),
+                    );
+                }
+                body.push_str("\n\n");
+            }
+            Content::Breach => {
+                let pii = &inc["pii"];
+                body.push_str("Personally Identifiable Information");
+                for (key, label) in [
+                    ("gdpr_harm_risk", "Harm Foreseeable"),
+                    ("exposure", "Exposure"),
+                    ("data_encrypted", "Data Encrypted"),
+                    ("data_source_ids", "Data Source IDs"),
+                    ("data_format", "Data Format"),
+                ] {
+                    line(&mut body, label, &strip_tags(&py_str(&pii[key])));
+                }
+                body.push_str("\n\n");
+            }
+            Content::Notes => {
+                // Notes are sent only once the incident is no longer active.
+                if active {
+                    continue;
+                }
+                body.push_str("Notes");
+                let mut n = 0;
+                for note in &data.notes {
+                    let text = py_str(&text_of(&note["text"]));
+                    if text.contains(ENRICHMENT_MARK) {
+                        continue;
+                    }
+                    n += 1;
+                    body.push_str(&format!("\n\n\tNote {n}"));
+                    line(&mut body, "ID", &strip_tags(&py_str(&note["id"])));
+                    line(&mut body, "Text", &strip_tags(&html_unescape(&text)));
+                }
+                body.push_str("\n\n");
+            }
+            Content::Artifacts => {
+                body.push_str("Artifacts");
+                let mut n = 0;
+                for artifact in &data.artifacts {
+                    if text_of(&artifact["description"]) == CORRELATED_DESCRIPTION {
+                        continue;
+                    }
+                    n += 1;
+                    body.push_str(&format!("\n\n\tArtifact {n}"));
+                    body.push_str("\n\tHits:");
+                    if let Some(hits) = artifact["hits"].as_array() {
+                        for (k, hit) in hits.iter().enumerate() {
+                            let props = hit
+                                .get("properties")
+                                .or_else(|| hit.get("props"))
+                                .cloned()
+                                .unwrap_or(Value::Null);
+                            body.push_str(&format!("\n\t\tHit {}: {}", k + 1, py_json(&props)));
+                        }
+                    }
+                    line(
+                        &mut body,
+                        "Created",
+                        &strip_tags(&py_str(&artifact["created"])),
+                    );
+                    line(&mut body, "Value", &strip_tags(&py_str(&artifact["value"])));
+                    let type_name = match &artifact["type"] {
+                        Value::Number(n) => n
+                            .as_i64()
+                            .and_then(|id| data.artifact_types.get(&id).cloned())
+                            .unwrap_or_else(|| "None".to_string()),
+                        other => py_str(other),
+                    };
+                    line(&mut body, "Type", &strip_tags(&type_name));
+                    line(&mut body, "ID", &strip_tags(&py_str(&artifact["id"])));
+                }
+                body.push_str("\n\n");
+            }
+        }
+    }
+    body
+}
+
+/// The note written after a submission (D.5 step 3). The spaces after "Successfully." are the
+/// original's (a Python string continued on an indented line).
+pub fn submitted_note_html(deeplink: &str) -> String {
+    format!(
+        "<div><h3>TruSTAR Enrichment</h3><b>TruSTAR Report Submitted Successfully.{}</b><br /><a href={deeplink}>{deeplink}</a></div>",
+        " ".repeat(37)
+    )
+}
+
+/// The note listing the correlated indicators added as artifacts (D.5 enrichment step 5):
+/// `(TruSTAR type, value, deeplink)`.
+pub fn correlated_note_html(indicators: &[(String, String, String)]) -> String {
+    let mut out = String::from("<h3>TruSTAR Enrichment</h3><h4>Indicators</h4>");
+    for (ty, value, link) in indicators {
+        out.push_str(&format!("\n\t<b>{ty}: </b><a href=\"{link}\">{value}</a>"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn fixture(plan_status: &str) -> IncidentData {
+        IncidentData {
+            incident: json!({
+                "id": 2095,
+                "name": "Phishing from evil.com",
+                "description": "<div>Mail from <b>bob@evil.com</b>&nbsp;linking http://evil.com/login</div>",
+                "phase_id": 1003,
+                "severity_code": 5,
+                "create_date": 1_700_000_000_000_i64,
+                "inc_start": null,
+                "discovered_date": 1_699_990_000_000_i64,
+                "data_compromised": true,
+                "plan_status": plan_status,
+                "resolution_id": 9,
+                "resolution_summary": "<p>Blocked the sender</p>",
+                "pii": {
+                    "gdpr_harm_risk": null,
+                    "exposure": 0,
+                    "data_encrypted": false,
+                    "data_source_ids": [1, 2],
+                    "data_format": "csv"
+                }
+            }),
+            notes: vec![
+                json!({"id": 11, "text": "<div>Saw traffic to 10.1.2.3 &amp; more</div>"}),
+                json!({"id": 12, "text": "<div><h3>TruSTAR Enrichment</h3>link</div>"}),
+                json!({"id": 13, "text": {"format": "text", "content": "second note"}}),
+            ],
+            artifacts: vec![
+                json!({"id": 21, "type": 1, "value": "10.1.2.3", "created": 1_700_000_100_000_i64,
+                       "description": null,
+                       "hits": [{"properties": [{"name": "Priority Level", "type": "string", "value": "HIGH"}]}]}),
+                json!({"id": 22, "type": 3, "value": "http://x.example/a", "created": 1_700_000_200_000_i64,
+                       "description": "TruSTAR Correlated Indicator", "hits": []}),
+                json!({"id": 23, "type": 3, "value": "http://evil.com/login", "created": 1_700_000_300_000_i64,
+                       "description": "from the mail", "hits": []}),
+            ],
+            phase: Some("Respond".to_string()),
+            severity: Some("High".to_string()),
+            resolution: Some("Resolved".to_string()),
+            artifact_types: HashMap::from([(1, "IP Address".to_string()), (3, "URL".to_string())]),
+        }
+    }
+
+    const ALL: &[Content] = &[
+        Content::Summary,
+        Content::Notes,
+        Content::Breach,
+        Content::Artifacts,
+    ];
+
+    #[test]
+    fn body_of_a_closed_incident_line_for_line() {
+        let got = body(&fixture("C"), ALL);
+        let expected = [
+            "Resilient Incident 2095: Phishing from evil.com",
+            "",
+            "Summary",
+            "\tID: 2095",
+            "\tDescription:  Mail from  bob@evil.com  linking http://evil.com/login ",
+            "\tPhase: Respond",
+            "\tSeverity: High",
+            "\tCreate Date: 11/14/2023 22:13:20",
+            "\tDiscovered Date: None",
+            "\tIncident Start: 11/14/2023 19:26:40",
+            "\tData Compromised: True",
+            "\tStatus: Closed",
+            "\tResolution: Resolved",
+            "\tResolution Summary:  Blocked the sender ",
+            "",
+            "Notes",
+            "",
+            "\tNote 1",
+            "\tID: 11",
+            "\tText:  Saw traffic to 10.1.2.3 & more ",
+            "",
+            "\tNote 2",
+            "\tID: 13",
+            "\tText: second note",
+            "",
+            "Personally Identifiable Information",
+            "\tHarm Foreseeable: None",
+            "\tExposure: 0",
+            "\tData Encrypted: False",
+            "\tData Source IDs: [1, 2]",
+            "\tData Format: csv",
+            "",
+            "Artifacts",
+            "",
+            "\tArtifact 1",
+            "\tHits:",
+            "\t\tHit 1: [{\"name\": \"Priority Level\", \"type\": \"string\", \"value\": \"HIGH\"}]",
+            "\tCreated: 1700000100000",
+            "\tValue: 10.1.2.3",
+            "\tType: IP Address",
+            "\tID: 21",
+            "",
+            "\tArtifact 2",
+            "\tHits:",
+            "\tCreated: 1700000300000",
+            "\tValue: http://evil.com/login",
+            "\tType: URL",
+            "\tID: 23",
+            "",
+            "",
+        ];
+        let got_lines: Vec<&str> = got.split('\n').collect();
+        for (i, (g, e)) in got_lines.iter().zip(expected.iter()).enumerate() {
+            assert_eq!(g, e, "line {}", i + 1);
+        }
+        assert_eq!(got_lines.len(), expected.len(), "{got}");
+    }
+
+    #[test]
+    fn active_incidents_send_no_notes_and_no_resolution() {
+        let got = body(&fixture("A"), ALL);
+        assert!(!got.contains("Notes"));
+        assert!(!got.contains("Resolution"));
+        assert!(got.contains("\tStatus: Active"));
+        let only = body(&fixture("A"), &[Content::Artifacts]);
+        assert!(only.starts_with(
+            "Resilient Incident 2095: Phishing from evil.com\n\nArtifacts\n\n\tArtifact 1"
+        ));
+    }
+
+    #[test]
+    fn notes_match_the_original_html() {
+        let n = submitted_note_html("https://t/constellation/reports/r1");
+        assert_eq!(
+            n,
+            format!(
+                "<div><h3>TruSTAR Enrichment</h3><b>TruSTAR Report Submitted Successfully.{}</b><br /><a href=https://t/constellation/reports/r1>https://t/constellation/reports/r1</a></div>",
+                " ".repeat(37)
+            )
+        );
+        let c = correlated_note_html(&[("IP".into(), "10.0.0.9".into(), "L".into())]);
+        assert_eq!(
+            c,
+            "<h3>TruSTAR Enrichment</h3><h4>Indicators</h4>\n\t<b>IP: </b><a href=\"L\">10.0.0.9</a>"
+        );
+    }
+
+    #[test]
+    fn python_formatting() {
+        assert_eq!(
+            py_json(&json!({"a": [1, "é"]})),
+            "{\"a\": [1, \"\\u00e9\"]}"
+        );
+        assert_eq!(
+            py_repr(&json!({"k": "v", "n": null})),
+            "{'k': 'v', 'n': None}"
+        );
+        assert_eq!(strip_tags("a<b>c</b>&nbsp;d"), "a c  d");
+        assert_eq!(strip_tags("1 < 2"), "1 < 2");
+        assert_eq!(
+            html_unescape("&lt;x&gt; &amp; &#39; &bogus;"),
+            "<x> & ' &bogus;"
+        );
+        assert_eq!(
+            title(&json!({"id": 5, "name": "X"})),
+            "Resilient Incident 5: X"
+        );
+        assert_eq!(external_id(5), "RESILIENT5");
+    }
+}

@@ -1,0 +1,112 @@
+//! `host sim`: the simulated platform on its own, for a person developing an integration. It
+//! prints its ports, credentials and a ready-to-use app.config (or writes it with
+//! `--write-config`), serves an HTTP admin interface under `/sim/admin`, keeps its state in a
+//! file with `--state`, and runs until SIGINT/SIGTERM. The Slack and TruSTAR emulators run beside
+//! it; the app.config it prints points the integrations at them.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use soar_sim::services::Services;
+use soar_sim::{Sim, SimConfig};
+
+use super::run::shutdown_signal;
+
+/// Options of `host sim`.
+#[derive(Debug, clap::Args)]
+pub struct SimArgs {
+    /// HTTPS REST port (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    pub rest_port: u16,
+    /// STOMP+TLS port (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    pub stomp_port: u16,
+    /// Write the [resilient] section for a host to this file.
+    #[arg(long, value_name = "FILE")]
+    pub write_config: Option<PathBuf>,
+    /// Keep the platform's state (incidents, customizations, ...) in this file across restarts.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+}
+
+pub async fn run(args: SimArgs) -> i32 {
+    crate::logging::init(&crate::logging::LogSettings {
+        level: "INFO".into(),
+        file: None,
+        max_bytes: 0,
+        backups: 0,
+        secrets: Vec::new(),
+    });
+    let config = SimConfig {
+        rest_port: args.rest_port,
+        stomp_port: args.stomp_port,
+        state_file: args.state.clone(),
+        ..SimConfig::default()
+    };
+    let sim = match Sim::start(config).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot start the simulated platform: {e}");
+            return 1;
+        }
+    };
+    let services = match Services::start().await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot start the Slack and TruSTAR emulators: {e}");
+            return 1;
+        }
+    };
+    if let Err(e) = services.register_threat_service(&sim) {
+        eprintln!("error: cannot register the TruSTAR threat service: {e}");
+        return 1;
+    }
+    let c = sim.config();
+    let app_config = format!("{}\n{}", sim.app_config(), services.app_config());
+    if let Some(path) = &args.write_config
+        && let Err(e) = std::fs::write(path, &app_config)
+    {
+        eprintln!("error: cannot write {}: {e}", path.display());
+        return 1;
+    }
+    let ca = sim.ca_file().display().to_string();
+    println!("Simulated IBM SOAR platform");
+    println!(
+        "  REST:    https://localhost:{}/rest  (org \"{}\", id {})",
+        sim.rest_port(),
+        c.org_name,
+        c.org_id
+    );
+    println!("  STOMP:   localhost:{} over TLS", sim.stomp_port());
+    println!(
+        "  API key: {} / {}   (or {} / {})",
+        c.api_key_id, c.api_key_secret, c.email, c.password
+    );
+    println!("  CA:      {ca}");
+    println!("  Slack:   {} (emulator)", services.slack.api_url());
+    println!("  TruSTAR: {} (emulator)", services.trustar.url());
+    println!(
+        "  threat service registered: trustar → {}",
+        services.threat_service_url()
+    );
+    match &args.state {
+        Some(p) => println!("  state:   {}", p.display()),
+        None => println!("  state:   in memory (use --state FILE to keep it)"),
+    }
+    println!(
+        "  admin:   curl --cacert {ca} -u {}:{} https://localhost:{}/sim/admin",
+        c.api_key_id,
+        c.api_key_secret,
+        sim.rest_port()
+    );
+    match &args.write_config {
+        Some(p) => println!("app.config for a host written to {}", p.display()),
+        None => println!("app.config for a host:\n\n{app_config}"),
+    }
+    println!("Ready. Ctrl-C stops.");
+    shutdown_signal().await;
+    // What the emulators saw; stdout may be gone by now (a closed pipe is not an error here).
+    let _ = writeln!(std::io::stdout(), "{}", services.summary());
+    sim.shutdown().await;
+    0
+}
