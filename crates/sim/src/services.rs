@@ -11,6 +11,9 @@ use crate::{Sim, SimError, ThreatService};
 /// The indicator the seed data rates HIGH in TruSTAR (the demo's artifact).
 pub const HIGH_PRIORITY_IP: &str = "203.0.113.7";
 
+/// An indicator of a TruSTAR report in the seed data (mention it in an incident to correlate).
+pub const SHARED_INDICATOR: &str = "198.51.100.23";
+
 /// The running emulators and the port chosen for the TruSTAR threat service.
 pub struct Services {
     pub slack: SlackEmulator,
@@ -42,6 +45,18 @@ impl Services {
             .await
             .map_err(SimError::Io)?;
         trustar.set_priority(HIGH_PRIORITY_IP, Some("IP"), "HIGH");
+        // A report other analysts shared: an incident that mentions one of its indicators gets
+        // the others as correlated indicators.
+        if let Some(enclave) = trustar.enclave_ids().first() {
+            trustar.add_report(
+                "Botnet C2 infrastructure",
+                &format!(
+                    "C2 server {SHARED_INDICATOR} resolves botnet-c2.example.net; the dropper's MD5 \
+                     is 44d88612fea8a8f36de82e1278abb02f."
+                ),
+                enclave,
+            );
+        }
         Ok(Services {
             slack,
             trustar,

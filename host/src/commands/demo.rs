@@ -13,7 +13,7 @@ use soar_sdk::app;
 use soar_sdk::config::{AppConfig, ResilientOptions};
 use soar_sdk::customize;
 use soar_sdk::rest::RestClient;
-use soar_sim::services::{HIGH_PRIORITY_IP, Services};
+use soar_sim::services::{HIGH_PRIORITY_IP, SHARED_INDICATOR, Services};
 use soar_sim::{InvocationEvent, Sim, SimConfig};
 
 use super::report;
@@ -183,7 +183,9 @@ async fn demo(repeat: usize) -> anyhow::Result<()> {
     let started = Instant::now();
     let incident = sim.create_incident(json!({
         "name": "DoS attack in EMEA",
-        "description": "Web front ends in Frankfurt answer slowly; traffic from a few networks.",
+        "description": format!(
+            "Web front ends in Frankfurt answer slowly; the floods are steered from {SHARED_INDICATOR}."
+        ),
         "discovered_date": 1524857616000i64,
         "severity_code": "High",
     }))?;
