@@ -220,7 +220,7 @@ impl SlackClient {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.trim().parse::<u64>().ok())
                     .unwrap_or(1);
-                if waited + retry_after > limit || attempt > MAX_RATE_LIMIT_RETRIES {
+                if waited.saturating_add(retry_after) > limit || attempt > MAX_RATE_LIMIT_RETRIES {
                     return Err(SlackError::RateLimited {
                         method: method.to_string(),
                         retry_after,

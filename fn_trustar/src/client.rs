@@ -143,6 +143,8 @@ struct Answer {
 }
 
 const MAX_PAGES: usize = 10_000;
+/// Pages an indicator search reads at most.
+const MAX_SEARCH_PAGES: usize = 10;
 
 impl TrustarClient {
     /// Builds the client (no network traffic).
@@ -385,8 +387,18 @@ impl TrustarClient {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<Vec<Value>, TrustarError> {
+        self.pages_upto(path, query, MAX_PAGES).await
+    }
+
+    /// The items of at most `max_pages` pages of a paged list, following `hasNext`.
+    async fn pages_upto(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        max_pages: usize,
+    ) -> Result<Vec<Value>, TrustarError> {
         let mut out = Vec::new();
-        for number in 0..MAX_PAGES {
+        for number in 0..max_pages {
             let mut q = query.to_vec();
             q.push(("pageNumber", number.to_string()));
             let page = self.call_json(Method::GET, path, &q, None).await?;
@@ -518,7 +530,11 @@ impl TrustarClient {
     ) -> Result<Vec<Indicator>, TrustarError> {
         let mut q: Vec<(&str, String)> = vec![("searchTerm", term.to_string())];
         q.extend(enclave_ids.iter().map(|e| ("enclaveIds", e.clone())));
-        let items = self.pages("indicators/search", &q).await?;
+        // A common value matches many indicators: a lookup reads a bounded number of pages
+        // (TruSTAR allows 60 calls a minute).
+        let items = self
+            .pages_upto("indicators/search", &q, MAX_SEARCH_PAGES)
+            .await?;
         self.decode("GET indicators/search", Value::Array(items))
     }
 

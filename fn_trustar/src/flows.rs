@@ -367,18 +367,23 @@ impl Integration {
         routed: &Routed,
         incident_id: i64,
     ) -> Result<Option<Vec<Indicator>>, FlowError> {
-        let report = routed
+        // Right after a submission TruSTAR may not have the report or its indicators yet
+        // (404): nothing to correlate this time, not a failure.
+        let report = match routed
             .client
             .get_report(&report::external_id(incident_id), IdType::External)
-            .await?;
+            .await
+        {
+            Ok(r) => r,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
         let id = report.id.unwrap_or_default();
-        let extracted: Vec<String> = routed
-            .client
-            .report_indicators(&id)
-            .await?
-            .into_iter()
-            .map(|i| i.value)
-            .collect();
+        let extracted: Vec<String> = match routed.client.report_indicators(&id).await {
+            Ok(list) => list.into_iter().map(|i| i.value).collect(),
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
         if extracted.is_empty() {
             return Ok(None);
         }

@@ -257,10 +257,25 @@ impl soar_sdk::Selftest for TrustarSelftest {
 }
 
 /// The original's `{"error": …}` results, as a failed (but normal) reply.
+/// A failed call: `{"error": …}` as the original plugin answered, with the same text as `note`
+/// (what the example workflows write, like the original's `incident.addNote(results['error'])`).
 fn error_result(e: impl std::fmt::Display) -> FunctionResult {
     let msg = e.to_string();
     tracing::error!("{msg}");
-    FunctionResult::failure(msg.clone(), json!({"error": msg}))
+    FunctionResult::failure(msg.clone(), json!({"error": msg, "note": msg}))
+}
+
+/// `TYPE: value` lines of a list of indicators, as the original workflows' notes.
+fn indicator_lines(list: &[Value]) -> String {
+    list.iter()
+        .map(|x| {
+            format!(
+                "{}: {}\n",
+                x["type"].as_str().unwrap_or_default(),
+                x["value"].as_str().unwrap_or_default()
+            )
+        })
+        .collect()
 }
 
 fn incident_id_of(id: Option<i64>) -> Result<i64, FunctionError> {
@@ -302,7 +317,9 @@ async fn submit_function(
     };
     Ok(match run.await {
         Ok(Submission::Created(r) | Submission::Updated(r)) => {
-            FunctionResult::new(serde_json::to_value(r).unwrap_or_default())
+            let mut content = serde_json::to_value(r).unwrap_or_default();
+            content["note"] = content["id"].clone();
+            FunctionResult::new(content)
         }
         Err(e) => error_result(e),
     })
@@ -349,7 +366,10 @@ async fn priority_function(
         )
     };
     Ok(match run.await {
-        Ok(level) => FunctionResult::new(json!({"priorityLevel": level})),
+        Ok(level) => FunctionResult::new(json!({
+            "priorityLevel": level,
+            "note": format!("Priority of indicator {} is {level}.", value.trim()),
+        })),
         Err(e) => error_result(e),
     })
 }
@@ -365,12 +385,21 @@ async fn correlated_function(
         i.correlated(&routed, id).await
     };
     Ok(match run.await {
-        Ok(None) => FunctionResult::new(json!({})),
-        Ok(Some(list)) => FunctionResult::new(json!({"indicators": list
-            .into_iter()
-            .take(flows::MAX_CORRELATED)
-            .map(|x| json!({"type": x.indicator_type, "value": x.value}))
-            .collect::<Vec<_>>()})),
+        Ok(None) => FunctionResult::new(json!({
+            "note": "No correlated indicators found for this incident."
+        })),
+        Ok(Some(list)) => {
+            let indicators: Vec<Value> = list
+                .into_iter()
+                .take(flows::MAX_CORRELATED)
+                .map(|x| json!({"type": x.indicator_type, "value": x.value}))
+                .collect();
+            let note = format!(
+                "Correalted indicators from workflow\n{}",
+                indicator_lines(&indicators)
+            );
+            FunctionResult::new(json!({"indicators": indicators, "note": note}))
+        }
         Err(e) => error_result(e),
     })
 }
@@ -393,7 +422,9 @@ async fn delete_function(
         }
     };
     Ok(match run.await {
-        Ok(()) => FunctionResult::new(json!({"status": "Done"})),
+        Ok(()) => {
+            FunctionResult::new(json!({"status": "Done", "note": "Report deleted successfully"}))
+        }
         Err(e) => error_result(e),
     })
 }
@@ -423,10 +454,17 @@ async fn whitelist_function(
         )
     };
     Ok(match run.await {
-        Ok(list) => FunctionResult::new(json!({"indicators": list
-            .into_iter()
-            .map(|x| json!({"type": x.indicator_type, "value": x.value}))
-            .collect::<Vec<_>>()})),
+        Ok(list) => {
+            let indicators: Vec<Value> = list
+                .into_iter()
+                .map(|x| json!({"type": x.indicator_type, "value": x.value}))
+                .collect();
+            let note = format!(
+                "Whitelisted indicators in TruSTAR\n{}",
+                indicator_lines(&indicators)
+            );
+            FunctionResult::new(json!({"indicators": indicators, "note": note}))
+        }
         Err(e) => error_result(e),
     })
 }
@@ -454,7 +492,10 @@ async fn undo_whitelist_function(
         Ok::<_, FlowError>(())
     };
     Ok(match run.await {
-        Ok(()) => FunctionResult::new(json!({"status": "Done"})),
+        Ok(()) => FunctionResult::new(json!({
+            "status": "Done",
+            "note": format!("Indicator {value} removed from whitelist successfully"),
+        })),
         Err(e) => error_result(e),
     })
 }

@@ -387,9 +387,19 @@ pub fn submitted_note_html(deeplink: &str) -> String {
 pub fn correlated_note_html(indicators: &[(String, String, String)]) -> String {
     let mut out = String::from("<h3>TruSTAR Enrichment</h3><h4>Indicators</h4>");
     for (ty, value, link) in indicators {
+        // Indicators come from reports others shared: never markup in our note.
+        let (ty, value, link) = (html_escape(ty), html_escape(value), html_escape(link));
         out.push_str(&format!("\n\t<b>{ty}: </b><a href=\"{link}\">{value}</a>"));
     }
     out
+}
+
+/// Escapes text for HTML content and attribute values.
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 #[cfg(test)]

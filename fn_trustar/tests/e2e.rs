@@ -185,7 +185,7 @@ async fn incident_lifecycle_reports_enriches_updates_and_deletes() {
         .unwrap();
     assert_eq!(
         reply.results.clone().unwrap()["content"],
-        json!({"priorityLevel": "HIGH"})
+        json!({"priorityLevel": "HIGH", "note": "Priority of indicator 198.51.100.7 is HIGH."})
     );
     let reply = host
         .invoke(
@@ -199,7 +199,10 @@ async fn incident_lifecycle_reports_enriches_updates_and_deletes() {
         .unwrap();
     assert_eq!(
         reply.results.clone().unwrap()["content"],
-        json!({"indicators": [{"type": "URL", "value": "evil-domain.example"}]})
+        json!({
+            "indicators": [{"type": "URL", "value": "evil-domain.example"}],
+            "note": "Whitelisted indicators in TruSTAR\nURL: evil-domain.example\n"
+        })
     );
     assert_eq!(emu.whitelist().len(), 1);
     let reply = host
@@ -211,7 +214,10 @@ async fn incident_lifecycle_reports_enriches_updates_and_deletes() {
         .unwrap();
     assert_eq!(
         reply.results.clone().unwrap()["content"],
-        json!({"status": "Done"})
+        json!({
+            "status": "Done",
+            "note": "Indicator evil-domain.example removed from whitelist successfully"
+        })
     );
     assert!(emu.whitelist().is_empty());
     // Manual whitelist rule on an artifact.
@@ -347,7 +353,10 @@ async fn faults_expired_token_429_and_trustar_down() {
     let reply = invoke_priority().await;
     assert_eq!(
         reply.results.clone().unwrap()["content"],
-        json!({"priorityLevel": "NOT_FOUND"})
+        json!({
+            "priorityLevel": "NOT_FOUND",
+            "note": "Priority of indicator 203.0.113.99 is NOT_FOUND."
+        })
     );
     assert_eq!(emu.tokens_issued(), 1);
     // Expired token: refreshed once.

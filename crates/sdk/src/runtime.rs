@@ -180,6 +180,8 @@ impl StatusSink for StompStatus {
 }
 
 fn reply_frame(reply_to: &str, correlation_id: Option<&str>, reply: &Reply) -> Frame {
+    // Not `persistent`: resilient-circuits sends none either, and on ActiveMQ a persistent final
+    // reply overtakes the non-persistent status messages before it on the same queue.
     let mut frame = Frame::new(Command::Send).header("destination", reply_to);
     if let Some(c) = correlation_id {
         frame = frame.header("correlation-id", c);
@@ -286,10 +288,22 @@ pub async fn serve(
                 _ = tasks.join_next() => {}
                 // Keep reading the connection's events so that receipts keep arriving.
                 event = events.recv() => match event {
-                    Some(Event::Message { frame, .. }) => tracing::debug!(
-                        message_id = frame.get("message-id"),
-                        "not started: shutting down; left for redelivery"
-                    ),
+                    Some(Event::Message { frame, tag }) => {
+                        // A redelivery of a running message: acknowledge this delivery when done.
+                        let running = frame.get("message-id").is_some_and(|id| {
+                            tracker
+                                .lock()
+                                .ok()
+                                .and_then(|mut t| t.inflight.get_mut(id).map(|slot| *slot = tag))
+                                .is_some()
+                        });
+                        if !running {
+                            tracing::debug!(
+                                message_id = frame.get("message-id"),
+                                "not started: shutting down; left for redelivery"
+                            );
+                        }
+                    }
                     Some(Event::Fatal(_)) | None => {
                         tasks.abort_all();
                         break;
@@ -341,13 +355,14 @@ fn on_message(shared: &Shared, tasks: &mut JoinSet<()>, frame: Frame, tag: Deliv
             *slot = tag;
             return;
         }
-        match t.done.get_mut(&message_id) {
-            Some(done) => Some(done.unconfirmed_reply.take()),
-            None => {
-                t.inflight.insert(message_id.clone(), tag.clone());
-                None
-            }
-        }
+        let resend = t
+            .done
+            .get_mut(&message_id)
+            .map(|done| done.unconfirmed_reply.take());
+        // In flight until confirmed and acknowledged, whether it runs or its reply is re-sent:
+        // a further redelivery meanwhile only updates the delivery to acknowledge.
+        t.inflight.insert(message_id.clone(), tag.clone());
+        resend
     };
     let session = session.clone();
     if let Some(unconfirmed) = resend {
@@ -410,6 +425,42 @@ fn on_message(shared: &Shared, tasks: &mut JoinSet<()>, frame: Frame, tag: Deliv
     });
 }
 
+/// How often an unconfirmed reply is sent again on the same connection, and the first pause.
+const REPLY_ATTEMPTS: u32 = 4;
+const REPLY_RETRY_DELAY: Duration = Duration::from_secs(1);
+
+/// Sends a final reply and waits for the broker's RECEIPT, retrying while the connection that
+/// delivered the message stays up (a broker holding sends back for flow control answers late).
+async fn send_confirmed(
+    session: &Session,
+    message_id: &str,
+    frame: &Frame,
+    tag: &DeliveryTag,
+) -> bool {
+    let mut delay = REPLY_RETRY_DELAY;
+    for attempt in 1..=REPLY_ATTEMPTS {
+        match session.send_with_receipt(frame.clone()).await {
+            Ok(()) => return true,
+            Err(e) if attempt < REPLY_ATTEMPTS && session.generation() == tag.generation => {
+                tracing::warn!(
+                    message_id,
+                    "reply not confirmed by the broker ({e}); sending it again in {delay:?}"
+                );
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(e) => {
+                tracing::warn!(
+                    message_id,
+                    "reply not confirmed by the broker ({e}); it is sent again when the message is redelivered"
+                );
+                return false;
+            }
+        }
+    }
+    false
+}
+
 /// Sends the reply with a receipt, then ACKs the latest delivery of the message; remembers the
 /// message as handled either way.
 async fn confirm_and_ack(
@@ -420,16 +471,7 @@ async fn confirm_and_ack(
     tag: DeliveryTag,
 ) {
     let confirmed = match &reply {
-        Some(frame) => match session.send_with_receipt(frame.clone()).await {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::warn!(
-                    message_id,
-                    "reply not confirmed by the broker ({e}); it is sent again when the message is redelivered"
-                );
-                false
-            }
-        },
+        Some(frame) => send_confirmed(session, &message_id, frame, &tag).await,
         None => true,
     };
     let tag = {
@@ -439,6 +481,12 @@ async fn confirm_and_ack(
         latest
     };
     if !confirmed {
+        // Not confirmed on a connection that stayed up: give the message back to the broker, so
+        // that it is redelivered (and its stored reply sent again) instead of holding a prefetch
+        // slot for ever.
+        if session.generation() == tag.generation {
+            let _ = session.nack(&tag).await;
+        }
         return;
     }
     if let Err(e) = session.ack(&tag).await {

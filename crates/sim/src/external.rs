@@ -55,6 +55,7 @@ impl External {
         let (connected_tx, connected) = watch::channel(0);
         tokio::spawn(collect_replies(
             events,
+            session.clone(),
             registry,
             violations.clone(),
             replies.clone(),
@@ -119,8 +120,13 @@ impl External {
         {
             let mut subscribed = self.subscribed.lock().await;
             if !subscribed.contains(&acks) {
+                // Acknowledged only once recorded: a reply in flight when the connection
+                // drops is redelivered, never lost.
                 self.session
-                    .subscribe(Subscription::new(acks.clone(), AckMode::Auto))
+                    .subscribe(
+                        Subscription::new(acks.clone(), AckMode::ClientIndividual)
+                            .header("activemq.prefetchSize", "1000"),
+                    )
                     .await
                     .map_err(|e| SimError::External(format!("SUBSCRIBE {acks} failed: {e}")))?;
                 subscribed.insert(acks);
@@ -147,12 +153,14 @@ impl External {
 
 async fn collect_replies(
     mut events: mpsc::Receiver<Event>,
+    session: Session,
     registry: Arc<Registry>,
     violations: Arc<Mutex<Vec<String>>>,
     replies: Arc<AtomicU64>,
     connected: watch::Sender<u64>,
     cancel: CancellationToken,
 ) {
+    let mut seen = HashSet::new();
     loop {
         let event = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -165,7 +173,16 @@ async fn collect_replies(
             Event::Connected { generation, .. } => {
                 connected.send_replace(generation);
             }
-            Event::Message { frame, .. } => {
+            Event::Message { frame, tag } => {
+                // A redelivery of a reply already recorded (its ACK was lost with a connection).
+                let id = frame.get("message-id").unwrap_or_default().to_string();
+                if seen.len() > 100_000 {
+                    seen.clear();
+                }
+                if !seen.insert(id) {
+                    let _ = session.ack(&tag).await;
+                    continue;
+                }
                 let queue = queue_name(frame.get("destination").unwrap_or("")).to_string();
                 let outcome = handle_reply(
                     &registry,
@@ -177,6 +194,7 @@ async fn collect_replies(
                 if outcome.recorded {
                     replies.fetch_add(1, Ordering::SeqCst);
                 }
+                let _ = session.ack(&tag).await;
                 if !outcome.violations.is_empty() {
                     for v in &outcome.violations {
                         tracing::warn!("sim (external broker): protocol violation: {v}");

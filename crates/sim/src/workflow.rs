@@ -432,7 +432,16 @@ impl Sim {
         let mut ctx = Map::new();
         ctx.insert("incident".into(), incident);
         if job.object_type != "incident" {
-            ctx.insert(job.object_type.clone(), job.object.clone());
+            let mut object = job.object.clone();
+            // As on the platform, a script reads an artifact's type by its name.
+            if job.object_type == "artifact"
+                && let Some(name) = st
+                    .artifact_type(&object["type"])
+                    .and_then(|t| t.get("name").cloned())
+            {
+                object["type"] = name;
+            }
+            ctx.insert(job.object_type.clone(), object);
         }
         ctx.insert(
             "rule".into(),
