@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, Path, Query, Request, State};
+use axum::extract::{FromRequestParts, Path, Query, RawPathParams, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -245,32 +245,23 @@ async fn get_const(_auth: Authed) -> Response {
     .into_response()
 }
 
-async fn get_org(State(state): St, _auth: Authed, Path(org_id): Path<String>) -> Response {
-    if let Some(r) = org_error(&state, &org_id) {
-        return r;
-    }
+async fn get_org(State(state): St, _auth: Authed) -> Response {
     axum::Json(state.platform.org_json()).into_response()
 }
 
 async fn get_type_fields(
     State(state): St,
     _auth: Authed,
-    Path((org_id, type_name)): Path<(String, String)>,
+    Path((_org_id, type_name)): Path<(String, String)>,
 ) -> Response {
-    if let Some(r) = org_error(&state, &org_id) {
-        return r;
-    }
     axum::Json(state.platform.state().type_fields(&type_name)).into_response()
 }
 
 async fn get_type_field(
     State(state): St,
     _auth: Authed,
-    Path((org_id, type_name, field)): Path<(String, String, String)>,
+    Path((_org_id, type_name, field)): Path<(String, String, String)>,
 ) -> Response {
-    if let Some(r) = org_error(&state, &org_id) {
-        return r;
-    }
     let fields = state.platform.state().type_fields(&type_name);
     match fields
         .into_iter()
@@ -292,15 +283,7 @@ fn parse_json(body: &Bytes) -> Result<Value, String> {
     serde_json::from_slice(body).map_err(|e| format!("The request body is not valid JSON: {e}"))
 }
 
-async fn post_import(
-    State(state): St,
-    _auth: Authed,
-    Path(org_id): Path<String>,
-    body: Bytes,
-) -> Response {
-    if let Some(r) = org_error(&state, &org_id) {
-        return r;
-    }
+async fn post_import(State(state): St, _auth: Authed, body: Bytes) -> Response {
     let payload = match parse_json(&body) {
         Ok(v) => v,
         Err(m) => return error_json(StatusCode::BAD_REQUEST, m),
@@ -312,11 +295,8 @@ async fn post_import(
 async fn get_import(
     State(state): St,
     _auth: Authed,
-    Path((org_id, id)): Path<(String, String)>,
+    Path((_org_id, id)): Path<(String, String)>,
 ) -> Response {
-    if let Some(r) = org_error(&state, &org_id) {
-        return r;
-    }
     let st = state.platform.state();
     match st
         .imports
@@ -331,12 +311,9 @@ async fn get_import(
 async fn put_import(
     State(state): St,
     _auth: Authed,
-    Path((org_id, id)): Path<(String, String)>,
+    Path((_org_id, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    if let Some(r) = org_error(&state, &org_id) {
-        return r;
-    }
     let Ok(id) = id.parse::<i64>() else {
         return not_found(format!("Configuration import {id} not found"));
     };
@@ -352,17 +329,11 @@ async fn put_import(
     }
 }
 
-async fn post_export(State(state): St, _auth: Authed, Path(org_id): Path<String>) -> Response {
-    if let Some(r) = org_error(&state, &org_id) {
-        return r;
-    }
+async fn post_export(State(state): St, _auth: Authed) -> Response {
     axum::Json(imports::export(&state.platform.state())).into_response()
 }
 
-async fn get_workflows(State(state): St, _auth: Authed, Path(org_id): Path<String>) -> Response {
-    if let Some(r) = org_error(&state, &org_id) {
-        return r;
-    }
+async fn get_workflows(State(state): St, _auth: Authed) -> Response {
     let st = state.platform.state();
     let entities: Vec<Value> = st
         .store
@@ -376,11 +347,8 @@ async fn get_workflows(State(state): St, _auth: Authed, Path(org_id): Path<Strin
 async fn get_workflow(
     State(state): St,
     _auth: Authed,
-    Path((org_id, id)): Path<(String, String)>,
+    Path((_org_id, id)): Path<(String, String)>,
 ) -> Response {
-    if let Some(r) = org_error(&state, &org_id) {
-        return r;
-    }
     let st = state.platform.state();
     match st
         .store
@@ -396,11 +364,8 @@ async fn get_workflow(
 async fn get_workflow_instance(
     State(state): St,
     _auth: Authed,
-    Path((org_id, id)): Path<(String, String)>,
+    Path((_org_id, id)): Path<(String, String)>,
 ) -> Response {
-    if let Some(r) = org_error(&state, &org_id) {
-        return r;
-    }
     let st = state.platform.state();
     match id
         .parse::<i64>()
@@ -420,13 +385,9 @@ fn incident_id(id: &str) -> Result<i64, String> {
 async fn post_incident(
     State(state): St,
     _auth: Authed,
-    Path(org_id): Path<String>,
     Query(hf): Query<HandleFormat>,
     body: Bytes,
 ) -> Response {
-    if let Some(r) = org_error(&state, &org_id) {
-        return r;
-    }
     let body = match parse_json(&body) {
         Ok(v) => v,
         Err(m) => return error_json(StatusCode::BAD_REQUEST, m),
@@ -442,12 +403,9 @@ async fn post_incident(
 async fn get_incident(
     State(state): St,
     _auth: Authed,
-    Path((org_id, id)): Path<(String, String)>,
+    Path((_org_id, id)): Path<(String, String)>,
     Query(hf): Query<HandleFormat>,
 ) -> Response {
-    if let Some(r) = org_error(&state, &org_id) {
-        return r;
-    }
     let id = match incident_id(&id) {
         Ok(id) => id,
         Err(m) => return not_found(m),
@@ -461,13 +419,10 @@ async fn get_incident(
 async fn put_incident(
     State(state): St,
     _auth: Authed,
-    Path((org_id, id)): Path<(String, String)>,
+    Path((_org_id, id)): Path<(String, String)>,
     Query(hf): Query<HandleFormat>,
     body: Bytes,
 ) -> Response {
-    if let Some(r) = org_error(&state, &org_id) {
-        return r;
-    }
     let id = match incident_id(&id) {
         Ok(id) => id,
         Err(m) => return not_found(m),
@@ -487,12 +442,9 @@ async fn put_incident(
 async fn patch_incident(
     State(state): St,
     _auth: Authed,
-    Path((org_id, id)): Path<(String, String)>,
+    Path((_org_id, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    if let Some(r) = org_error(&state, &org_id) {
-        return r;
-    }
     let id = match incident_id(&id) {
         Ok(id) => id,
         Err(m) => return not_found(m),
@@ -511,11 +463,8 @@ async fn patch_incident(
 async fn delete_incident(
     State(state): St,
     _auth: Authed,
-    Path((org_id, id)): Path<(String, String)>,
+    Path((_org_id, id)): Path<(String, String)>,
 ) -> Response {
-    if let Some(r) = org_error(&state, &org_id) {
-        return r;
-    }
     let id = match incident_id(&id) {
         Ok(id) => id,
         Err(m) => return not_found(m),
@@ -526,26 +475,16 @@ async fn delete_incident(
     }
 }
 
-async fn get_artifact_types(
-    State(state): St,
-    _auth: Authed,
-    Path(org_id): Path<String>,
-) -> Response {
-    if let Some(r) = org_error(&state, &org_id) {
-        return r;
-    }
+async fn get_artifact_types(State(state): St, _auth: Authed) -> Response {
     axum::Json(json!({"entities": state.platform.state().artifact_types()})).into_response()
 }
 
 async fn get_artifacts(
     State(state): St,
     _auth: Authed,
-    Path((org_id, id)): Path<(String, String)>,
+    Path((_org_id, id)): Path<(String, String)>,
     Query(hf): Query<HandleFormat>,
 ) -> Response {
-    if let Some(r) = org_error(&state, &org_id) {
-        return r;
-    }
     let id = match incident_id(&id) {
         Ok(id) => id,
         Err(m) => return not_found(m),
@@ -565,13 +504,10 @@ async fn get_artifacts(
 async fn post_artifact(
     State(state): St,
     _auth: Authed,
-    Path((org_id, id)): Path<(String, String)>,
+    Path((_org_id, id)): Path<(String, String)>,
     Query(hf): Query<HandleFormat>,
     body: Bytes,
 ) -> Response {
-    if let Some(r) = org_error(&state, &org_id) {
-        return r;
-    }
     let id = match incident_id(&id) {
         Ok(id) => id,
         Err(m) => return not_found(m),
@@ -591,12 +527,9 @@ async fn post_artifact(
 async fn get_artifact(
     State(state): St,
     _auth: Authed,
-    Path((org_id, id, aid)): Path<(String, String, String)>,
+    Path((_org_id, id, aid)): Path<(String, String, String)>,
     Query(hf): Query<HandleFormat>,
 ) -> Response {
-    if let Some(r) = org_error(&state, &org_id) {
-        return r;
-    }
     let id = match incident_id(&id) {
         Ok(id) => id,
         Err(m) => return not_found(m),
@@ -614,11 +547,8 @@ async fn get_artifact(
 async fn delete_artifact(
     State(state): St,
     _auth: Authed,
-    Path((org_id, id, aid)): Path<(String, String, String)>,
+    Path((_org_id, id, aid)): Path<(String, String, String)>,
 ) -> Response {
-    if let Some(r) = org_error(&state, &org_id) {
-        return r;
-    }
     let (Ok(id), Ok(aid)) = (id.parse::<i64>(), aid.parse::<i64>()) else {
         return not_found("Artifact not found");
     };
@@ -631,11 +561,8 @@ async fn delete_artifact(
 async fn get_comments(
     State(state): St,
     _auth: Authed,
-    Path((org_id, id)): Path<(String, String)>,
+    Path((_org_id, id)): Path<(String, String)>,
 ) -> Response {
-    if let Some(r) = org_error(&state, &org_id) {
-        return r;
-    }
     let id = match incident_id(&id) {
         Ok(id) => id,
         Err(m) => return not_found(m),
@@ -650,12 +577,9 @@ async fn get_comments(
 async fn post_comment(
     State(state): St,
     _auth: Authed,
-    Path((org_id, id)): Path<(String, String)>,
+    Path((_org_id, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    if let Some(r) = org_error(&state, &org_id) {
-        return r;
-    }
     let id = match incident_id(&id) {
         Ok(id) => id,
         Err(m) => return not_found(m),
@@ -670,15 +594,7 @@ async fn post_comment(
     }
 }
 
-async fn get_actions(
-    State(state): St,
-    _auth: Authed,
-    Path(org_id): Path<String>,
-    Query(hf): Query<HandleFormat>,
-) -> Response {
-    if let Some(r) = org_error(&state, &org_id) {
-        return r;
-    }
+async fn get_actions(State(state): St, _auth: Authed, Query(hf): Query<HandleFormat>) -> Response {
     let st = state.platform.state();
     let entities: Vec<Value> = st
         .rules
@@ -688,26 +604,15 @@ async fn get_actions(
     axum::Json(json!({ "entities": entities })).into_response()
 }
 
-async fn get_connector_queues(
-    State(state): St,
-    _auth: Authed,
-    Path(org_id): Path<String>,
-) -> Response {
-    if let Some(r) = org_error(&state, &org_id) {
-        return r;
-    }
+async fn get_connector_queues(_auth: Authed) -> Response {
     not_found("connectors are not available on this platform")
 }
 
 async fn get_functions(
     State(state): St,
     _auth: Authed,
-    Path(org_id): Path<String>,
     Query(hf): Query<HandleFormat>,
 ) -> Response {
-    if let Some(r) = org_error(&state, &org_id) {
-        return r;
-    }
     let st = state.platform.state();
     let entities: Vec<Value> = st
         .functions
@@ -720,12 +625,9 @@ async fn get_functions(
 async fn get_function(
     State(state): St,
     _auth: Authed,
-    Path((org_id, name)): Path<(String, String)>,
+    Path((_org_id, name)): Path<(String, String)>,
     Query(hf): Query<HandleFormat>,
 ) -> Response {
-    if let Some(r) = org_error(&state, &org_id) {
-        return r;
-    }
     let st = state.platform.state();
     // The platform accepts a function's name or its numeric id.
     let f = st.functions.get(&name).or_else(|| {
@@ -739,10 +641,7 @@ async fn get_function(
     }
 }
 
-async fn get_destinations(State(state): St, _auth: Authed, Path(org_id): Path<String>) -> Response {
-    if let Some(r) = org_error(&state, &org_id) {
-        return r;
-    }
+async fn get_destinations(State(state): St, _auth: Authed) -> Response {
     let st = state.platform.state();
     let entities: Vec<&MessageDestination> = st.destinations.values().collect();
     axum::Json(json!({ "entities": entities })).into_response()
@@ -751,11 +650,8 @@ async fn get_destinations(State(state): St, _auth: Authed, Path(org_id): Path<St
 async fn get_destination(
     State(state): St,
     _auth: Authed,
-    Path((org_id, id)): Path<(String, String)>,
+    Path((_org_id, id)): Path<(String, String)>,
 ) -> Response {
-    if let Some(r) = org_error(&state, &org_id) {
-        return r;
-    }
     let st = state.platform.state();
     let d = id
         .parse::<i64>()
@@ -770,12 +666,9 @@ async fn get_destination(
 async fn put_destination(
     State(state): St,
     _auth: Authed,
-    Path((org_id, id)): Path<(String, String)>,
+    Path((_org_id, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    if let Some(r) = org_error(&state, &org_id) {
-        return r;
-    }
     let Some(id) = id.parse::<i64>().ok() else {
         return not_found(format!("Message destination '{id}' not found"));
     };
@@ -803,22 +696,11 @@ async fn put_destination(
     axum::Json(dest).into_response()
 }
 
-async fn get_workspaces(State(state): St, _auth: Authed, Path(org_id): Path<String>) -> Response {
-    if let Some(r) = org_error(&state, &org_id) {
-        return r;
-    }
+async fn get_workspaces(State(state): St, _auth: Authed) -> Response {
     axum::Json(json!({"entities": state.platform.state().workspaces_json()})).into_response()
 }
 
-async fn post_workspace(
-    State(state): St,
-    _auth: Authed,
-    Path(org_id): Path<String>,
-    body: Bytes,
-) -> Response {
-    if let Some(r) = org_error(&state, &org_id) {
-        return r;
-    }
+async fn post_workspace(State(state): St, _auth: Authed, body: Bytes) -> Response {
     let body = match parse_json(&body) {
         Ok(v) => v,
         Err(m) => return error_json(StatusCode::BAD_REQUEST, m),
@@ -833,11 +715,8 @@ async fn post_workspace(
 async fn get_workspace(
     State(state): St,
     _auth: Authed,
-    Path((org_id, id)): Path<(String, String)>,
+    Path((_org_id, id)): Path<(String, String)>,
 ) -> Response {
-    if let Some(r) = org_error(&state, &org_id) {
-        return r;
-    }
     let given = match id.parse::<i64>() {
         Ok(n) => json!(n),
         Err(_) => json!(id),
@@ -848,36 +727,22 @@ async fn get_workspace(
     }
 }
 
-async fn get_phases(State(state): St, _auth: Authed, Path(org_id): Path<String>) -> Response {
-    if let Some(r) = org_error(&state, &org_id) {
-        return r;
-    }
+async fn get_phases(State(state): St, _auth: Authed) -> Response {
     axum::Json(json!({"entities": state.platform.state().phases()})).into_response()
 }
 
 async fn get_phase(
     State(state): St,
     _auth: Authed,
-    Path((org_id, id)): Path<(String, String)>,
+    Path((_org_id, id)): Path<(String, String)>,
 ) -> Response {
-    if let Some(r) = org_error(&state, &org_id) {
-        return r;
-    }
     match state.platform.state().phase(&id) {
         Some(p) => axum::Json(p).into_response(),
         None => not_found(format!("Phase {id} not found")),
     }
 }
 
-async fn post_artifact_type(
-    State(state): St,
-    _auth: Authed,
-    Path(org_id): Path<String>,
-    body: Bytes,
-) -> Response {
-    if let Some(r) = org_error(&state, &org_id) {
-        return r;
-    }
+async fn post_artifact_type(State(state): St, _auth: Authed, body: Bytes) -> Response {
     let body = match parse_json(&body) {
         Ok(v) => v,
         Err(m) => return error_json(StatusCode::BAD_REQUEST, m),
@@ -892,11 +757,8 @@ async fn post_artifact_type(
 async fn get_artifact_type(
     State(state): St,
     _auth: Authed,
-    Path((org_id, id)): Path<(String, String)>,
+    Path((_org_id, id)): Path<(String, String)>,
 ) -> Response {
-    if let Some(r) = org_error(&state, &org_id) {
-        return r;
-    }
     match state.platform.state().artifact_type(&json!(id)) {
         Some(t) => axum::Json(t).into_response(),
         None => not_found(format!("Artifact type {id} not found")),
@@ -906,12 +768,8 @@ async fn get_artifact_type(
 async fn get_incidents(
     State(state): St,
     _auth: Authed,
-    Path(org_id): Path<String>,
     Query(hf): Query<HandleFormat>,
 ) -> Response {
-    if let Some(r) = org_error(&state, &org_id) {
-        return r;
-    }
     let st = state.platform.state();
     let list: Vec<Value> = st
         .incidents
@@ -948,6 +806,23 @@ async fn fallback(req: Request) -> Response {
         req.method(),
         req.uri().path()
     ))
+}
+
+/// Every org-relative call (`/rest/orgs/{org_id}/…`): authenticated first, then only for the
+/// one org this platform has (403 like the platform for any other).
+async fn check_org(State(state): St, params: RawPathParams, req: Request, next: Next) -> Response {
+    let Some((_, org_id)) = params.iter().find(|(k, _)| *k == "org_id") else {
+        return next.run(req).await;
+    };
+    let org_id = org_id.to_string();
+    let (mut parts, body) = req.into_parts();
+    if let Err(rejection) = Authed::from_request_parts(&mut parts, &state).await {
+        return rejection.into_response();
+    }
+    if let Some(r) = org_error(&state, &org_id) {
+        return r;
+    }
+    next.run(Request::from_parts(parts, body)).await
 }
 
 async fn log_requests(State(state): St, req: Request, next: Next) -> Response {
@@ -1070,6 +945,7 @@ pub(crate) fn router(state: Arc<RestState>, prefix: Option<&str>) -> Router {
         None => api,
     };
     app.merge(crate::admin::router())
+        .route_layer(middleware::from_fn_with_state(state.clone(), check_org))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), log_requests))
