@@ -10,44 +10,16 @@
 //! The token is only ever put in the `Authorization` header; no error or log line contains it.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::StatusCode;
-use reqwest::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
 use serde_json::Value;
+use soar_sdk::Secret;
+use soar_sdk::http::reqwest::header::{AUTHORIZATION, HeaderValue};
+use soar_sdk::http::reqwest::{self, StatusCode};
+use soar_sdk::http::{error_text, retry_after};
 
 /// Most 429 answers honoured for one call (besides the time bound).
 const MAX_RATE_LIMIT_RETRIES: u32 = 10;
-
-/// Settings of a [`SlackClient`].
-#[derive(Clone)]
-pub struct ClientSettings {
-    /// Base URL ending in `/` (`https://slack.com/api/`).
-    pub api_url: String,
-    /// The token; see [`soar_sdk::config::Secret`].
-    pub token: soar_sdk::config::Secret,
-    /// Per-request timeout.
-    pub timeout: Duration,
-    /// Longest total time to wait on 429 `Retry-After` answers for one call.
-    pub max_rate_limit_wait: Duration,
-    /// Proxy URL (`http://user:pass@host:port`).
-    pub proxy: Option<String>,
-    /// TLS settings for an `https` API URL.
-    pub tls: Arc<rustls::ClientConfig>,
-}
-
-impl std::fmt::Debug for ClientSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientSettings")
-            .field("api_url", &self.api_url)
-            .field("token", &self.token)
-            .field("timeout", &self.timeout)
-            .field("max_rate_limit_wait", &self.max_rate_limit_wait)
-            .field("proxy", &self.proxy.as_ref().map(|_| "(set)"))
-            .finish()
-    }
-}
 
 /// Why a Slack call failed. The texts say what to do and never contain the token.
 #[derive(Debug, thiserror::Error)]
@@ -143,39 +115,46 @@ pub fn advice(code: &str) -> &'static str {
     }
 }
 
-/// A Slack Web API client.
-#[derive(Debug, Clone)]
+/// A Slack Web API client. Cheap to clone.
+#[derive(Clone)]
 pub struct SlackClient {
     http: reqwest::Client,
-    settings: ClientSettings,
+    /// Base URL ending in `/` (`https://slack.com/api/`).
+    api_url: String,
+    token: Secret,
+    /// Longest total time to wait on 429 `Retry-After` answers for one call.
+    max_rate_limit_wait: Duration,
+}
+
+impl std::fmt::Debug for SlackClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlackClient")
+            .field("api_url", &self.api_url)
+            .field("token", &self.token)
+            .field("max_rate_limit_wait", &self.max_rate_limit_wait)
+            .finish()
+    }
 }
 
 impl SlackClient {
-    /// Builds the client (no request is made).
-    pub fn new(settings: ClientSettings) -> Result<SlackClient, SlackError> {
-        let mut builder = reqwest::Client::builder()
-            .tls_backend_preconfigured(rustls::ClientConfig::clone(&settings.tls))
-            .user_agent(concat!("soar-host-fn_slack/", env!("CARGO_PKG_VERSION")))
-            .timeout(settings.timeout)
-            .connect_timeout(settings.timeout.min(Duration::from_secs(10)));
-        match &settings.proxy {
-            Some(p) => {
-                let proxy = reqwest::Proxy::all(p.as_str()).map_err(|e| {
-                    SlackError::Setup(format!("invalid proxy URL in [fn_slack] proxy: {e}"))
-                })?;
-                builder = builder.proxy(proxy);
-            }
-            None => builder = builder.no_proxy(),
+    /// A client over `http` (built by the SDK from `[fn_slack]`).
+    pub fn new(
+        http: reqwest::Client,
+        api_url: String,
+        token: Secret,
+        max_rate_limit_wait: Duration,
+    ) -> SlackClient {
+        SlackClient {
+            http,
+            api_url,
+            token,
+            max_rate_limit_wait,
         }
-        let http = builder
-            .build()
-            .map_err(|e| SlackError::Setup(e.to_string()))?;
-        Ok(SlackClient { http, settings })
     }
 
     /// The API base URL.
     pub fn api_url(&self) -> &str {
-        &self.settings.api_url
+        &self.api_url
     }
 
     /// Calls `method` with a JSON `body`. `on_wait(seconds, attempt)` is awaited before each
@@ -190,16 +169,16 @@ impl SlackClient {
         F: FnMut(u64, u32) -> Fut,
         Fut: Future<Output = ()>,
     {
-        let url = format!("{}{method}", self.settings.api_url);
-        let mut auth = HeaderValue::from_str(&format!("Bearer {}", self.settings.token.expose()))
-            .map_err(|_| {
-            SlackError::Setup(
+        let url = format!("{}{method}", self.api_url);
+        let mut auth =
+            HeaderValue::from_str(&format!("Bearer {}", self.token.expose())).map_err(|_| {
+                SlackError::Setup(
                 "api_token in [fn_slack] contains characters that cannot be sent in an HTTP header"
                     .into(),
             )
-        })?;
+            })?;
         auth.set_sensitive(true);
-        let limit = self.settings.max_rate_limit_wait.as_secs();
+        let limit = self.max_rate_limit_wait.as_secs();
         let mut waited = 0u64;
         let mut attempt = 0u32;
         loop {
@@ -214,12 +193,7 @@ impl SlackClient {
                 .map_err(|e| transport_error(method, &url, &e))?;
             let status = resp.status();
             if status == StatusCode::TOO_MANY_REQUESTS {
-                let retry_after = resp
-                    .headers()
-                    .get(RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .unwrap_or(1);
+                let retry_after = retry_after(resp.headers()).map_or(1, |d| d.as_secs());
                 if waited.saturating_add(retry_after) > limit || attempt > MAX_RATE_LIMIT_RETRIES {
                     return Err(SlackError::RateLimited {
                         method: method.to_string(),
@@ -235,7 +209,7 @@ impl SlackClient {
             }
             let bytes = resp.bytes().await.map_err(|e| SlackError::NoAnswer {
                 method: method.to_string(),
-                reason: format!("the answer could not be read ({})", e.without_url()),
+                reason: format!("the answer could not be read ({})", error_text(&e)),
             })?;
             let parsed = serde_json::from_slice::<Value>(&bytes).ok();
             if !status.is_success() {
@@ -285,7 +259,7 @@ impl SlackClient {
 }
 
 fn transport_error(method: &str, url: &str, e: &reqwest::Error) -> SlackError {
-    let reason = e_text(e);
+    let reason = error_text(e);
     if e.is_connect() || e.is_builder() {
         SlackError::Connect {
             method: method.to_string(),
@@ -303,17 +277,4 @@ fn transport_error(method: &str, url: &str, e: &reqwest::Error) -> SlackError {
             reason,
         }
     }
-}
-
-/// The error and its causes, without the URL.
-fn e_text(e: &reqwest::Error) -> String {
-    use std::error::Error as _;
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

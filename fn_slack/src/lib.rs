@@ -25,10 +25,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use soar_sdk::config::{AppConfig, ConfigError, Secret};
-use soar_sdk::{Component, ComponentRegistration, Context, FunctionError, FunctionResult};
+use soar_sdk::http::HttpOptions;
+use soar_sdk::prelude::*;
 
-use crate::client::{ClientSettings, SlackClient, SlackError};
+use crate::client::{SlackClient, SlackError};
 
 /// The component's name and its app.config section.
 pub const NAME: &str = "fn_slack";
@@ -37,37 +37,54 @@ pub const FUNCTION: &str = "slack_post_message";
 /// Slack's API base URL.
 pub const DEFAULT_API_URL: &str = "https://slack.com/api/";
 
-/// The section `host config -c` writes for this crate.
-pub const DEFAULT_CONFIG: &str = "\
-[fn_slack]
-# Slack token of the installed Slack app: a bot token (xoxb-...) with the chat:write scope.
-# Better kept out of this file: api_token = $SLACK_API_TOKEN or api_token = ^slack_api_token
-api_token = xoxb-xxxxxxxxx-xxxxxxxxxxxx-xxxxxxxxxxxxxxxxxxxxxxxx
-# Author name shown on messages when slack_as_user is not true; a workflow's slack_user_id overrides it.
-username = Resilient
-# Channel (name such as incidents, or ID such as C0123456789) used when a workflow leaves slack_channel empty.
-#channel = incidents
-# Slack Web API base URL (change it only to use a Slack emulator or a gateway).
-#api_url = https://slack.com/api/
-# Seconds to wait for Slack's answer to one request.
-#timeout = 30
-# Most seconds to wait in total when Slack answers HTTP 429 with Retry-After, before giving up.
-#max_rate_limit_wait = 60
-# Proxy for Slack requests: http://[user:password@]host:port
-#proxy =
-# CA certificates for api_url: a PEM file, or false to skip verification (test emulators only).
-#cafile =
-";
-
-soar_sdk::register_component!(ComponentRegistration {
+soar_sdk::register_component! {
     name: NAME,
-    version: env!("CARGO_PKG_VERSION"),
     description: "Posts incidents to a Slack channel and notes as threaded replies",
-    section: Some(NAME),
-    default_config: DEFAULT_CONFIG,
-    build,
-    customizations: soar_sdk::embed_customizations!("customize/fn_slack.yaml"),
-});
+    config: Option<SlackSection>,
+    build: build,
+    customizations: ["customize/fn_slack.yaml"],
+}
+
+/// Settings of the Slack integration.
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+pub struct SlackSection {
+    /// Slack token of the installed Slack app: a bot token (xoxb-...) with the chat:write scope.
+    /// Better kept out of this file: api_token = $SLACK_API_TOKEN or api_token = ^slack_api_token
+    #[schemars(example = "xoxb-xxxxxxxxx-xxxxxxxxxxxx-xxxxxxxxxxxxxxxxxxxxxxxx")]
+    pub api_token: Secret,
+    /// Author name shown on messages when slack_as_user is not true; a workflow's slack_user_id overrides it.
+    #[schemars(example = &"Resilient")]
+    pub username: String,
+    /// Channel (name such as incidents, or ID such as C0123456789) used when a workflow leaves slack_channel empty.
+    #[schemars(example = &"incidents")]
+    pub channel: Option<String>,
+    /// Slack Web API base URL (change it only to use a Slack emulator or a gateway).
+    #[serde(default = "default_api_url")]
+    pub api_url: String,
+    /// Seconds to wait for Slack's answer to one request (default: [integrations] timeout, else 30).
+    #[schemars(example = 30)]
+    pub timeout: Option<u64>,
+    /// Most seconds to wait in total when Slack answers HTTP 429 with Retry-After, before giving up.
+    #[serde(default = "default_max_rate_limit_wait")]
+    pub max_rate_limit_wait: u64,
+    /// Proxy for Slack requests: http://[user:password@]host:port (default: [integrations]).
+    #[schemars(example = "http://proxy.example.com:3128")]
+    pub proxy: Option<String>,
+    /// CA certificates for api_url: a PEM file, or false to skip verification (test emulators only).
+    pub cafile: Option<String>,
+}
+
+fn default_api_url() -> String {
+    DEFAULT_API_URL.into()
+}
+
+fn default_max_rate_limit_wait() -> u64 {
+    60
+}
+
+impl Section for SlackSection {
+    const NAME: &'static str = NAME;
+}
 
 /// The inputs of `slack_post_message`, as declared in `customize/fn_slack.yaml`.
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -96,25 +113,25 @@ pub struct SlackInputs {
     pub incident_id: Option<i64>,
 }
 
-/// The validated `[fn_slack]` section.
+/// The validated `[fn_slack]` section and its client.
 #[derive(Debug, Clone)]
 pub struct SlackSettings {
     pub username: String,
     pub channel: Option<String>,
-    pub client: ClientSettings,
+    pub client: SlackClient,
 }
 
 /// What the handlers share.
 #[derive(Debug)]
-struct Slack {
+pub struct Slack {
     /// `None` when app.config has no `[fn_slack]` section.
-    setup: Option<(SlackSettings, SlackClient)>,
-    /// `https://<host>:<port>` of the platform, for incident links.
+    setup: Option<SlackSettings>,
+    /// The platform's address, for incident links.
     incident_base: String,
 }
 
 impl Slack {
-    fn ready(&self) -> Result<&(SlackSettings, SlackClient), FunctionError> {
+    fn ready(&self) -> Result<&SlackSettings, FunctionError> {
         self.setup.as_ref().ok_or_else(|| FunctionError::Config {
             section: NAME.into(),
             problem: "the section is missing: add [fn_slack] with api_token and username (`host config -u` writes a template)".into(),
@@ -122,26 +139,12 @@ impl Slack {
     }
 }
 
-/// Reads and validates `[fn_slack]`. `None` when the section is absent.
-pub fn settings(config: &AppConfig) -> Result<Option<SlackSettings>, ConfigError> {
-    let Some(section) = config.section(NAME) else {
-        return Ok(None);
-    };
-    let token = section.require("api_token")?.trim().to_string();
-    let username = section.require("username")?.trim().to_string();
-    let channel = section
-        .get("channel")
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-        .map(str::to_string);
-    let mut api_url = section
-        .get("api_url")
-        .map(str::trim)
-        .filter(|u| !u.is_empty())
-        .unwrap_or(DEFAULT_API_URL)
-        .to_string();
+/// Validates `[fn_slack]` and builds its client.
+pub fn settings(section: SlackSection, setup: &Setup) -> Result<SlackSettings, ConfigError> {
+    let mut api_url = section.api_url.trim().to_string();
     if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
-        return Err(section.invalid(
+        return Err(setup.invalid(
+            NAME,
             "api_url",
             "must start with https:// (or http:// for an emulator)",
         ));
@@ -149,115 +152,83 @@ pub fn settings(config: &AppConfig) -> Result<Option<SlackSettings>, ConfigError
     if !api_url.ends_with('/') {
         api_url.push('/');
     }
-    let timeout = section.parse::<u64>("timeout")?.unwrap_or(30);
-    if timeout == 0 || timeout > 600 {
-        return Err(section.invalid("timeout", "must be between 1 and 600 seconds"));
+    if section.timeout.is_some_and(|t| t == 0 || t > 600) {
+        return Err(setup.invalid(NAME, "timeout", "must be between 1 and 600 seconds"));
     }
-    let max_wait = section.parse::<u64>("max_rate_limit_wait")?.unwrap_or(60);
-    if max_wait > 3600 {
-        return Err(section.invalid("max_rate_limit_wait", "must be at most 3600 seconds"));
+    if section.max_rate_limit_wait > 3600 {
+        return Err(setup.invalid(NAME, "max_rate_limit_wait", "must be at most 3600 seconds"));
     }
-    let proxy = section
-        .get("proxy")
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(str::to_string);
-    let cafile = section.get("cafile");
-    let tls = if api_url.starts_with("https://") {
-        soar_tls::client_config(&soar_tls::CaSource::from_setting(cafile))
-            .map_err(|e| section.invalid("cafile", e.to_string()))?
-    } else {
-        // Plain HTTP (an emulator): reqwest still wants a TLS backend.
-        let c = rustls::ClientConfig::builder_with_provider(soar_tls::provider())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| section.invalid("api_url", e.to_string()))?
-            .with_root_certificates(rustls::RootCertStore::empty())
-            .with_no_client_auth();
-        Arc::new(c)
-    };
-    Ok(Some(SlackSettings {
-        username,
-        channel,
-        client: ClientSettings {
-            api_url,
-            token: Secret::new(token),
-            timeout: Duration::from_secs(timeout),
-            max_rate_limit_wait: Duration::from_secs(max_wait),
-            proxy,
-            tls,
+    let http = setup.http_client(
+        NAME,
+        &HttpOptions {
+            url: api_url.clone(),
+            proxy: section.proxy.clone(),
+            cafile: section.cafile.clone(),
+            timeout: section.timeout.map(Duration::from_secs),
+            user_agent: Some(concat!("soar-host-fn_slack/", env!("CARGO_PKG_VERSION")).into()),
+            ..HttpOptions::default()
         },
-    }))
+    )?;
+    let token = Secret::new(section.api_token.expose().trim());
+    Ok(SlackSettings {
+        username: section.username.trim().to_string(),
+        channel: section
+            .channel
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty()),
+        client: SlackClient::new(
+            http,
+            api_url,
+            token,
+            Duration::from_secs(section.max_rate_limit_wait),
+        ),
+    })
 }
 
-/// Validates `[fn_slack]` and builds the component. Without the section the component still
-/// loads (so that a host linking every integration starts), and each call fails with an error
-/// that says to add the section.
-pub fn build(config: &AppConfig) -> Result<Component, ConfigError> {
-    let setup = match settings(config)? {
-        Some(s) => {
-            let client = SlackClient::new(s.client.clone()).map_err(|e| ConfigError::Invalid {
-                file: config.path().to_path_buf(),
-                section: NAME.into(),
-                key: "proxy".into(),
-                reason: e.to_string(),
-            })?;
-            Some((s, client))
-        }
-        None => None,
+/// Builds the component. Without `[fn_slack]` it still loads (so that a host linking every
+/// integration starts), and each call fails with an error that says to add the section.
+pub fn build(
+    section: Option<SlackSection>,
+    setup: &Setup,
+) -> Result<Component<Arc<Slack>>, ConfigError> {
+    let slack = Slack {
+        setup: section.map(|s| settings(s, setup)).transpose()?,
+        incident_base: setup.platform_url().to_string(),
     };
-    let (host, port) = match config.section("resilient") {
-        Some(r) => (
-            r.get("host").unwrap_or("localhost").to_string(),
-            r.parse::<u16>("port").ok().flatten().unwrap_or(443),
-        ),
-        None => ("localhost".to_string(), 443),
-    };
-    let slack = Arc::new(Slack {
-        setup,
-        incident_base: render::incident_base_url(&host, port),
-    });
-    let for_selftest = slack.clone();
-    Ok(Component::new()
-        .typed_function(FUNCTION, move |ctx, inputs| {
-            let slack = slack.clone();
-            async move { post_message(ctx, inputs, slack).await }
-        })
-        .example(
-            FUNCTION,
-            json!({
+    Ok(Component::with_state(Arc::new(slack))
+        .function(FUNCTION, post_message)
+        .selftest(selftest)
+        .demo(DemoStep::ManualRule("Create Slack Message".into()))
+        .demo(DemoStep::Invoke {
+            function: FUNCTION.into(),
+            inputs: json!({
                 "slack_details": "{\"Resilient Incident\": {\"type\": \"string\", \"data\": \"DoS attack in EMEA\"}, \"Confirmed\": {\"type\": \"boolean\", \"data\": true}}",
                 "slack_markdown": true,
                 "slack_parse": "full",
                 "slack_reply_broadcast": false
             }),
-        )
-        .demo_rule("Create Slack Message")
-        .selftest(SlackSelftest(for_selftest)))
+        }))
 }
 
 /// The selftest: `auth.test` with the configured token.
-struct SlackSelftest(Arc<Slack>);
-
-#[async_trait::async_trait]
-impl soar_sdk::Selftest for SlackSelftest {
-    async fn selftest(
-        &self,
-        _rest: Option<&soar_sdk::rest::RestClient>,
-    ) -> soar_sdk::SelftestReport {
-        let Some((_, client)) = &self.0.setup else {
-            return soar_sdk::SelftestReport::failure(
-                "[fn_slack] is missing from app.config (api_token, username)",
-            );
-        };
-        match client.call("auth.test", &json!({}), |_, _| async {}).await {
-            Ok(answer) => {
-                let team = answer.get("team").and_then(Value::as_str).unwrap_or("?");
-                let user = answer.get("user").and_then(Value::as_str).unwrap_or("?");
-                tracing::info!("fn_slack selftest: auth.test ok for team {team} as {user}");
-                soar_sdk::SelftestReport::success()
-            }
-            Err(e) => soar_sdk::SelftestReport::failure(e.to_string()),
+async fn selftest(State(slack): State<Arc<Slack>>) -> SelftestReport {
+    let Some(settings) = &slack.setup else {
+        return SelftestReport::failure(
+            "[fn_slack] is missing from app.config (api_token, username)",
+        );
+    };
+    match settings
+        .client
+        .call("auth.test", &json!({}), |_, _| async {})
+        .await
+    {
+        Ok(answer) => {
+            let team = answer.get("team").and_then(Value::as_str).unwrap_or("?");
+            let user = answer.get("user").and_then(Value::as_str).unwrap_or("?");
+            tracing::info!("fn_slack selftest: auth.test ok for team {team} as {user}");
+            SelftestReport::success()
         }
+        Err(e) => SelftestReport::failure(e.to_string()),
     }
 }
 
@@ -267,11 +238,12 @@ fn non_empty(v: &Option<String>) -> Option<&str> {
 
 /// `slack_post_message`.
 async fn post_message(
+    State(slack): State<Arc<Slack>>,
     ctx: Context,
     inputs: SlackInputs,
-    slack: Arc<Slack>,
 ) -> Result<FunctionResult, FunctionError> {
-    let (settings, client) = slack.ready()?;
+    let settings = slack.ready()?;
+    let client = &settings.client;
     let channel = non_empty(&inputs.slack_channel)
         .or(settings.channel.as_deref())
         .ok_or_else(|| {
@@ -425,43 +397,48 @@ mod tests {
         soar_sdk::testkit::validate_registered(NAME).unwrap();
     }
 
-    fn config(text: &str) -> Result<AppConfig, ConfigError> {
-        AppConfig::parse(text, std::path::Path::new("app.config"))
+    fn section(pairs: &[(&str, &str)]) -> Result<SlackSettings, ConfigError> {
+        let source = soar_sdk::config::ConfigSource::new("app.config")
+            .with_section("resilient", [("host", "soar.example.com")])
+            .with_section(NAME, pairs.iter().copied());
+        let setup = Setup::from_source(&source).unwrap();
+        settings(SlackSection::load(&source)?, &setup)
     }
 
     #[test]
-    fn the_default_section_parses_and_validates() {
-        let cfg = config(&format!(
-            "[resilient]\nhost = soar.example.com\n\n{DEFAULT_CONFIG}"
-        ))
-        .unwrap();
-        let s = settings(&cfg).unwrap().unwrap();
+    fn the_template_builds_and_hides_the_token() {
+        let kit = soar_sdk::testkit::TestKit::new(NAME).unwrap();
+        assert_eq!(kit.component().function_names(), [FUNCTION]);
+        let s = section(&[("api_token", "xoxb-1"), ("username", "Resilient")]).unwrap();
         assert_eq!(s.username, "Resilient");
-        assert_eq!(s.client.api_url, DEFAULT_API_URL);
-        assert_eq!(s.client.timeout, Duration::from_secs(30));
-        assert!(build(&cfg).is_ok());
-        // The token never shows in Debug output.
+        assert_eq!(s.client.api_url(), DEFAULT_API_URL);
         assert!(!format!("{s:?}").contains("xoxb-"), "{s:?}");
     }
 
     #[test]
     fn bad_sections_name_the_key() {
-        let err = |extra: &str| {
-            settings(&config(&format!("[fn_slack]\napi_token = t\nusername = R\n{extra}")).unwrap())
+        let err = |extra: (&str, &str)| {
+            section(&[("api_token", "t"), ("username", "R"), extra])
                 .unwrap_err()
                 .to_string()
         };
-        assert!(err("api_url = ftp://x").contains("api_url"));
-        assert!(err("timeout = 0").contains("timeout"));
-        assert!(err("timeout = soon").contains("timeout"));
-        let e = settings(&config("[fn_slack]\nusername = R\n").unwrap())
-            .unwrap_err()
-            .to_string();
+        assert!(err(("api_url", "ftp://x")).contains("[fn_slack] api_url"));
+        assert!(err(("timeout", "0")).contains("[fn_slack] timeout"));
+        assert!(err(("timeout", "soon")).contains("[fn_slack] timeout"));
+        assert!(err(("cafile", "/nonexistent.pem")).contains("[fn_slack] cafile"));
+        let e = section(&[("username", "R")]).unwrap_err().to_string();
         assert!(e.contains("api_token"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn without_the_section_calls_say_what_to_add() {
+        let source = soar_sdk::config::ConfigSource::new("app.config");
+        let kit = soar_sdk::testkit::TestKit::with_config(NAME, source).unwrap();
+        let call = kit.call(FUNCTION, json!({"slack_text": "x"})).await;
+        let e = call.result.unwrap_err().to_string();
         assert!(
-            settings(&config("[resilient]\nhost = x\n").unwrap())
-                .unwrap()
-                .is_none()
+            e.contains("add [fn_slack] with api_token and username"),
+            "{e}"
         );
     }
 

@@ -65,17 +65,6 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-/// The incident URL: `<base>/#incidents/<id>` where base is `https://<host>:<port>`, or the
-/// host as given when it already starts with `http` (as later fn_slack versions did).
-pub fn incident_base_url(host: &str, port: u16) -> String {
-    let host = host.trim().trim_end_matches('/');
-    if host.starts_with("http://") || host.starts_with("https://") {
-        host.to_string()
-    } else {
-        format!("https://{host}:{port}")
-    }
-}
-
 /// Parses `slack_details` leniently as Python's `json.loads(strict=False)` did: raw control
 /// characters (a pasted newline) inside strings are accepted. Key order is kept.
 pub fn parse_details(text: &str) -> Result<Map<String, Value>, RenderError> {
@@ -396,7 +385,7 @@ mod tests {
             "NIST Vectors": {"type":"string","data":"[Email, Malware]"},
             "Incident Types": {"type":"string","data":"[Phishing]"}}"#;
         assert_eq!(
-            render(details, &incident_base_url("localhost", 443)).unwrap(),
+            render(details, "https://localhost:443").unwrap(),
             "Resilient Incident: title here\nResilient URL: https://localhost:443/#incidents/1234\n\
              Description: data\nConfirmed: Yes\nCreate Date: 2018-05-03T14:04:19Z\n\
              Severity: low\nNIST Vectors: [Email, Malware]\nIncident Types: [Phishing]"
@@ -452,10 +441,6 @@ mod tests {
         assert_eq!(
             r("datetime", json!("1524857616000")),
             "L: 2018-04-27T19:33:36Z"
-        );
-        assert_eq!(
-            incident_base_url("https://soar.example.com/", 443),
-            "https://soar.example.com"
         );
     }
 

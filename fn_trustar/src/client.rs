@@ -12,42 +12,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use soar_sdk::Secret;
+use soar_sdk::http::reqwest::{self, Method};
 
 use crate::error::TrustarError;
 
 /// The longest a client waits in total for TruSTAR's request limit by default.
 pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(60);
-
-/// A secret string whose `Debug` shows nothing.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-/// An outgoing proxy (`[trustar] proxy = true`).
-#[derive(Debug, Clone)]
-pub struct ProxySettings {
-    /// `host:port`, scheme stripped.
-    pub address: String,
-    pub username: Option<String>,
-    pub password: Option<Secret>,
-}
 
 /// Where and how to reach one TruSTAR account.
 #[derive(Debug, Clone)]
@@ -58,11 +31,10 @@ pub struct Connection {
     pub url: String,
     pub api_key: String,
     pub api_secret: Secret,
-    /// A CA file for an HTTPS url (`cafile`), else the system roots.
-    pub cafile: Option<String>,
-    pub proxy: Option<ProxySettings>,
+    /// The HTTP client (proxy, CA file, timeout), built by the SDK from the section.
+    pub http: reqwest::Client,
+    /// The longest total wait on TruSTAR's request limit for one call.
     pub max_wait: Duration,
-    pub timeout: Duration,
 }
 
 /// `internal` (TruSTAR's report id) or `external` (our `RESILIENT{id}`).
@@ -147,49 +119,15 @@ const MAX_PAGES: usize = 10_000;
 const MAX_SEARCH_PAGES: usize = 10;
 
 impl TrustarClient {
-    /// Builds the client (no network traffic).
-    pub fn new(conn: Connection) -> Result<TrustarClient, TrustarError> {
-        let setup = |reason: String| TrustarError::Setup {
-            account: conn.account.clone(),
-            reason,
-        };
-        let tls = if conn.url.starts_with("http://") && conn.cafile.is_none() {
-            let config = rustls::ClientConfig::builder_with_provider(soar_tls::provider())
-                .with_safe_default_protocol_versions()
-                .map_err(|e| setup(format!("TLS setup: {e}")))?
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth();
-            Arc::new(config)
-        } else {
-            soar_tls::client_config(&soar_tls::CaSource::from_setting(conn.cafile.as_deref()))
-                .map_err(|e| setup(format!("TLS setup: {e}")))?
-        };
-        let mut builder = reqwest::Client::builder()
-            .tls_backend_preconfigured(rustls::ClientConfig::clone(&tls))
-            .user_agent(concat!("fn_trustar/", env!("CARGO_PKG_VERSION")))
-            .tcp_nodelay(true)
-            .timeout(conn.timeout);
-        if let Some(p) = &conn.proxy {
-            let mut proxy = reqwest::Proxy::all(format!("http://{}", p.address))
-                .map_err(|e| setup(format!("invalid proxy_url '{}': {e}", p.address)))?;
-            if let Some(user) = &p.username {
-                proxy = proxy.basic_auth(
-                    user,
-                    p.password.as_ref().map(Secret::expose).unwrap_or_default(),
-                );
-            }
-            builder = builder.proxy(proxy);
-        }
-        let http = builder
-            .build()
-            .map_err(|e| setup(format!("cannot build the HTTP client: {e}")))?;
-        Ok(TrustarClient {
+    /// The client of one account (no network traffic).
+    pub fn new(conn: Connection) -> TrustarClient {
+        TrustarClient {
             inner: Arc::new(Inner {
+                http: conn.http.clone(),
                 conn,
-                http,
                 token: tokio::sync::Mutex::new(None),
             }),
-        })
+        }
     }
 
     /// The account's section name.
@@ -263,18 +201,11 @@ impl TrustarClient {
     }
 
     fn unreachable(&self, call: &str, url: &str, e: &reqwest::Error) -> TrustarError {
-        let mut reason = e.to_string();
-        let mut source = std::error::Error::source(e);
-        while let Some(s) = source {
-            reason.push_str(": ");
-            reason.push_str(&s.to_string());
-            source = s.source();
-        }
         TrustarError::Unreachable {
             account: self.inner.conn.account.clone(),
             call: call.to_string(),
             url: url.to_string(),
-            reason,
+            reason: soar_sdk::http::error_text(e),
         }
     }
 
@@ -625,12 +556,16 @@ mod tests {
             url: "http://127.0.0.1:1".into(),
             api_key: "k".into(),
             api_secret: Secret::new("s"),
-            cafile: None,
-            proxy: None,
+            http: soar_sdk::http::client(
+                &soar_sdk::http::HttpOptions {
+                    url: "http://127.0.0.1:1".into(),
+                    ..Default::default()
+                },
+                &Default::default(),
+            )
+            .unwrap(),
             max_wait: DEFAULT_MAX_WAIT,
-            timeout: Duration::from_secs(5),
-        })
-        .unwrap();
+        });
         assert_eq!(
             c.report_deeplink("abc"),
             "http://127.0.0.1:1/constellation/reports/abc"

@@ -1,32 +1,34 @@
-//! The integration's app.config (spec D.1), parsed and validated once at start.
+//! The integration's app.config (spec D.1) as typed sections, read and validated once at start.
 //!
-//! - `[trustar]`: `queue` (message destination, default `trustar`), `proxy`, `secure_proxy`,
-//!   `proxy_url`, `proxy_username`, `proxy_password`.
-//! - `[trustar_<name>]`, one per TruSTAR account: `url`, `user_api_key`, `user_api_secret`,
-//!   `enclave_ids_for_submission`, `enclave_ids_for_query`, `auto_submission` (enable|disable),
-//!   `incident_content_to_submit` (older name `submit_data_to_trustar`), `incident_types_to_exclude`,
-//!   `workspace` (workspace display names), `tag`; optional `cafile` for an HTTPS url.
-//! - `[trustar_threat_source]`: the account of the threat service (`url`, `user_api_key`,
-//!   `user_api_secret`, `enclave_ids_for_search`, optional `answer_within_ms`).
-//! - `[webserver]` (`server`, `port`, `secure`, `certfile`, `keyfile`) and
-//!   `[custom_threat_service]` (`urlbase`, `first_retry_secs`, `later_retry_secs`, `max_retries`,
-//!   `cache_size`, `cache_ttl`, `auth_user`, `auth_password`).
+//! - `[trustar]` ([`TrustarSection`]): the message destination and the original plugin's proxy
+//!   settings.
+//! - `[trustar_<name>]` ([`AccountSection`]), one per TruSTAR account; incidents are routed to an
+//!   account by their workspace.
+//! - `[trustar_threat_source]` ([`ThreatSourceSection`]): the account the threat service searches.
 //!
-//! Unlike the original, workspace names are trimmed, excluded types are matched by exact
-//! label, and a missing `[trustar]` section means the defaults.
+//! The host serves the threat service itself (`[webserver]`, `[custom_threat_service]`). Unlike
+//! the original, workspace names are trimmed, excluded types are matched by exact label, and a
+//! missing `[trustar]` section means the defaults.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use soar_sdk::config::{AppConfig, ConfigError, Section};
+use serde::{Deserialize, Serialize};
+use soar_sdk::config::template::{self, TemplateSection};
+use soar_sdk::config::{ConfigSource, Section, Sections, Setup};
+use soar_sdk::http::HttpOptions;
+use soar_sdk::{ConfigError, Secret};
 
-use crate::client::{Connection, DEFAULT_MAX_WAIT, ProxySettings, Secret};
+use crate::client::{Connection, DEFAULT_MAX_WAIT};
 
 /// The default TruSTAR url.
 pub const DEFAULT_URL: &str = "https://api.trustar.co";
 
 /// The section of the threat service's account.
 pub const THREAT_SOURCE: &str = "trustar_threat_source";
+
+/// What the account sections' names start with.
+pub const ACCOUNT_PREFIX: &str = "trustar_";
 
 /// What a report may contain, in the order configured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +51,152 @@ impl Content {
     }
 }
 
-/// One `[trustar_<name>]` section.
+fn default_queue() -> String {
+    "trustar".into()
+}
+
+fn default_url() -> String {
+    format!("{DEFAULT_URL}/")
+}
+
+/// Settings of the TruSTAR integration.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
+pub struct TrustarSection {
+    /// Message destination of the TruSTAR functions and rules.
+    #[serde(default = "default_queue")]
+    pub queue: String,
+    /// Send TruSTAR requests through proxy_url.
+    #[serde(default)]
+    pub proxy: bool,
+    /// The proxy needs proxy_username and proxy_password.
+    #[serde(default)]
+    pub secure_proxy: bool,
+    /// The proxy, host:port.
+    #[schemars(example = &"proxy.example.com:3128")]
+    pub proxy_url: Option<String>,
+    /// User name for the proxy.
+    pub proxy_username: Option<String>,
+    /// Password for the proxy.
+    pub proxy_password: Option<Secret>,
+}
+
+impl Section for TrustarSection {
+    const NAME: &'static str = "trustar";
+}
+
+/// Whether incidents of an account are submitted automatically when they are created or change.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum AutoSubmission {
+    #[serde(alias = "Enable", alias = "ENABLE")]
+    Enable,
+    #[default]
+    #[serde(alias = "Disable", alias = "DISABLE")]
+    Disable,
+}
+
+/// One TruSTAR account; name the section trustar_<anything>, one per account.
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+pub struct AccountSection {
+    /// TruSTAR's API address.
+    #[serde(default = "default_url")]
+    pub url: String,
+    /// The account's API key.
+    #[schemars(example = "^api_key_for_trustar_default")]
+    pub user_api_key: String,
+    /// The account's API secret.
+    #[schemars(example = "^api_secret_for_trustar_default")]
+    pub user_api_secret: Secret,
+    /// Enclave ids that reports are submitted to (comma-separated).
+    #[schemars(example = &"your-enclave-id")]
+    pub enclave_ids_for_submission: Vec<String>,
+    /// Enclave ids searched for correlated indicators (default: the submission enclaves).
+    #[serde(default)]
+    pub enclave_ids_for_query: Vec<String>,
+    /// enable or disable: submit incidents automatically when they are created or change.
+    #[serde(default)]
+    pub auto_submission: AutoSubmission,
+    /// What a report contains: summary, notes, breach and/or artifacts.
+    #[schemars(example = &"summary,notes,breach,artifacts")]
+    pub incident_content_to_submit: Option<Vec<String>>,
+    /// Older name of incident_content_to_submit.
+    pub submit_data_to_trustar: Option<Vec<String>>,
+    /// Incident type labels (exact, case sensitive) never submitted.
+    #[serde(default)]
+    pub incident_types_to_exclude: Vec<String>,
+    /// Workspace display names whose incidents go to this account.
+    #[schemars(example = &"Default workspace")]
+    pub workspace: Vec<String>,
+    /// Tag added to every submitted report.
+    pub tag: Option<String>,
+    /// CA certificates for an https url: a PEM file, or false to skip verification.
+    pub cafile: Option<String>,
+    /// Most seconds to wait in total when TruSTAR limits the request rate (HTTP 429).
+    #[schemars(example = 60)]
+    pub max_wait_secs: Option<u64>,
+    /// Seconds to wait for one TruSTAR answer.
+    #[schemars(example = 60)]
+    pub timeout_secs: Option<u64>,
+}
+
+/// The TruSTAR account that the threat service searches.
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+pub struct ThreatSourceSection {
+    /// TruSTAR's API address.
+    #[serde(default = "default_url")]
+    pub url: String,
+    /// The account's API key.
+    #[schemars(example = "^api_key_for_trustar_threat_source")]
+    pub user_api_key: String,
+    /// The account's API secret.
+    #[schemars(example = "^api_secret_for_trustar_threat_source")]
+    pub user_api_secret: Secret,
+    /// Enclave ids searched (comma-separated; empty: every enclave of the account).
+    #[serde(default)]
+    pub enclave_ids_for_search: Vec<String>,
+    /// CA certificates for an https url: a PEM file, or false to skip verification.
+    pub cafile: Option<String>,
+    /// Most seconds to wait in total when TruSTAR limits the request rate (HTTP 429).
+    #[schemars(example = 60)]
+    pub max_wait_secs: Option<u64>,
+    /// Seconds to wait for one TruSTAR answer.
+    #[schemars(example = 60)]
+    pub timeout_secs: Option<u64>,
+}
+
+impl Section for ThreatSourceSection {
+    const NAME: &'static str = THREAT_SOURCE;
+}
+
+/// Every section the integration reads.
+#[derive(Debug, Clone)]
+pub struct TrustarSections {
+    pub trustar: TrustarSection,
+    pub threat_source: Option<ThreatSourceSection>,
+    pub accounts: Vec<(String, AccountSection)>,
+}
+
+impl Sections for TrustarSections {
+    fn load(source: &ConfigSource) -> Result<Self, ConfigError> {
+        Ok(TrustarSections {
+            trustar: TrustarSection::load(source)?,
+            threat_source: Option::<ThreatSourceSection>::load(source)?,
+            accounts: source.family(ACCOUNT_PREFIX, &[THREAT_SOURCE])?,
+        })
+    }
+
+    fn template() -> Vec<TemplateSection> {
+        vec![
+            template::section::<TrustarSection>(TrustarSection::NAME),
+            template::section::<ThreatSourceSection>(THREAT_SOURCE),
+            template::family::<AccountSection>(ACCOUNT_PREFIX, "trustar_default"),
+        ]
+    }
+}
+
+/// One `[trustar_<name>]` section, validated.
 #[derive(Debug, Clone)]
 pub struct Account {
     pub section: String,
@@ -79,51 +226,11 @@ impl Account {
     }
 }
 
-/// `[trustar_threat_source]`.
+/// `[trustar_threat_source]`, validated.
 #[derive(Debug, Clone)]
 pub struct ThreatSource {
     pub connection: Connection,
     pub enclaves_for_search: Vec<String>,
-    /// How long a POST waits for the lookup before answering 303.
-    pub answer_within: Duration,
-}
-
-/// `[webserver]` plus `[custom_threat_service]`.
-#[derive(Debug, Clone)]
-pub struct WebserverConfig {
-    pub server: String,
-    pub port: u16,
-    pub secure: bool,
-    pub certfile: Option<String>,
-    pub keyfile: Option<String>,
-    pub urlbase: String,
-    pub first_retry_secs: u64,
-    pub later_retry_secs: u64,
-    pub max_retries: u32,
-    pub cache_size: usize,
-    pub cache_ttl: Duration,
-    pub auth_user: Option<String>,
-    pub auth_password: Option<Secret>,
-}
-
-impl Default for WebserverConfig {
-    fn default() -> Self {
-        WebserverConfig {
-            server: "localhost".to_string(),
-            port: 9000,
-            secure: false,
-            certfile: None,
-            keyfile: None,
-            urlbase: "/cts".to_string(),
-            first_retry_secs: 5,
-            later_retry_secs: 60,
-            max_retries: 60,
-            cache_size: 10_000,
-            cache_ttl: Duration::from_secs(600),
-            auth_user: None,
-            auth_password: None,
-        }
-    }
 }
 
 /// The whole configuration of the integration.
@@ -132,110 +239,126 @@ pub struct TrustarConfig {
     pub queue: String,
     pub accounts: Vec<Arc<Account>>,
     pub threat_source: Option<ThreatSource>,
-    pub webserver: WebserverConfig,
 }
 
-/// Splits a CSV value, trimming each item and dropping empty ones.
-pub fn csv(value: Option<&str>) -> Vec<String> {
-    value
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect()
-}
-
-fn proxy(config: &AppConfig) -> Result<Option<ProxySettings>, ConfigError> {
-    let Some(s) = config.section("trustar") else {
-        return Ok(None);
-    };
-    if !s.bool("proxy")?.unwrap_or(false) {
-        return Ok(None);
+/// The `[trustar]` proxy as HTTP options: `(url, credentials)`.
+fn proxy(s: &TrustarSection, setup: &Setup) -> Result<HttpOptions, ConfigError> {
+    if !s.proxy {
+        return Ok(HttpOptions::default());
     }
-    let url = s.require("proxy_url")?;
+    let missing =
+        |key: &str| setup.invalid("trustar", key, "required value is missing (proxy = true)");
+    let url = s.proxy_url.as_deref().ok_or_else(|| missing("proxy_url"))?;
     let address = url
         .trim()
         .trim_start_matches("http://")
         .trim_start_matches("https://")
-        .trim_end_matches('/')
-        .to_string();
-    if s.bool("secure_proxy")?.unwrap_or(false) {
-        let user = s.require("proxy_username")?;
-        let password = s.require("proxy_password")?;
-        Ok(Some(ProxySettings {
-            address,
-            username: Some(user.to_string()),
-            password: Some(Secret::new(password)),
-        }))
+        .trim_end_matches('/');
+    let credentials = if s.secure_proxy {
+        let user = s
+            .proxy_username
+            .clone()
+            .ok_or_else(|| missing("proxy_username"))?;
+        let password = s
+            .proxy_password
+            .clone()
+            .ok_or_else(|| missing("proxy_password"))?;
+        Some((user, password))
     } else {
-        Ok(Some(ProxySettings {
-            address,
-            username: None,
-            password: None,
-        }))
-    }
-}
-
-fn connection(s: &Section<'_>, proxy: &Option<ProxySettings>) -> Result<Connection, ConfigError> {
-    let url = s
-        .get("url")
-        .map(str::trim)
-        .filter(|u| !u.is_empty())
-        .unwrap_or(DEFAULT_URL)
-        .trim_end_matches('/')
-        .to_string();
-    if !(url.starts_with("https://") || url.starts_with("http://")) {
-        return Err(s.invalid("url", format!("'{url}' is not an http(s) URL")));
-    }
-    let max_wait = s
-        .parse::<u64>("max_wait_secs")?
-        .map(Duration::from_secs)
-        .unwrap_or(DEFAULT_MAX_WAIT);
-    let timeout = s
-        .parse::<u64>("timeout_secs")?
-        .map(Duration::from_secs)
-        .unwrap_or(Duration::from_secs(60));
-    Ok(Connection {
-        account: s.name().to_string(),
-        url,
-        api_key: s.require("user_api_key")?.to_string(),
-        api_secret: Secret::new(s.require("user_api_secret")?),
-        cafile: s
-            .get("cafile")
-            .filter(|c| !c.trim().is_empty())
-            .map(str::to_string),
-        proxy: proxy.clone(),
-        max_wait,
-        timeout,
+        None
+    };
+    Ok(HttpOptions {
+        proxy: Some(format!("http://{address}")),
+        proxy_credentials: credentials,
+        ..HttpOptions::default()
     })
 }
 
-fn account(s: &Section<'_>, proxy: &Option<ProxySettings>) -> Result<Account, ConfigError> {
-    let connection = connection(s, proxy)?;
-    let auto_submission = match s
-        .get("auto_submission")
-        .map(|v| v.trim().to_ascii_lowercase())
-        .as_deref()
-    {
-        None | Some("") | Some("disable") => false,
-        Some("enable") => true,
-        Some(other) => {
-            return Err(s.invalid(
-                "auto_submission",
-                format!("expected enable or disable, got '{other}'"),
-            ));
-        }
+/// The values every TruSTAR connection section has.
+struct ConnectionKeys<'a> {
+    url: &'a str,
+    user_api_key: &'a str,
+    user_api_secret: &'a Secret,
+    cafile: &'a Option<String>,
+    max_wait_secs: Option<u64>,
+    timeout_secs: Option<u64>,
+}
+
+fn connection(
+    section: &str,
+    keys: ConnectionKeys<'_>,
+    proxy: &HttpOptions,
+    setup: &Setup,
+) -> Result<Connection, ConfigError> {
+    let url = match keys.url.trim() {
+        "" => DEFAULT_URL,
+        u => u,
+    }
+    .trim_end_matches('/')
+    .to_string();
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(setup.invalid(section, "url", format!("'{url}' is not an http(s) URL")));
+    }
+    if keys.user_api_key.trim().is_empty() {
+        return Err(setup.invalid(section, "user_api_key", "required value is missing"));
+    }
+    if keys.user_api_secret.expose().is_empty() {
+        return Err(setup.invalid(section, "user_api_secret", "required value is missing"));
+    }
+    let http = setup.http_client(
+        section,
+        &HttpOptions {
+            url: url.clone(),
+            cafile: keys.cafile.clone().filter(|c| !c.trim().is_empty()),
+            timeout: Some(Duration::from_secs(keys.timeout_secs.unwrap_or(60))),
+            user_agent: Some(concat!("fn_trustar/", env!("CARGO_PKG_VERSION")).into()),
+            ..proxy.clone()
+        },
+    )?;
+    Ok(Connection {
+        account: section.to_string(),
+        url,
+        api_key: keys.user_api_key.trim().to_string(),
+        api_secret: keys.user_api_secret.clone(),
+        http,
+        max_wait: keys
+            .max_wait_secs
+            .map(Duration::from_secs)
+            .unwrap_or(DEFAULT_MAX_WAIT),
+    })
+}
+
+fn account(
+    name: &str,
+    s: &AccountSection,
+    proxy: &HttpOptions,
+    setup: &Setup,
+) -> Result<Account, ConfigError> {
+    let keys = ConnectionKeys {
+        url: &s.url,
+        user_api_key: &s.user_api_key,
+        user_api_secret: &s.user_api_secret,
+        cafile: &s.cafile,
+        max_wait_secs: s.max_wait_secs,
+        timeout_secs: s.timeout_secs,
     };
-    let (content_key, content_value) = match s.get("incident_content_to_submit") {
-        Some(v) => ("incident_content_to_submit", Some(v)),
-        None => ("submit_data_to_trustar", s.get("submit_data_to_trustar")),
-    };
-    let content_value = content_value.unwrap_or("summary,notes,breach,artifacts");
+    let connection = connection(name, keys, proxy, setup)?;
+    let (content_key, content_value) =
+        match (&s.incident_content_to_submit, &s.submit_data_to_trustar) {
+            (Some(v), _) => ("incident_content_to_submit", v.clone()),
+            (None, Some(v)) => ("submit_data_to_trustar", v.clone()),
+            (None, None) => (
+                "incident_content_to_submit",
+                ["summary", "notes", "breach", "artifacts"]
+                    .map(String::from)
+                    .to_vec(),
+            ),
+        };
     let mut content = Vec::new();
-    for item in csv(Some(content_value)) {
+    for item in content_value {
         let c = Content::parse(&item.to_ascii_lowercase()).ok_or_else(|| {
-            s.invalid(
+            setup.invalid(
+                name,
                 content_key,
                 format!("unknown part '{item}': use summary, notes, breach and/or artifacts"),
             )
@@ -244,111 +367,50 @@ fn account(s: &Section<'_>, proxy: &Option<ProxySettings>) -> Result<Account, Co
             content.push(c);
         }
     }
-    let workspaces = csv(s.get("workspace"));
-    if workspaces.is_empty() {
-        return Err(s.invalid(
+    if s.workspace.is_empty() {
+        return Err(setup.invalid(
+            name,
             "workspace",
             "must list at least one workspace display name (incidents are routed by workspace)",
         ));
     }
-    let enclaves_for_submission = csv(s.get("enclave_ids_for_submission"));
-    if enclaves_for_submission.is_empty() {
-        return Err(s.invalid(
+    if s.enclave_ids_for_submission.is_empty() {
+        return Err(setup.invalid(
+            name,
             "enclave_ids_for_submission",
             "must list at least one enclave id (reports are submitted to enclaves)",
         ));
     }
     Ok(Account {
-        section: s.name().to_string(),
+        section: name.to_string(),
         connection,
-        enclaves_for_submission,
-        enclaves_for_query: csv(s.get("enclave_ids_for_query")),
-        auto_submission,
+        enclaves_for_submission: s.enclave_ids_for_submission.clone(),
+        enclaves_for_query: s.enclave_ids_for_query.clone(),
+        auto_submission: s.auto_submission == AutoSubmission::Enable,
         content,
-        types_to_exclude: csv(s.get("incident_types_to_exclude")),
-        workspaces,
+        types_to_exclude: s.incident_types_to_exclude.clone(),
+        workspaces: s.workspace.clone(),
         tag: s
-            .get("tag")
+            .tag
+            .as_deref()
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .map(str::to_string),
     })
 }
 
-fn webserver(config: &AppConfig) -> Result<WebserverConfig, ConfigError> {
-    let mut w = WebserverConfig::default();
-    if let Some(s) = config.section("webserver") {
-        if let Some(server) = s.get("server").map(str::trim).filter(|v| !v.is_empty()) {
-            w.server = server.to_string();
-        }
-        w.port = s.parse::<u16>("port")?.unwrap_or(9000);
-        w.secure = s.bool("secure")?.unwrap_or(false);
-        w.certfile = s
-            .get("certfile")
-            .filter(|v| !v.is_empty())
-            .map(str::to_string);
-        w.keyfile = s
-            .get("keyfile")
-            .filter(|v| !v.is_empty())
-            .map(str::to_string);
-        if w.secure && w.certfile.is_none() {
-            return Err(s.invalid(
-                "certfile",
-                "secure = 1 needs a certfile (PEM certificate and key)",
-            ));
-        }
-    }
-    if let Some(s) = config.section("custom_threat_service") {
-        if let Some(base) = s.get("urlbase").map(str::trim).filter(|v| !v.is_empty()) {
-            w.urlbase = format!("/{}", base.trim_matches('/'));
-        }
-        w.first_retry_secs = match s.parse::<u64>("first_retry_secs")? {
-            None | Some(0) => 5,
-            Some(n) => n,
-        };
-        w.later_retry_secs = match s.parse::<u64>("later_retry_secs")? {
-            None | Some(0) => 60,
-            Some(n) => n,
-        };
-        w.max_retries = s.parse::<u32>("max_retries")?.unwrap_or(60);
-        w.cache_size = s.parse::<usize>("cache_size")?.unwrap_or(10_000);
-        w.cache_ttl = Duration::from_secs(s.parse::<u64>("cache_ttl")?.unwrap_or(600));
-        w.auth_user = s
-            .get("auth_user")
-            .filter(|v| !v.is_empty())
-            .map(str::to_string);
-        w.auth_password = s
-            .get("auth_password")
-            .filter(|v| !v.is_empty())
-            .map(Secret::new);
-    }
-    Ok(w)
-}
-
 impl TrustarConfig {
-    /// Reads and validates every TruSTAR section; errors name the section and key.
-    pub fn from_app_config(config: &AppConfig) -> Result<TrustarConfig, ConfigError> {
-        let queue = config
-            .section("trustar")
-            .and_then(|s| s.get("queue"))
-            .map(str::trim)
-            .filter(|q| !q.is_empty())
-            .unwrap_or("trustar")
-            .to_string();
-        let proxy = proxy(config)?;
+    /// Validates the sections and builds each account's connection; errors name the section
+    /// and key.
+    pub fn new(sections: TrustarSections, setup: &Setup) -> Result<TrustarConfig, ConfigError> {
+        let proxy = proxy(&sections.trustar, setup)?;
         let mut accounts: Vec<Arc<Account>> = Vec::new();
-        let names: Vec<String> = config.section_names().map(str::to_string).collect();
-        for name in names {
-            if !name.starts_with("trustar_") || name == THREAT_SOURCE {
-                continue;
-            }
-            let Some(s) = config.section(&name) else {
-                continue;
-            };
-            let a = account(&s, &proxy)?;
+        for (name, section) in &sections.accounts {
+            let a = account(name, section, &proxy, setup)?;
             for other in &accounts {
                 if let Some(w) = a.workspaces.iter().find(|w| other.workspaces.contains(w)) {
-                    return Err(s.invalid(
+                    return Err(setup.invalid(
+                        name,
                         "workspace",
                         format!(
                             "workspace '{w}' is already routed to [{}]; each workspace may be listed by one account only",
@@ -359,21 +421,31 @@ impl TrustarConfig {
             }
             accounts.push(Arc::new(a));
         }
-        let threat_source = match config.section(THREAT_SOURCE) {
-            Some(s) => Some(ThreatSource {
-                connection: connection(&s, &proxy)?,
-                enclaves_for_search: csv(s.get("enclave_ids_for_search")),
-                answer_within: Duration::from_millis(
-                    s.parse::<u64>("answer_within_ms")?.unwrap_or(1000),
-                ),
-            }),
+        let threat_source = match &sections.threat_source {
+            Some(s) => {
+                let keys = ConnectionKeys {
+                    url: &s.url,
+                    user_api_key: &s.user_api_key,
+                    user_api_secret: &s.user_api_secret,
+                    cafile: &s.cafile,
+                    max_wait_secs: s.max_wait_secs,
+                    timeout_secs: s.timeout_secs,
+                };
+                Some(ThreatSource {
+                    connection: connection(THREAT_SOURCE, keys, &proxy, setup)?,
+                    enclaves_for_search: s.enclave_ids_for_search.clone(),
+                })
+            }
             None => None,
+        };
+        let queue = match sections.trustar.queue.trim() {
+            "" => "trustar".to_string(),
+            q => q.to_string(),
         };
         Ok(TrustarConfig {
             queue,
             accounts,
             threat_source,
-            webserver: webserver(config)?,
         })
     }
 
@@ -389,11 +461,15 @@ impl TrustarConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use soar_engine::config::{AppConfig, SecretResolver};
     use std::path::Path;
 
     fn parse(text: &str) -> Result<TrustarConfig, ConfigError> {
-        let cfg = AppConfig::parse(text, Path::new("app.config")).unwrap();
-        TrustarConfig::from_app_config(&cfg)
+        let cfg = AppConfig::parse_with(text, Path::new("app.config"), &SecretResolver::isolated())
+            .unwrap();
+        let source = cfg.to_source();
+        let setup = Setup::from_source(&source)?;
+        TrustarConfig::new(TrustarSections::load(&source)?, &setup)
     }
 
     const ACCOUNTS: &str = "\
@@ -489,7 +565,5 @@ submit_data_to_trustar = summary,artifacts
         assert_eq!(c.queue, "trustar");
         assert!(c.accounts.is_empty());
         assert!(c.threat_source.is_none());
-        assert_eq!(c.webserver.port, 9000);
-        assert_eq!(c.webserver.urlbase, "/cts");
     }
 }

@@ -72,7 +72,7 @@ pub enum FlowError {
     #[error(transparent)]
     Trustar(#[from] TrustarError),
     #[error("SOAR platform: {0}")]
-    Platform(#[from] soar_sdk::rest::RestError),
+    Platform(#[from] soar_sdk::RestError),
     /// No account serves the incident's workspace.
     #[error(
         "TruSTAR enrichment is not possible for workspace '{workspace}': no [trustar_<name>] section lists it in `workspace`"

@@ -6,14 +6,14 @@
 //! per-incident locks keep two rule messages of one incident from adding the same artifacts twice.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use serde_json::{Value, json};
-use soar_sdk::rest::RestClient;
+use soar_sdk::Rest as RestClient;
 
 use crate::client::{IdType, Indicator, Report, TrustarClient};
 use crate::config::{Account, TrustarConfig};
-use crate::error::{FlowError, TrustarError};
+use crate::error::FlowError;
 use crate::report::{self, CORRELATED_DESCRIPTION, IncidentData};
 
 /// At most this many correlated indicators are added to an incident.
@@ -96,7 +96,8 @@ pub enum Submission {
 pub struct Integration {
     pub config: Arc<TrustarConfig>,
     clients: HashMap<String, TrustarClient>,
-    locks: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+    /// Incidents whose flows are running; an entry goes once no flow holds its lock.
+    locks: Mutex<HashMap<i64, Weak<tokio::sync::Mutex<()>>>>,
 }
 
 /// An incident routed to its account.
@@ -119,22 +120,36 @@ fn entities(v: Value) -> Vec<Value> {
 }
 
 impl Integration {
-    pub fn new(config: Arc<TrustarConfig>) -> Result<Integration, TrustarError> {
-        let mut clients = HashMap::new();
-        for a in &config.accounts {
-            clients.insert(a.section.clone(), TrustarClient::new(a.connection.clone())?);
-        }
-        Ok(Integration {
+    pub fn new(config: Arc<TrustarConfig>) -> Integration {
+        let clients = config
+            .accounts
+            .iter()
+            .map(|a| (a.section.clone(), TrustarClient::new(a.connection.clone())))
+            .collect();
+        Integration {
             config,
             clients,
             locks: Mutex::new(HashMap::new()),
-        })
+        }
     }
 
-    /// The lock serialising the flows of one incident.
+    /// The lock serialising the flows of one incident. The map keeps only locks that a flow
+    /// holds or waits for, so it does not grow with the number of incidents ever seen.
     pub fn incident_lock(&self, incident_id: i64) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
-        locks.entry(incident_id).or_default().clone()
+        locks.retain(|_, lock| lock.strong_count() > 0);
+        if let Some(lock) = locks.get(&incident_id).and_then(Weak::upgrade) {
+            return lock;
+        }
+        let lock = Arc::new(tokio::sync::Mutex::new(()));
+        locks.insert(incident_id, Arc::downgrade(&lock));
+        lock
+    }
+
+    /// How many incidents have a lock now (for tests).
+    pub fn locked_incidents(&self) -> usize {
+        let locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.values().filter(|l| l.strong_count() > 0).count()
     }
 
     /// The client of an account section.

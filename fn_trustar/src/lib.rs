@@ -5,13 +5,13 @@
 //!
 //! Modules:
 //! - [`client`]: the TruSTAR REST API v1.3 client (OAuth, 429 waits, paging).
-//! - [`config`]: `[trustar]`, `[trustar_<account>]`, `[trustar_threat_source]`, `[webserver]`,
-//!   `[custom_threat_service]`, validated at start.
+//! - [`config`]: `[trustar]`, `[trustar_<account>]`, `[trustar_threat_source]` as typed
+//!   sections, validated at start.
 //! - [`report`]: the report title, external id, body and the notes, as pure functions.
 //! - [`flows`]: routing by workspace, submit/update, enrichment, delete.
-//! - [`threat`]: the threat service HTTP server (`/cts/trustar`), run as a component service.
+//! - [`threat`]: the threat service's lookup (the host serves it at `/cts/trustar`).
 //!
-//! The six functions and the rule handlers are wired in [`build`].
+//! The six functions, the seven rule handlers and the threat service are wired in [`build`].
 
 pub mod client;
 pub mod config;
@@ -24,69 +24,25 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use soar_sdk::config::{AppConfig, ConfigError};
-use soar_sdk::{Component, ComponentRegistration, Context, FunctionError, FunctionResult};
+use soar_sdk::prelude::*;
+use soar_sdk::{ArtifactType, Rest};
+use tokio::sync::OwnedMutexGuard;
 
-use crate::config::TrustarConfig;
+use crate::config::{TrustarConfig, TrustarSections};
 use crate::error::FlowError;
 use crate::flows::{Integration, Routed, Submission};
 
 /// The component's name.
 pub const NAME: &str = "fn_trustar";
 
-/// The section `host config -c` writes for this crate.
-pub const DEFAULT_CONFIG: &str = "\
-[trustar]
-# Message destination of the TruSTAR functions and rules.
-queue = trustar
-proxy = false
-secure_proxy = false
-proxy_url =
-proxy_username =
-proxy_password =
-
-[trustar_threat_source]
-# The TruSTAR account the threat service searches.
-url = https://api.trustar.co/
-user_api_key = ^api_key_for_trustar_threat_source
-user_api_secret = ^api_secret_for_trustar_threat_source
-enclave_ids_for_search =
-
-# One [trustar_<name>] section per TruSTAR account; incidents are routed by workspace.
-[trustar_default]
-url = https://api.trustar.co/
-user_api_key = ^api_key_for_trustar_default
-user_api_secret = ^api_secret_for_trustar_default
-enclave_ids_for_submission =
-enclave_ids_for_query =
-# enable|disable
-auto_submission = disable
-incident_content_to_submit = summary,notes,breach,artifacts
-# Incident type labels (exact, case sensitive)
-incident_types_to_exclude =
-# Workspace display names
-workspace = Default workspace
-tag =
-
-[webserver]
-server = localhost
-port = 9000
-secure = 0
-
-[custom_threat_service]
-urlbase = /cts
-cache_ttl = 600
-";
-
-soar_sdk::register_component!(ComponentRegistration {
+soar_sdk::register_component! {
     name: NAME,
-    version: env!("CARGO_PKG_VERSION"),
     description: "TruSTAR reports, correlated indicators, priority scores, whitelists and threat service",
-    section: Some("trustar"),
-    default_config: DEFAULT_CONFIG,
-    build,
-    customizations: soar_sdk::embed_customizations!("customize/fn_trustar.yaml"),
-});
+    config: TrustarSections,
+    build: build,
+    customizations: ["customize/fn_trustar.yaml"],
+    threat_services: ["trustar"],
+}
 
 /// Rule display names handled here (D.3).
 pub mod rules {
@@ -131,129 +87,63 @@ pub struct UndoWhitelistInputs {
 }
 
 /// Validates the TruSTAR sections and builds the component.
-pub fn build(config: &AppConfig) -> Result<Component, ConfigError> {
-    let cfg = Arc::new(TrustarConfig::from_app_config(config)?);
-    let section = |name: &str| {
-        config
-            .section(name)
-            .map(|s| s.invalid("url", "cannot build its TruSTAR client"))
-    };
-    let integration = match Integration::new(cfg.clone()) {
-        Ok(i) => Arc::new(i),
-        Err(e) => {
-            let account = match &e {
-                error::TrustarError::Setup { account, .. } => account.clone(),
-                _ => String::new(),
-            };
-            tracing::error!("{e}");
-            return Err(section(&account).unwrap_or(ConfigError::MissingSection {
-                file: config.path().to_path_buf(),
-                section: account,
-            }));
-        }
-    };
-    let q = cfg.queue.clone();
-    let i = integration.clone();
-    let mut component = Component::new()
-        .demo_rule(rules::SEND_TO_TRUSTAR)
-        .typed_function("submit_report_to_trustar", {
-            let i = i.clone();
-            move |ctx, inputs| submit_function(i.clone(), ctx, inputs)
-        })
-        .typed_function("get_priority_score_of_indicator", {
-            let i = i.clone();
-            move |ctx, inputs| priority_function(i.clone(), ctx, inputs)
-        })
-        .typed_function("get_correlated_indicators_from_trustar", {
-            let i = i.clone();
-            move |ctx, inputs| correlated_function(i.clone(), ctx, inputs)
-        })
-        .typed_function("delete_report_in_trustar", {
-            let i = i.clone();
-            move |ctx, inputs| delete_function(i.clone(), ctx, inputs)
-        })
-        .typed_function("whitelist_in_trustar", {
-            let i = i.clone();
-            move |ctx, inputs| whitelist_function(i.clone(), ctx, inputs)
-        })
-        .typed_function("undo_whitelist_in_trustar", {
-            let i = i.clone();
-            move |ctx, inputs| undo_whitelist_function(i.clone(), ctx, inputs)
-        });
-    for (rule, kind) in [
-        (rules::CASE_CREATED, RuleKind::Created),
-        (rules::UPDATE_INCIDENT, RuleKind::Updated),
-        (rules::ARTIFACT_CREATED, RuleKind::ArtifactCreated),
-        (rules::INCIDENT_DELETED, RuleKind::Deleted),
-        (rules::SEND_TO_TRUSTAR, RuleKind::Send),
-        (rules::WHITELIST, RuleKind::Whitelist),
-        (rules::UNDO_WHITELIST, RuleKind::UndoWhitelist),
-    ] {
-        let i = i.clone();
-        component = component.rule(q.clone(), rule, move |ctx| {
-            let i = i.clone();
-            async move { rule_handler(i, ctx, kind).await }
-        });
-    }
-    if let Some(source) = &cfg.threat_source {
-        match threat::ThreatService::new(source, &cfg.webserver) {
-            Ok(svc) => {
-                component = component.service(
-                    "TruSTAR threat service",
-                    move |mut shutdown: soar_sdk::Shutdown| {
-                        let svc = svc.clone();
-                        async move {
-                            let running = threat::start(svc).await?;
-                            shutdown.wait().await;
-                            running.stop().await;
-                            Ok(())
-                        }
-                    },
-                );
-            }
-            Err(e) => {
-                tracing::error!("{e}");
-                return Err(config
-                    .section(config::THREAT_SOURCE)
-                    .map(|s| s.invalid("url", e.to_string()))
-                    .unwrap_or(ConfigError::MissingSection {
-                        file: config.path().to_path_buf(),
-                        section: config::THREAT_SOURCE.to_string(),
-                    }));
-            }
-        }
-    }
-    Ok(component
-        .example(
-            "get_priority_score_of_indicator",
-            json!({"trustar_artifact_value": "evil.example.com"}),
+pub fn build(
+    sections: TrustarSections,
+    setup: &Setup,
+) -> Result<Component<Arc<Integration>>, ConfigError> {
+    let config = Arc::new(TrustarConfig::new(sections, setup)?);
+    let q = config.queue.clone();
+    let searcher = config.threat_source.as_ref().map(threat::Searcher::new);
+    let mut component = Component::with_state(Arc::new(Integration::new(config)))
+        .function("submit_report_to_trustar", submit_function)
+        .function("get_priority_score_of_indicator", priority_function)
+        .function(
+            "get_correlated_indicators_from_trustar",
+            correlated_function,
         )
-        .selftest(TrustarSelftest(integration)))
+        .function("delete_report_in_trustar", delete_function)
+        .function("whitelist_in_trustar", whitelist_function)
+        .function("undo_whitelist_in_trustar", undo_whitelist_function)
+        .rule(q.clone(), rules::CASE_CREATED, case_created)
+        .rule(q.clone(), rules::UPDATE_INCIDENT, incident_updated)
+        .rule(q.clone(), rules::ARTIFACT_CREATED, artifact_created)
+        .rule(q.clone(), rules::INCIDENT_DELETED, incident_deleted)
+        .rule(q.clone(), rules::SEND_TO_TRUSTAR, send_to_trustar)
+        .rule(q.clone(), rules::WHITELIST, whitelist_rule)
+        .rule(q, rules::UNDO_WHITELIST, undo_whitelist_rule)
+        .selftest(selftest)
+        .demo(DemoStep::IncidentText(
+            "The floods are steered from 198.51.100.23.".into(),
+        ))
+        .demo(DemoStep::ManualRule(rules::SEND_TO_TRUSTAR.into()))
+        .demo(DemoStep::Artifact {
+            artifact_type: "IP Address".into(),
+            value: "203.0.113.7".into(),
+            description: "Top talker".into(),
+        })
+        .demo(DemoStep::Invoke {
+            function: "get_priority_score_of_indicator".into(),
+            inputs: json!({"trustar_artifact_value": "evil.example.com"}),
+        });
+    if let Some(searcher) = searcher {
+        component = component.threat_service(threat::NAME, searcher);
+    }
+    Ok(component)
 }
 
 /// The selftest: every account answers `ping` with its credentials.
-struct TrustarSelftest(Arc<Integration>);
-
-#[async_trait::async_trait]
-impl soar_sdk::Selftest for TrustarSelftest {
-    async fn selftest(
-        &self,
-        _rest: Option<&soar_sdk::rest::RestClient>,
-    ) -> soar_sdk::SelftestReport {
-        if self.0.config.accounts.is_empty() {
-            return soar_sdk::SelftestReport::failure(
-                "no [trustar_<name>] account section is configured",
-            );
-        }
-        for a in &self.0.config.accounts {
-            if let Some(c) = self.0.client(&a.section)
-                && let Err(e) = c.ping().await
-            {
-                return soar_sdk::SelftestReport::failure(e.to_string());
-            }
-        }
-        soar_sdk::SelftestReport::success()
+async fn selftest(State(i): State<Arc<Integration>>) -> SelftestReport {
+    if i.config.accounts.is_empty() {
+        return SelftestReport::failure("no [trustar_<name>] account section is configured");
     }
+    for a in &i.config.accounts {
+        if let Some(c) = i.client(&a.section)
+            && let Err(e) = c.ping().await
+        {
+            return SelftestReport::failure(e.to_string());
+        }
+    }
+    SelftestReport::success()
 }
 
 /// The original's `{"error": …}` results, as a failed (but normal) reply.
@@ -294,13 +184,12 @@ async fn routed_incident(
 }
 
 async fn submit_function(
-    i: Arc<Integration>,
+    State(i): State<Arc<Integration>>,
     ctx: Context,
     inputs: IncidentInputs,
 ) -> Result<FunctionResult, FunctionError> {
     let id = incident_id_of(inputs.trustar_incident_id)?;
-    let lock = i.incident_lock(id);
-    let _guard = lock.lock().await;
+    let _guard = i.incident_lock(id).lock_owned().await;
     let run = async {
         let (incident, routed) = routed_incident(&i, &ctx, id).await?;
         ctx.status(format!(
@@ -326,7 +215,7 @@ async fn submit_function(
 }
 
 async fn priority_function(
-    i: Arc<Integration>,
+    State(i): State<Arc<Integration>>,
     ctx: Context,
     inputs: PriorityInputs,
 ) -> Result<FunctionResult, FunctionError> {
@@ -375,7 +264,7 @@ async fn priority_function(
 }
 
 async fn correlated_function(
-    i: Arc<Integration>,
+    State(i): State<Arc<Integration>>,
     ctx: Context,
     inputs: IncidentInputs,
 ) -> Result<FunctionResult, FunctionError> {
@@ -405,7 +294,7 @@ async fn correlated_function(
 }
 
 async fn delete_function(
-    i: Arc<Integration>,
+    State(i): State<Arc<Integration>>,
     ctx: Context,
     inputs: IncidentInputs,
 ) -> Result<FunctionResult, FunctionError> {
@@ -430,7 +319,7 @@ async fn delete_function(
 }
 
 async fn whitelist_function(
-    i: Arc<Integration>,
+    State(i): State<Arc<Integration>>,
     ctx: Context,
     inputs: WhitelistInputs,
 ) -> Result<FunctionResult, FunctionError> {
@@ -470,7 +359,7 @@ async fn whitelist_function(
 }
 
 async fn undo_whitelist_function(
-    i: Arc<Integration>,
+    State(i): State<Arc<Integration>>,
     ctx: Context,
     inputs: UndoWhitelistInputs,
 ) -> Result<FunctionResult, FunctionError> {
@@ -500,137 +389,184 @@ async fn undo_whitelist_function(
     })
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RuleKind {
-    Created,
-    Updated,
-    ArtifactCreated,
-    Deleted,
-    Send,
-    Whitelist,
-    UndoWhitelist,
+/// A rule message's incident routed to its account, with the incident's lock held.
+struct RuleRun {
+    routed: Routed,
+    rest: Rest,
+    _guard: OwnedMutexGuard<()>,
 }
 
-async fn rule_handler(
-    i: Arc<Integration>,
-    ctx: Context,
-    kind: RuleKind,
-) -> Result<Option<String>, FunctionError> {
-    let message = ctx.message();
-    let incident = message
-        .incident()
-        .cloned()
-        .ok_or_else(|| FunctionError::msg("the rule message carries no incident"))?;
-    let id = incident["id"]
-        .as_i64()
-        .ok_or_else(|| FunctionError::msg("the rule message's incident has no id"))?;
-    let rest = ctx.rest()?;
-    let routed = i.route(rest, &incident).await?;
-    let auto = routed.account.auto_submission;
-    let lock = i.incident_lock(id);
-    let _guard = lock.lock().await;
-    let status = match kind {
-        RuleKind::Created => {
-            if !auto {
-                return Ok(Some(format!(
-                    "Automatic submission is disabled in [{}]",
-                    routed.account.section
-                )));
-            }
-            match i.submit_or_update(rest, &routed, &incident).await {
-                Ok(_) => {
-                    i.enrich(rest, &routed, id).await?;
-                    DONE.to_string()
-                }
-                Err(FlowError::Excluded { .. }) => {
-                    "This type of incident can't be submitted to TruSTAR".to_string()
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        RuleKind::Updated | RuleKind::ArtifactCreated => {
-            if !auto {
-                return Ok(Some(format!(
-                    "Automatic submission is disabled in [{}]",
-                    routed.account.section
-                )));
-            }
-            if kind == RuleKind::ArtifactCreated
-                && message
-                    .object("artifact")
-                    .is_some_and(|a| a["description"] == report::CORRELATED_DESCRIPTION)
-            {
-                return Ok(Some("Correlated indicator: nothing to do".to_string()));
-            }
-            match i.update(rest, &routed, id).await {
-                Ok(_) => {
-                    i.enrich(rest, &routed, id).await?;
-                    DONE.to_string()
-                }
-                Err(FlowError::Trustar(e)) if e.is_not_found() => format!(
-                    "Incident {id} has no TruSTAR report yet in [{}]",
-                    routed.account.section
-                ),
-                Err(e) => return Err(e.into()),
-            }
-        }
-        RuleKind::Send => match i.submit_or_update(rest, &routed, &incident).await {
+impl RuleRun {
+    async fn start(
+        i: &Integration,
+        ctx: &Context,
+        incident: &Incident,
+    ) -> Result<Self, FunctionError> {
+        let rest = ctx.rest()?.clone();
+        let routed = i.route(&rest, incident.json()).await?;
+        let guard = i.incident_lock(incident.id).lock_owned().await;
+        Ok(RuleRun {
+            routed,
+            rest,
+            _guard: guard,
+        })
+    }
+
+    /// The answer when the account does not submit automatically.
+    fn manual_only(&self) -> Option<String> {
+        (!self.routed.account.auto_submission).then(|| {
+            format!(
+                "Automatic submission is disabled in [{}]",
+                self.routed.account.section
+            )
+        })
+    }
+
+    /// Submits (or updates) the incident's report and enriches the incident.
+    async fn submit(&self, i: &Integration, incident: &Incident) -> Result<String, FunctionError> {
+        match i
+            .submit_or_update(&self.rest, &self.routed, incident.json())
+            .await
+        {
             Ok(_) => {
-                i.enrich(rest, &routed, id).await?;
-                DONE.to_string()
+                i.enrich(&self.rest, &self.routed, incident.id).await?;
+                Ok(DONE.to_string())
             }
             Err(FlowError::Excluded { .. }) => {
-                "This type of incident can't be submitted to TruSTAR".to_string()
+                Ok("This type of incident can't be submitted to TruSTAR".to_string())
             }
-            Err(e) => return Err(e.into()),
-        },
-        RuleKind::Deleted => {
-            if !auto {
-                return Ok(Some(format!(
-                    "Automatic submission is disabled in [{}]",
-                    routed.account.section
-                )));
-            }
-            if i.delete(&routed, id).await? {
-                DONE.to_string()
-            } else {
-                format!("Incident {id} had no TruSTAR report")
-            }
+            Err(e) => Err(e.into()),
         }
-        RuleKind::Whitelist | RuleKind::UndoWhitelist => {
-            let artifact = message
-                .object("artifact")
-                .ok_or_else(|| FunctionError::msg("the rule message carries no artifact"))?;
-            let value = artifact["value"].as_str().unwrap_or_default().to_string();
-            if kind == RuleKind::Whitelist {
-                routed
-                    .client
-                    .whitelist_add(&[value])
-                    .await
-                    .map_err(FlowError::from)?;
-            } else {
-                let type_name = match &artifact["type"] {
-                    Value::String(s) => Some(s.clone()),
-                    id => {
-                        let types = rest.get("/artifact_types").await?;
-                        types["entities"]
-                            .as_array()
-                            .or(types.as_array())
-                            .and_then(|l| l.iter().find(|t| t["id"] == *id))
-                            .and_then(|t| t["name"].as_str().map(str::to_string))
-                    }
-                };
-                let ty = type_name.as_deref().and_then(flows::indicator_type_for);
-                routed
-                    .client
-                    .whitelist_delete(&value, ty.as_deref())
-                    .await
-                    .map_err(FlowError::from)?;
+    }
+
+    /// Updates an existing report and enriches the incident.
+    async fn update(&self, i: &Integration, id: i64) -> Result<String, FunctionError> {
+        match i.update(&self.rest, &self.routed, id).await {
+            Ok(_) => {
+                i.enrich(&self.rest, &self.routed, id).await?;
+                Ok(DONE.to_string())
             }
-            DONE.to_string()
+            Err(FlowError::Trustar(e)) if e.is_not_found() => Ok(format!(
+                "Incident {id} has no TruSTAR report yet in [{}]",
+                self.routed.account.section
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// "CaseCreated": submit a new incident when the account submits automatically.
+async fn case_created(
+    State(i): State<Arc<Integration>>,
+    ctx: Context,
+    incident: Incident,
+) -> Result<String, FunctionError> {
+    let run = RuleRun::start(&i, &ctx, &incident).await?;
+    match run.manual_only() {
+        Some(answer) => Ok(answer),
+        None => run.submit(&i, &incident).await,
+    }
+}
+
+/// "UpdateIncident": update the report of a changed incident.
+async fn incident_updated(
+    State(i): State<Arc<Integration>>,
+    ctx: Context,
+    incident: Incident,
+) -> Result<String, FunctionError> {
+    let run = RuleRun::start(&i, &ctx, &incident).await?;
+    match run.manual_only() {
+        Some(answer) => Ok(answer),
+        None => run.update(&i, incident.id).await,
+    }
+}
+
+/// "ArtifactCreated": update the report with a new artifact (not with our own correlated ones).
+async fn artifact_created(
+    State(i): State<Arc<Integration>>,
+    ctx: Context,
+    incident: Incident,
+    artifact: Artifact,
+) -> Result<String, FunctionError> {
+    let run = RuleRun::start(&i, &ctx, &incident).await?;
+    if let Some(answer) = run.manual_only() {
+        return Ok(answer);
+    }
+    if artifact.description == report::CORRELATED_DESCRIPTION {
+        return Ok("Correlated indicator: nothing to do".to_string());
+    }
+    run.update(&i, incident.id).await
+}
+
+/// "Incident Deleted": delete the incident's report.
+async fn incident_deleted(
+    State(i): State<Arc<Integration>>,
+    ctx: Context,
+    incident: Incident,
+) -> Result<String, FunctionError> {
+    let run = RuleRun::start(&i, &ctx, &incident).await?;
+    if let Some(answer) = run.manual_only() {
+        return Ok(answer);
+    }
+    Ok(if i.delete(&run.routed, incident.id).await? {
+        DONE.to_string()
+    } else {
+        format!("Incident {} had no TruSTAR report", incident.id)
+    })
+}
+
+/// "Send To TruSTAR" (manual): submit or update whatever the account's setting.
+async fn send_to_trustar(
+    State(i): State<Arc<Integration>>,
+    ctx: Context,
+    incident: Incident,
+) -> Result<String, FunctionError> {
+    let run = RuleRun::start(&i, &ctx, &incident).await?;
+    run.submit(&i, &incident).await
+}
+
+/// "Whitelist in TruSTAR" (manual, on an artifact).
+async fn whitelist_rule(
+    State(i): State<Arc<Integration>>,
+    ctx: Context,
+    incident: Incident,
+    artifact: Artifact,
+) -> Result<String, FunctionError> {
+    let run = RuleRun::start(&i, &ctx, &incident).await?;
+    run.routed
+        .client
+        .whitelist_add(&[artifact.value])
+        .await
+        .map_err(FlowError::from)?;
+    Ok(DONE.to_string())
+}
+
+/// "Undo Whitelist in TruSTAR" (manual, on an artifact).
+async fn undo_whitelist_rule(
+    State(i): State<Arc<Integration>>,
+    ctx: Context,
+    incident: Incident,
+    artifact: Artifact,
+) -> Result<String, FunctionError> {
+    let run = RuleRun::start(&i, &ctx, &incident).await?;
+    let type_name = match &artifact.artifact_type {
+        ArtifactType::Name(name) => Some(name.clone()),
+        ArtifactType::Id(id) => {
+            let types = run.rest.get("/artifact_types").await?;
+            types["entities"]
+                .as_array()
+                .or(types.as_array())
+                .and_then(|l| l.iter().find(|t| t["id"] == *id))
+                .and_then(|t| t["name"].as_str().map(str::to_string))
         }
     };
-    Ok(Some(status))
+    let ty = type_name.as_deref().and_then(flows::indicator_type_for);
+    run.routed
+        .client
+        .whitelist_delete(&artifact.value, ty.as_deref())
+        .await
+        .map_err(FlowError::from)?;
+    Ok(DONE.to_string())
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
+use soar_sdk::python::json_dumps;
+
 use crate::config::Content;
 
 /// The artifact description that marks artifacts we added (and stops the enrichment loop).
@@ -84,65 +86,6 @@ pub fn py_repr(v: &Value) -> String {
                 .join(", ")
         ),
     }
-}
-
-/// Python's `json.dumps(v)` (separators `", "` and `": "`, non-ASCII escaped).
-pub fn py_json(v: &Value) -> String {
-    fn string(s: &str, out: &mut String) {
-        out.push('"');
-        for c in s.chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\n' => out.push_str("\\n"),
-                '\r' => out.push_str("\\r"),
-                '\t' => out.push_str("\\t"),
-                '\u{08}' => out.push_str("\\b"),
-                '\u{0c}' => out.push_str("\\f"),
-                c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
-                    let mut buf = [0u16; 2];
-                    for unit in c.encode_utf16(&mut buf) {
-                        out.push_str(&format!("\\u{unit:04x}"));
-                    }
-                }
-                c => out.push(c),
-            }
-        }
-        out.push('"');
-    }
-    fn go(v: &Value, out: &mut String) {
-        match v {
-            Value::Null => out.push_str("null"),
-            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-            Value::Number(n) => out.push_str(&n.to_string()),
-            Value::String(s) => string(s, out),
-            Value::Array(a) => {
-                out.push('[');
-                for (i, x) in a.iter().enumerate() {
-                    if i > 0 {
-                        out.push_str(", ");
-                    }
-                    go(x, out);
-                }
-                out.push(']');
-            }
-            Value::Object(o) => {
-                out.push('{');
-                for (i, (k, x)) in o.iter().enumerate() {
-                    if i > 0 {
-                        out.push_str(", ");
-                    }
-                    string(k, out);
-                    out.push_str(": ");
-                    go(x, out);
-                }
-                out.push('}');
-            }
-        }
-    }
-    let mut out = String::new();
-    go(v, &mut out);
-    out
 }
 
 /// `re.sub('<.*?>', ' ', s).replace('&nbsp;', ' ')`.
@@ -347,7 +290,7 @@ pub fn body(data: &IncidentData, parts: &[Content]) -> String {
                                 .or_else(|| hit.get("props"))
                                 .cloned()
                                 .unwrap_or(Value::Null);
-                            body.push_str(&format!("\n\t\tHit {}: {}", k + 1, py_json(&props)));
+                            body.push_str(&format!("\n\t\tHit {}: {}", k + 1, json_dumps(&props)));
                         }
                     }
                     line(
@@ -552,7 +495,7 @@ mod tests {
     #[test]
     fn python_formatting() {
         assert_eq!(
-            py_json(&json!({"a": [1, "é"]})),
+            json_dumps(&json!({"a": [1, "é"]})),
             "{\"a\": [1, \"\\u00e9\"]}"
         );
         assert_eq!(

@@ -4,9 +4,9 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use soar_sdk::testkit::{Run, TestHost, TestOptions};
-use soar_sim::trustar::{TrustarConfig, TrustarEmulator};
+use soar_engine::testkit::{Run, TestHost, TestOptions};
 use soar_sim::{ObjectRef, ThreatService};
+use trustar_emulator::{TrustarConfig, TrustarEmulator};
 
 use fn_trustar as _;
 
@@ -35,7 +35,8 @@ fn sections(emu: &TrustarEmulator, extra: &str) -> String {
 }
 
 fn http() -> reqwest::Client {
-    let tls = rustls::ClientConfig::builder_with_provider(soar_tls::provider())
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(rustls::RootCertStore::empty())
@@ -427,8 +428,8 @@ async fn threat_service_over_http_and_from_the_platform() {
     let port = probe.local_addr().unwrap().port();
     drop(probe);
     let extra = format!(
-        "[trustar_threat_source]\nurl = {}\nuser_api_key = {}\nuser_api_secret = {}\nenclave_ids_for_search = {enclave}\nanswer_within_ms = 300\n\n\
-         [webserver]\nserver = 127.0.0.1\nport = {port}\n\n[custom_threat_service]\nfirst_retry_secs = 1\nlater_retry_secs = 1\nauth_user = cts\nauth_password = cts-pass\n",
+        "[trustar_threat_source]\nurl = {}\nuser_api_key = {}\nuser_api_secret = {}\nenclave_ids_for_search = {enclave}\n\n\
+         [webserver]\nserver = 127.0.0.1\nport = {port}\n\n[custom_threat_service]\nanswer_within_ms = 300\nfirst_retry_secs = 1\nlater_retry_secs = 1\nauth_user = cts\nauth_password = cts-pass\n",
         emu.url(),
         emu.api_key(),
         emu.api_secret()

@@ -1,20 +1,15 @@
 //! `host`: the integration host for IBM SOAR, a drop-in for resilient-circuits.
 //!
-//! CLI and wiring only: the SDK does the work, and the linked function crates (cargo features)
-//! register themselves. The host knows no integration by name.
+//! CLI and wiring only: the engine does the work, and the linked function crates (cargo
+//! features) register themselves. The host knows no integration by name.
 
 mod commands;
 mod lock;
 mod logging;
 
-// Function crates are linked in by cargo feature. Without the `use`, rustc drops the crate and
-// its registration silently.
-#[cfg(feature = "fn_hello")]
-use fn_hello as _;
-#[cfg(feature = "fn_slack")]
-use fn_slack as _;
-#[cfg(feature = "fn_trustar")]
-use fn_trustar as _;
+// `use x as _;` for every crate an enabled feature links (written by build.rs): without it rustc
+// drops a crate nothing names, and its registrations with it.
+include!(concat!(env!("OUT_DIR"), "/linked.rs"));
 
 use std::path::PathBuf;
 use std::process::ExitCode;

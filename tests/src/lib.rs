@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
-use soar_sdk::dispatch::LoadedComponent;
-use soar_sdk::testkit::adhoc;
+use soar_engine::LoadedComponent;
+use soar_engine::testkit::adhoc;
 use soar_sdk::{Component, Context, FunctionError, FunctionResult, Inputs};
 use soar_sim::{BrokerMode, ExternalBroker, SimConfig};
 use tokio::net::{TcpListener, TcpStream};

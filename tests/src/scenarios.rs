@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use serde_json::json;
-use soar_sdk::testkit::{Run, TestHost, TestOptions};
+use soar_engine::testkit::{Run, TestHost, TestOptions};
 use soar_sim::{InvocationEvent, SimConfig};
 
 use crate::Probe;
@@ -18,7 +18,7 @@ pub async fn start(sim: SimConfig, num_workers: usize, probe: Arc<Probe>) -> Tes
     let options = TestOptions {
         sim,
         resilient: format!("num_workers = {num_workers}\n"),
-        sections: fn_hello::DEFAULT_CONFIG.to_string(),
+        sections: String::new(),
         ..TestOptions::default()
     };
     TestHost::start_with(

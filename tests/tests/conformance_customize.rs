@@ -19,7 +19,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use soar_sdk::testkit;
+use soar_engine::testkit;
 use soar_sim::{Sim, SimConfig};
 
 use fn_hello as _;

@@ -34,7 +34,7 @@ async fn ibm_resilient_circuits_completes_an_invocation_against_the_simulated_pl
     };
     let sim = Sim::start(SimConfig::default()).await.unwrap();
     // The Python component's platform objects, pushed as `host customize` does.
-    let definitions = soar_sdk::testkit::definitions_from_yaml(
+    let definitions = soar_engine::testkit::definitions_from_yaml(
         r#"
 message_destinations:
   - name: fn_conformance
@@ -45,7 +45,7 @@ functions:
       - {name: fn_conformance_text, type: text}
 "#,
     );
-    soar_sdk::testkit::customize_sim(&sim, &definitions)
+    soar_engine::testkit::customize_sim(&sim, &definitions)
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use soar_sdk::testkit::{self, Run, TestHost};
+use soar_engine::testkit::{self, Run, TestHost};
 use soar_sdk::{Component, FunctionResult};
 use soar_sim::{Sim, SimConfig, WorkflowStatus};
 
@@ -213,11 +213,11 @@ fn a_handler_reading_an_undeclared_input_fails_validation() {
         not_declared: Option<String>,
         probe_delay_ms: Option<bool>,
     }
-    let component = Component::new().typed_function("probe_fn", |_ctx, _inputs: Reads| async {
+    let component = Component::new().function("probe_fn", |_inputs: Reads| async {
         Ok(FunctionResult::new(json!({})))
     });
     let definitions = testkit::definitions_from_yaml(e2e::PROBE_YAML);
-    let err = soar_sdk::customize::check_component("probe", &component, &definitions)
+    let err = soar_sdk::registry::check_component("probe", &component, &definitions, &[])
         .unwrap_err()
         .to_string();
     assert!(

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use soar_sdk::testkit::{self, Run, TestHost};
+use soar_engine::testkit::{self, Run, TestHost};
 use soar_sim::Sim;
 
 use fn_hello as _;
@@ -105,10 +105,10 @@ async fn perform(sim: &Sim, host: &TestHost, tag: &str, action: &Action) -> i64 
     id
 }
 
-async fn rest_client(host: &TestHost) -> soar_sdk::rest::RestClient {
-    let config = soar_sdk::config::AppConfig::load(host.config_path()).unwrap();
-    let opts = soar_sdk::config::ResilientOptions::from_config(&config).unwrap();
-    soar_sdk::rest::RestClient::connect(soar_sdk::app::rest_config(&opts).unwrap())
+async fn rest_client(host: &TestHost) -> soar_rest::RestClient {
+    let config = soar_engine::config::AppConfig::load(host.config_path()).unwrap();
+    let opts = soar_engine::config::ResilientOptions::from_config(&config).unwrap();
+    soar_rest::RestClient::connect(soar_engine::app::rest_config(&opts).unwrap())
         .await
         .unwrap()
 }

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use e2e::scenarios::{self, WAIT};
 use e2e::{Probe, probe_component};
 use serde_json::json;
-use soar_sdk::testkit::{Run, TestHost, TestOptions};
+use soar_engine::testkit::{Run, TestHost, TestOptions};
 use soar_sim::SimConfig;
 
 use fn_hello as _;
@@ -90,7 +90,7 @@ async fn e_malformed_bodies_and_frames_do_not_stop_the_host() {
     assert_eq!(inv.final_reply(WAIT).await.unwrap().message_type, 1);
     // A function this host does not serve: the error names it and the enabled components.
     // A function defined on the platform for this destination, but served by no component here.
-    let elsewhere = soar_sdk::testkit::definitions_from_yaml(
+    let elsewhere = soar_engine::testkit::definitions_from_yaml(
         r#"
 message_destinations:
   - name: fn_hello
@@ -100,7 +100,7 @@ functions:
     inputs: []
 "#,
     );
-    soar_sdk::testkit::customize_sim(sim, &elsewhere)
+    soar_engine::testkit::customize_sim(sim, &elsewhere)
         .await
         .unwrap();
     let inv = sim.invoke("fn_elsewhere", json!({})).await.unwrap();
@@ -237,43 +237,76 @@ async fn redelivered_message_is_not_run_twice() {
     host.stop().await.unwrap();
 }
 
+/// A threat service that answers every artifact with one hit naming its value.
+struct Echo;
+
+impl soar_sdk::ThreatService for Echo {
+    async fn search(
+        &self,
+        artifact: soar_sdk::ThreatArtifact,
+    ) -> Result<Vec<soar_sdk::Hit>, soar_sdk::FunctionError> {
+        Ok(vec![soar_sdk::Hit::new().string("Seen", artifact.value)])
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn component_services_run_with_the_host_and_stop_with_it() {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let started = Arc::new(AtomicUsize::new(0));
-    let stopped = Arc::new(AtomicUsize::new(0));
-    let (s, t) = (started.clone(), stopped.clone());
+async fn threat_services_are_served_while_the_host_runs() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let component = soar_sdk::Component::new()
-        .function("probe_fn", |_ctx, _inputs| async {
+        .function("probe_fn", |_inputs: soar_sdk::Inputs| async {
             Ok(soar_sdk::FunctionResult::new(json!({})))
         })
-        .service("ticker", move |mut shutdown: soar_sdk::Shutdown| {
-            let (s, t) = (s.clone(), t.clone());
-            async move {
-                s.fetch_add(1, Ordering::SeqCst);
-                shutdown.wait().await;
-                t.fetch_add(1, Ordering::SeqCst);
-                Ok(())
-            }
-        });
-    let host = TestHost::start(vec![Run::Adhoc(Box::new(soar_sdk::testkit::adhoc(
-        "probe",
-        component,
-        e2e::PROBE_YAML,
-    )))])
+        .threat_service("echo", Echo);
+    let options = TestOptions {
+        sections: format!(
+            "[webserver]\nserver = 127.0.0.1\nport = {port}\n\n[custom_threat_service]\nurlbase = /x/cts/\n"
+        ),
+        ..TestOptions::default()
+    };
+    let host = TestHost::start_with(
+        vec![Run::Adhoc(Box::new(soar_engine::testkit::adhoc(
+            "probe",
+            component,
+            e2e::PROBE_YAML,
+        )))],
+        options,
+    )
     .await
     .unwrap();
-    let inv = host
-        .invoke("probe_fn", json!({"probe_id": "s"}))
+    let http = reqwest::Client::builder()
+        .tls_backend_preconfigured(rustls::ClientConfig::clone(
+            &soar_tls::client_config(&soar_tls::CaSource::Insecure).unwrap(),
+        ))
+        .build()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/x/cts/echo");
+    let answer: serde_json::Value = http
+        .post(&url)
+        .json(&json!({"type": "net.ip", "value": "192.0.2.1"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
         .await
         .unwrap();
-    inv.final_reply(WAIT).await.unwrap();
-    assert_eq!(started.load(Ordering::SeqCst), 1);
-    assert_eq!(stopped.load(Ordering::SeqCst), 0);
-    host.stop().await.unwrap();
     assert_eq!(
-        stopped.load(Ordering::SeqCst),
-        1,
-        "the service was told to stop"
+        answer["hits"],
+        json!([{"props": [{"type": "string", "name": "Seen", "value": "192.0.2.1"}]}])
+    );
+    let unknown = http
+        .post(format!("http://127.0.0.1:{port}/x/cts/other"))
+        .json(&json!({"type": "net.ip", "value": "192.0.2.1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    host.stop().await.unwrap();
+    assert!(
+        http.post(&url).json(&json!({})).send().await.is_err(),
+        "the server stops with the host"
     );
 }

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use fn_slack as _;
 use serde_json::{Value, json};
-use soar_sdk::testkit::{Run, TestHost, TestOptions};
+use slack_emulator::{SlackConfig, SlackEmulator};
+use soar_engine::testkit::{Run, TestHost, TestOptions};
 use soar_sim::WorkflowStatus;
-use soar_sim::slack::{SlackConfig, SlackEmulator};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -366,12 +366,8 @@ async fn a_server_error_is_not_repeated() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn selftest_calls_auth_test() {
     let slack = SlackEmulator::start(SlackConfig::default()).await.unwrap();
-    let registration = soar_sdk::registered()
-        .into_iter()
-        .find(|r| r.name == fn_slack::NAME)
-        .unwrap();
     for (token, ok) in [(slack.token(), true), ("xoxb-wrong".to_string(), false)] {
-        let config = soar_sdk::config::AppConfig::parse(
+        let config = soar_engine::config::AppConfig::parse(
             &format!(
                 "[resilient]\nhost = localhost\n\n{}",
                 section(&slack, &token)
@@ -379,13 +375,9 @@ async fn selftest_calls_auth_test() {
             std::path::Path::new("app.config"),
         )
         .unwrap();
-        let loaded = soar_sdk::app::load_component(registration, &config).unwrap();
-        let report = loaded
-            .component
-            .selftest_handler()
-            .unwrap()
-            .selftest(None)
-            .await;
+        let kit =
+            soar_sdk::testkit::TestKit::with_config(fn_slack::NAME, config.to_source()).unwrap();
+        let report = kit.selftest().await;
         assert_eq!(
             report.state == soar_sdk::SelftestState::Success,
             ok,

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use soar_sim::slack::{SlackConfig, SlackEmulator};
+use slack_emulator::{SlackConfig, SlackEmulator};
 
 fn python() -> Option<PathBuf> {
     match std::env::var("SOAR_TEST_PYTHON") {

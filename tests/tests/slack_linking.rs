@@ -13,9 +13,17 @@ fn fn_slack_registers_its_function_destination_and_section() {
         .into_iter()
         .find(|r| r.name == "fn_slack")
         .expect("fn_slack is registered");
-    assert_eq!(reg.section, Some("fn_slack"));
-    assert!(reg.default_config.contains("api_token") && reg.default_config.contains("api_url"));
-    let defs = soar_sdk::testkit::definitions_of("fn_slack").unwrap();
+    let text = soar_sdk::config::template::render(&(reg.template)());
+    assert!(
+        text.starts_with("# Settings of the Slack integration.\n[fn_slack]\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\napi_token = xoxb-")
+            && text.contains("\napi_url = https://slack.com/api/\n"),
+        "{text}"
+    );
+    let defs = soar_engine::testkit::definitions_of("fn_slack").unwrap();
     assert_eq!(
         defs.function("slack_post_message").unwrap().destination,
         "slack"

@@ -1,58 +1,29 @@
-//! What a handler receives besides its inputs: the message, the platform client, its own config
-//! section, and a way to send status messages.
+//! What a handler receives besides its inputs: the message envelope, the platform's REST API, a
+//! way to send status messages, and the invocation's key.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
-
-use async_trait::async_trait;
-use soar_rest::RestClient;
 
 use crate::error::FunctionError;
 use crate::message::Message;
+use crate::platform::{BoxFuture, Rest};
 use crate::result::Reply;
 
 /// Where status messages go: the engine sends each at once on the message's `reply-to` queue.
-#[async_trait]
 pub trait StatusSink: Send + Sync {
-    async fn send_status(&self, reply: Reply);
+    fn send_status(&self, reply: Reply) -> BoxFuture<'_, ()>;
 }
 
 /// A sink that drops status messages (for calls outside any platform message).
 #[derive(Debug, Default)]
 pub struct DiscardStatus;
 
-#[async_trait]
 impl StatusSink for DiscardStatus {
-    async fn send_status(&self, _reply: Reply) {}
-}
-
-/// A component's own app.config section, resolved (secrets substituted).
-#[derive(Debug, Clone, Default)]
-pub struct ComponentSection {
-    name: String,
-    values: BTreeMap<String, String>,
-}
-
-impl ComponentSection {
-    pub fn new(name: impl Into<String>, values: BTreeMap<String, String>) -> Self {
-        ComponentSection {
-            name: name.into(),
-            values,
-        }
-    }
-
-    /// The section name, e.g. `fn_slack`.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// A value of the section (keys are lower-case).
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.values.get(key).map(String::as_str)
+    fn send_status(&self, _reply: Reply) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
     }
 }
 
-/// The context of one invocation. Cheap to clone.
+/// The context of one invocation (or of a selftest). Cheap to clone.
 #[derive(Clone)]
 pub struct Context {
     inner: Arc<Inner>,
@@ -60,9 +31,9 @@ pub struct Context {
 
 struct Inner {
     message: Message,
-    rest: Option<RestClient>,
-    section: Arc<ComponentSection>,
+    rest: Option<Rest>,
     status: Arc<dyn StatusSink>,
+    key: String,
 }
 
 impl std::fmt::Debug for Context {
@@ -70,24 +41,25 @@ impl std::fmt::Debug for Context {
         f.debug_struct("Context")
             .field("queue", &self.inner.message.queue())
             .field("kind", self.inner.message.kind())
-            .field("section", &self.inner.section.name())
+            .field("key", &self.inner.key)
             .finish_non_exhaustive()
     }
 }
 
 impl Context {
+    /// A context for `message`; `key` identifies the invocation (the broker's message id).
     pub fn new(
         message: Message,
-        rest: Option<RestClient>,
-        section: Arc<ComponentSection>,
+        rest: Option<Rest>,
         status: Arc<dyn StatusSink>,
+        key: impl Into<String>,
     ) -> Self {
         Context {
             inner: Arc::new(Inner {
                 message,
                 rest,
-                section,
                 status,
+                key: key.into(),
             }),
         }
     }
@@ -97,16 +69,17 @@ impl Context {
         &self.inner.message
     }
 
-    /// The platform REST client, logged in to the configured org.
-    pub fn rest(&self) -> Result<&RestClient, FunctionError> {
+    /// The platform's REST API, logged in to the configured org.
+    pub fn rest(&self) -> Result<&Rest, FunctionError> {
         self.inner.rest.as_ref().ok_or_else(|| {
             FunctionError::msg("no SOAR platform REST client is available in this context")
         })
     }
 
-    /// This component's own app.config section.
-    pub fn config(&self) -> &ComponentSection {
-        &self.inner.section
+    /// A key that identifies this invocation across redeliveries (the broker's message id), for
+    /// outside calls that accept an idempotency key.
+    pub fn invocation_key(&self) -> &str {
+        &self.inner.key
     }
 
     /// Sends a status line to the platform at once (`message_type 0`, `complete false`).

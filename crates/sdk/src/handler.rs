@@ -1,54 +1,96 @@
-//! Handler traits: functions, rule (action) handlers and selftests.
+//! Handlers as plain async functions whose arguments are extracted from the invocation, axum
+//! style: shared [`State`] given once with [`Component::with_state`](crate::Component::with_state),
+//! the [`Context`], typed rule objects ([`Incident`](crate::Incident), ...), and for a function
+//! its inputs as the last argument (a typed struct, or [`Inputs`] for untyped access).
 //!
-//! Plain async functions and closures implement them, axum-style:
-//! `async fn hello(ctx: Context, inputs: Inputs) -> Result<FunctionResult, FunctionError>`.
+//! ```
+//! # use std::sync::Arc;
+//! # use soar_sdk::{Context, FunctionError, FunctionResult, Note, SelftestReport, State};
+//! # #[derive(serde::Deserialize)] struct EchoInputs { text: Option<String> }
+//! # struct Settings { greeting: String }
+//! async fn echo(State(s): State<Arc<Settings>>, ctx: Context, inputs: EchoInputs)
+//!     -> Result<FunctionResult, FunctionError> {
+//!     ctx.status("echoing").await;
+//!     Ok(FunctionResult::new(format!("{} {}", s.greeting, inputs.text.unwrap_or_default())))
+//! }
+//! async fn on_note(note: Note) -> Result<String, FunctionError> {
+//!     Ok(format!("saw note {}", note.id))
+//! }
+//! async fn selftest(State(s): State<Arc<Settings>>) -> SelftestReport {
+//!     if s.greeting.is_empty() { SelftestReport::failure("greeting is empty") } else { SelftestReport::success() }
+//! }
+//! ```
 
+use std::fmt::Display;
 use std::future::Future;
 
-use async_trait::async_trait;
-use soar_rest::RestClient;
+use serde::de::DeserializeOwned;
 
 use crate::context::Context;
 use crate::error::FunctionError;
 use crate::inputs::Inputs;
+use crate::platform::BoxFuture;
 use crate::result::FunctionResult;
+use crate::schema::{self, InputSchema};
 
-/// A platform function: normalised inputs in, a result or an error out.
-#[async_trait]
-pub trait Function: Send + Sync + 'static {
-    async fn call(&self, ctx: Context, inputs: Inputs) -> Result<FunctionResult, FunctionError>;
+/// The shared state of a component, received as an argument (cloned for each call: share it
+/// in an `Arc`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct State<S>(pub S);
+
+/// An argument a handler can take, extracted from the invocation's context and the state.
+pub trait FromContext<S>: Sized {
+    fn from_context(ctx: &Context, state: &S) -> Result<Self, FunctionError>;
 }
 
-#[async_trait]
-impl<F, Fut> Function for F
-where
-    F: Fn(Context, Inputs) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<FunctionResult, FunctionError>> + Send + 'static,
-{
-    async fn call(&self, ctx: Context, inputs: Inputs) -> Result<FunctionResult, FunctionError> {
-        (self)(ctx, inputs).await
+impl<S: Clone> FromContext<S> for State<S> {
+    fn from_context(_: &Context, state: &S) -> Result<Self, FunctionError> {
+        Ok(State(state.clone()))
     }
 }
 
-/// A handler of rule ("custom action") messages. It returns the status text of the final reply;
-/// `None` gives resilient-circuits' "No handler returned a result for this action".
-#[async_trait]
-pub trait RuleHandler: Send + Sync + 'static {
-    async fn handle(&self, ctx: Context) -> Result<Option<String>, FunctionError>;
-}
-
-#[async_trait]
-impl<F, Fut> RuleHandler for F
-where
-    F: Fn(Context) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Option<String>, FunctionError>> + Send + 'static,
-{
-    async fn handle(&self, ctx: Context) -> Result<Option<String>, FunctionError> {
-        (self)(ctx).await
+impl<S> FromContext<S> for Context {
+    fn from_context(ctx: &Context, _: &S) -> Result<Self, FunctionError> {
+        Ok(ctx.clone())
     }
 }
 
-/// The state a selftest reports (`resilient.circuits.selftest`).
+impl<S, T: FromContext<S>> FromContext<S> for Option<T> {
+    fn from_context(ctx: &Context, state: &S) -> Result<Self, FunctionError> {
+        Ok(T::from_context(ctx, state).ok())
+    }
+}
+
+/// The last argument of a function handler: its inputs, as a typed struct (checked against the
+/// function's definition by validation) or as [`Inputs`].
+pub trait FromInputs: Sized + Send + 'static {
+    fn from_inputs(inputs: Inputs) -> Result<Self, FunctionError>;
+
+    /// The inputs a typed struct reads (`None` for untyped access).
+    fn schema() -> Option<Result<InputSchema, String>>;
+}
+
+impl<T: DeserializeOwned + Send + 'static> FromInputs for T {
+    fn from_inputs(inputs: Inputs) -> Result<Self, FunctionError> {
+        inputs.parse()
+    }
+
+    fn schema() -> Option<Result<InputSchema, String>> {
+        Some(schema::trace::<T>())
+    }
+}
+
+impl FromInputs for Inputs {
+    fn from_inputs(inputs: Inputs) -> Result<Self, FunctionError> {
+        Ok(inputs)
+    }
+
+    fn schema() -> Option<Result<InputSchema, String>> {
+        None
+    }
+}
+
+/// A selftest's state (`resilient.circuits.selftest`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SelftestState {
     Success,
@@ -77,45 +119,144 @@ impl SelftestReport {
             reason: Some(reason.into()),
         }
     }
-}
 
-/// A component's own check of its configuration and outside services.
-#[async_trait]
-pub trait Selftest: Send + Sync + 'static {
-    async fn selftest(&self, rest: Option<&RestClient>) -> SelftestReport;
-}
-
-/// Tells a [`Service`] that the host is stopping.
-#[derive(Debug, Clone)]
-pub struct Shutdown(tokio::sync::watch::Receiver<bool>);
-
-impl Shutdown {
-    /// A shutdown signal and the sender that triggers it.
-    pub fn channel() -> (tokio::sync::watch::Sender<bool>, Shutdown) {
-        let (tx, rx) = tokio::sync::watch::channel(false);
-        (tx, Shutdown(rx))
-    }
-
-    /// Completes when the host is stopping (or the host is gone).
-    pub async fn wait(&mut self) {
-        let _ = self.0.wait_for(|stop| *stop).await;
+    pub fn unimplemented() -> Self {
+        SelftestReport {
+            state: SelftestState::Unimplemented,
+            reason: None,
+        }
     }
 }
 
-/// A long-running part of a component that is not a function, e.g. an HTTP server such as a
-/// custom threat service. `host run` starts it with the functions and stops it with them.
-#[async_trait]
-pub trait Service: Send + Sync + 'static {
-    async fn run(&self, shutdown: Shutdown) -> Result<(), String>;
-}
-
-#[async_trait]
-impl<F, Fut> Service for F
-where
-    F: Fn(Shutdown) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<(), String>> + Send + 'static,
-{
-    async fn run(&self, shutdown: Shutdown) -> Result<(), String> {
-        (self)(shutdown).await
+impl<E: Display> From<Result<(), E>> for SelftestReport {
+    fn from(r: Result<(), E>) -> Self {
+        match r {
+            Ok(()) => SelftestReport::success(),
+            Err(e) => SelftestReport::failure(e.to_string()),
+        }
     }
 }
+
+/// A function handler: `async fn(extractors…, inputs) -> Result<FunctionResult, FunctionError>`.
+pub trait FunctionHandler<S, M>: Send + Sync + 'static {
+    #[doc(hidden)]
+    fn call(
+        &self,
+        ctx: Context,
+        state: &S,
+        inputs: Inputs,
+    ) -> BoxFuture<'static, Result<FunctionResult, FunctionError>>;
+
+    #[doc(hidden)]
+    fn schema() -> Option<Result<InputSchema, String>>;
+}
+
+/// A rule handler: `async fn(extractors…) -> Result<T, FunctionError>` where `T` is the status
+/// text (`String`) or `Option<String>` (`None`: "No handler returned a result").
+pub trait RuleHandler<S, M>: Send + Sync + 'static {
+    #[doc(hidden)]
+    fn call(
+        &self,
+        ctx: Context,
+        state: &S,
+    ) -> BoxFuture<'static, Result<Option<String>, FunctionError>>;
+}
+
+/// A selftest: `async fn(extractors…) -> SelftestReport` (or `Result<(), impl Display>`).
+pub trait SelftestHandler<S, M>: Send + Sync + 'static {
+    #[doc(hidden)]
+    fn call(&self, ctx: Context, state: &S) -> BoxFuture<'static, SelftestReport>;
+}
+
+macro_rules! extract {
+    ($ctx:ident, $state:ident, $($T:ident),*) => {
+        $(
+            #[allow(non_snake_case)]
+            let $T = match $T::from_context(&$ctx, $state) {
+                Ok(v) => v,
+                Err(e) => return Box::pin(async move { Err(e) }),
+            };
+        )*
+    };
+}
+
+macro_rules! handlers {
+    ($($T:ident),*) => {
+        impl<S, F, Fut, I, $($T,)*> FunctionHandler<S, ($($T,)* I,)> for F
+        where
+            F: Fn($($T,)* I) -> Fut + Send + Sync + 'static,
+            Fut: Future<Output = Result<FunctionResult, FunctionError>> + Send + 'static,
+            I: FromInputs,
+            $($T: FromContext<S>,)*
+        {
+            #[allow(unused_variables)]
+            fn call(
+                &self,
+                ctx: Context,
+                state: &S,
+                inputs: Inputs,
+            ) -> BoxFuture<'static, Result<FunctionResult, FunctionError>> {
+                extract!(ctx, state, $($T),*);
+                let inputs = match I::from_inputs(inputs) {
+                    Ok(i) => i,
+                    Err(e) => return Box::pin(async move { Err(e) }),
+                };
+                Box::pin((self)($($T,)* inputs))
+            }
+
+            fn schema() -> Option<Result<InputSchema, String>> {
+                I::schema()
+            }
+        }
+
+        impl<S, F, Fut, O, $($T,)*> RuleHandler<S, ($($T,)*)> for F
+        where
+            F: Fn($($T),*) -> Fut + Send + Sync + 'static,
+            Fut: Future<Output = Result<O, FunctionError>> + Send + 'static,
+            O: Into<Option<String>>,
+            $($T: FromContext<S>,)*
+        {
+            #[allow(unused_variables)]
+            fn call(
+                &self,
+                ctx: Context,
+                state: &S,
+            ) -> BoxFuture<'static, Result<Option<String>, FunctionError>> {
+                extract!(ctx, state, $($T),*);
+                let fut = (self)($($T),*);
+                Box::pin(async move { fut.await.map(Into::into) })
+            }
+        }
+
+        impl<S, F, Fut, R, $($T,)*> SelftestHandler<S, ($($T,)*)> for F
+        where
+            F: Fn($($T),*) -> Fut + Send + Sync + 'static,
+            Fut: Future<Output = R> + Send + 'static,
+            R: Into<SelftestReport>,
+            $($T: FromContext<S>,)*
+        {
+            #[allow(unused_variables)]
+            fn call(&self, ctx: Context, state: &S) -> BoxFuture<'static, SelftestReport> {
+                $(
+                    #[allow(non_snake_case)]
+                    let $T = match $T::from_context(&ctx, state) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            let report = SelftestReport::failure(e.to_string());
+                            return Box::pin(async move { report });
+                        }
+                    };
+                )*
+                let fut = (self)($($T),*);
+                Box::pin(async move { fut.await.into() })
+            }
+        }
+    };
+}
+
+handlers!();
+handlers!(T1);
+handlers!(T1, T2);
+handlers!(T1, T2, T3);
+handlers!(T1, T2, T3, T4);
+handlers!(T1, T2, T3, T4, T5);

@@ -1,46 +1,58 @@
-//! The SDK every function crate depends on, and the engine the `host` binary runs.
+//! The SDK a function crate depends on, and nothing of the engine.
 //!
-//! A function crate writes handlers as plain async functions over [`Context`] and [`Inputs`],
-//! returns a [`FunctionResult`] or a [`FunctionError`], builds a [`Component`] from its app.config
-//! section, and registers it with [`register_component!`]. The host finds it in [`registered`].
+//! A function crate declares its app.config sections as typed structs ([`config`]), writes its
+//! handlers as plain async functions whose arguments are extracted from the invocation
+//! ([`State`], [`Context`], typed inputs, typed rule objects such as [`Incident`]), returns a
+//! [`FunctionResult`] or a [`FunctionError`], builds a [`Component`] and registers it once with
+//! [`register_component!`]. The host finds it in [`registered`] and runs it.
 //!
-//! Modules:
-//! - [`config`]: app.config with Python configparser semantics, `$ENV` and `^secret` values.
-//! - [`inputs`], [`context`], [`handler`], [`result`], [`error`]: what a handler sees and returns.
-//! - [`registry`]: registration through `inventory`.
-//! - [`message`], [`dispatch`]: decoding platform messages and routing them to handlers.
-//! - [`runtime`], [`app`]: the STOMP/REST engine around the dispatcher.
-//! - [`customize`], [`schema`]: the platform objects a component declares, validated against its
-//!   handlers and pushed to the platform.
-//! - `testkit` (feature `testkit`): start the simulated platform and run handlers through the
-//!   real engine in a few lines.
+//! - [`config`]: typed sections, their generated template, [`Setup`] (host-wide settings).
+//! - [`handler`], [`context`], [`inputs`], [`rule`], [`result`], [`error`]: what a handler sees
+//!   and returns.
+//! - [`component`], [`registry`]: building and registering a component, checking it against
+//!   its YAML.
+//! - [`http`]: outbound HTTP to third-party services. [`threat`]: custom threat services.
+//! - [`platform`]: the platform's REST API ([`Rest`]).
+//! - [`testkit`]: run handlers with a fake context in a unit test.
 
-pub mod app;
+pub mod component;
 pub mod config;
 pub mod context;
-pub mod customize;
-pub mod dispatch;
 pub mod error;
 pub mod handler;
+pub mod http;
 pub mod inputs;
 pub mod message;
+pub mod platform;
+pub mod python;
 pub mod registry;
 pub mod result;
-pub mod runtime;
+pub mod rule;
 pub mod schema;
-#[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod threat;
 
-pub use context::{ComponentSection, Context};
+pub use component::{Component, DemoStep};
+pub use config::{ConfigError, Secret, Setup};
+pub use context::Context;
 pub use error::FunctionError;
-pub use handler::{
-    Function, RuleHandler, Selftest, SelftestReport, SelftestState, Service, Shutdown,
-};
+pub use handler::{SelftestReport, SelftestState, State};
 pub use inputs::Inputs;
 pub use message::Message;
-pub use registry::{Component, ComponentRegistration, EmbeddedFile, registered};
+pub use platform::{Rest, RestError};
+pub use registry::{ComponentRegistration, EmbeddedFile, registered};
 pub use result::{FunctionResult, Reply};
+pub use rule::{Artifact, ArtifactType, Incident, Note, Task};
+pub use threat::{Hit, ThreatArtifact, ThreatService};
 
 #[doc(hidden)]
 pub use inventory;
-pub use soar_rest as rest;
+
+/// What most function crates import: `use soar_sdk::prelude::*;`.
+pub mod prelude {
+    pub use crate::config::{Section, Sections, Setup};
+    pub use crate::{
+        Artifact, Component, ConfigError, Context, DemoStep, FunctionError, FunctionResult,
+        Incident, Inputs, Note, Secret, SelftestReport, State, Task,
+    };
+}

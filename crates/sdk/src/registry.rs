@@ -1,24 +1,16 @@
-//! Component registration through `inventory`.
+//! Component registration through `inventory`, and the checks of a component against the
+//! platform objects it declares in YAML.
 //!
-//! A function crate registers itself with [`register_component!`](crate::register_component); the
-//! host iterates [`registered`] (sorted by name) and knows no integration by name. The crate is
-//! linked in by a cargo feature of the host plus a `use fn_x as _;` line: without that line rustc
-//! drops the crate and its registration silently.
+//! A function crate registers itself once with [`register_component!`](crate::register_component);
+//! the host iterates [`registered`] (sorted by name) and knows no integration by name. The crate
+//! is linked in by a cargo feature of the host: without a `use fn_x as _;` in the binary (the
+//! host's build script writes it) rustc drops the crate and its registration silently.
 
-use std::future::Future;
-use std::marker::PhantomData;
-use std::sync::Arc;
+use soar_customizations::{Customizations, Source, check_input};
 
-use async_trait::async_trait;
-use serde::de::DeserializeOwned;
-
-use crate::config::{AppConfig, ConfigError};
-use crate::context::Context;
-use crate::error::FunctionError;
-use crate::handler::{Function, RuleHandler, Selftest, Service};
-use crate::inputs::Inputs;
-use crate::result::FunctionResult;
-use crate::schema::{self, InputSchema};
+use crate::component::Component;
+use crate::config::{ConfigError, ConfigSource, Setup, TemplateSection};
+use crate::message::rule_key;
 
 /// A customization file embedded in a function crate (see [`embed_customizations!`](crate::embed_customizations)).
 #[derive(Debug, Clone, Copy)]
@@ -28,54 +20,35 @@ pub struct EmbeddedFile {
     pub text: &'static str,
 }
 
-/// Embeds a crate's customization YAML files at build time:
-/// `customizations: soar_sdk::embed_customizations!("customize/fn_hello.yaml")`.
+/// Embeds a crate's customization YAML files at build time.
 #[macro_export]
 macro_rules! embed_customizations {
     ($($file:literal),* $(,)?) => {
-        &[$($crate::registry::EmbeddedFile {
+        &[$($crate::EmbeddedFile {
             path: concat!(env!("CARGO_PKG_NAME"), "/", $file),
             text: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/", $file)),
         }),*]
     };
 }
 
-struct Typed<I, F> {
-    handler: F,
-    _inputs: PhantomData<fn() -> I>,
-}
-
-#[async_trait]
-impl<I, F, Fut> Function for Typed<I, F>
-where
-    I: DeserializeOwned + Send + 'static,
-    F: Fn(Context, I) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<FunctionResult, FunctionError>> + Send + 'static,
-{
-    async fn call(&self, ctx: Context, inputs: Inputs) -> Result<FunctionResult, FunctionError> {
-        let typed = inputs.parse::<I>()?;
-        (self.handler)(ctx, typed).await
-    }
-}
-
-/// What a function crate tells the host about itself.
+/// What a function crate tells the host about itself (written by
+/// [`register_component!`](crate::register_component)).
 #[derive(Debug)]
 pub struct ComponentRegistration {
     /// The component's name, conventionally the crate name (`fn_slack`).
     pub name: &'static str,
-    /// `env!("CARGO_PKG_VERSION")`, reported in result metrics.
+    /// The crate version, reported in result metrics.
     pub version: &'static str,
     /// One line for `host list`.
     pub description: &'static str,
-    /// The app.config section handed to its handlers (`ctx.config()`), if any.
-    pub section: Option<&'static str>,
-    /// Its default app.config text for `host config -c|-u` (empty for none).
-    pub default_config: &'static str,
-    /// Validates its configuration and builds its handlers.
-    pub build: fn(&AppConfig) -> Result<Component, ConfigError>,
-    /// Its platform objects (message destinations, functions, fields, rules, workflows), as
-    /// YAML files embedded with [`embed_customizations!`](crate::embed_customizations).
+    /// Its app.config sections' templates (what `host config -c|-u` writes).
+    pub template: fn() -> Vec<TemplateSection>,
+    /// Reads its sections and builds its handlers.
+    pub build: fn(&ConfigSource, &Setup) -> Result<Component, ConfigError>,
+    /// Its platform objects (message destinations, functions, fields, rules, workflows).
     pub customizations: &'static [EmbeddedFile],
+    /// The custom threat services it serves (names under `/cts/`).
+    pub threat_services: &'static [&'static str],
 }
 
 inventory::collect!(ComponentRegistration);
@@ -89,176 +62,170 @@ pub fn registered() -> Vec<&'static ComponentRegistration> {
     all
 }
 
+/// The registration of component `name`.
+pub fn find(name: &str) -> Option<&'static ComponentRegistration> {
+    registered().into_iter().find(|r| r.name == name)
+}
+
 /// Registers a component with the host. Use once per function crate:
 ///
 /// ```ignore
-/// soar_sdk::register_component!(soar_sdk::ComponentRegistration {
+/// soar_sdk::register_component! {
 ///     name: "fn_hello",
-///     version: env!("CARGO_PKG_VERSION"),
 ///     description: "Echoes its inputs",
-///     section: Some("fn_hello"),
-///     default_config: "[fn_hello]\n# delay_ms = 0\n",
-///     build: build,
-/// });
+///     config: HelloConfig,                 // a Section (or Sections) type
+///     build: build,                        // fn(HelloConfig, &Setup) -> Result<Component<S>, ConfigError>
+///     customizations: ["customize/fn_hello.yaml"],
+///     // threat_services: ["name"],        // custom threat services it serves, if any
+/// }
 /// ```
 #[macro_export]
 macro_rules! register_component {
-    ($registration:expr) => {
-        $crate::inventory::submit! { $registration }
+    (
+        name: $name:expr,
+        description: $description:expr,
+        config: $config:ty,
+        build: $build:path,
+        customizations: [$($file:literal),* $(,)?]
+        $(, threat_services: [$($service:literal),* $(,)?])?
+        $(,)?
+    ) => {
+        const _: () = {
+            fn __soar_build(
+                source: &$crate::config::ConfigSource,
+                setup: &$crate::config::Setup,
+            ) -> ::core::result::Result<$crate::Component, $crate::ConfigError> {
+                let config = <$config as $crate::config::Sections>::load(source)?;
+                ::core::result::Result::map($build(config, setup), $crate::Component::erase)
+            }
+            $crate::inventory::submit! {
+                $crate::ComponentRegistration {
+                    name: $name,
+                    version: env!("CARGO_PKG_VERSION"),
+                    description: $description,
+                    template: <$config as $crate::config::Sections>::template,
+                    build: __soar_build,
+                    customizations: $crate::embed_customizations!($($file),*),
+                    threat_services: &[$($($service),*)?],
+                }
+            }
+        };
     };
 }
 
-/// A function handler with the name the platform calls it by.
-#[derive(Clone)]
-pub struct FunctionRoute {
-    pub name: String,
-    pub handler: Arc<dyn Function>,
-    /// The inputs it reads, for typed handlers (checked against the function's definition).
-    pub schema: Option<InputSchema>,
+/// Why a component's declarations do not hold together.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error("component {component}: {source}")]
+    Definitions {
+        component: String,
+        #[source]
+        source: soar_customizations::CustomizationError,
+    },
+    #[error("component {component}: {problems}")]
+    Handlers { component: String, problems: String },
 }
 
-/// A rule handler bound to a message destination and a rule's display name.
-#[derive(Clone)]
-pub struct RuleRoute {
-    pub destination: String,
-    pub rule: String,
-    pub handler: Arc<dyn RuleHandler>,
+impl ComponentRegistration {
+    /// Its embedded YAML, parsed and validated.
+    pub fn definitions(&self) -> Result<Customizations, CheckError> {
+        let sources: Vec<Source<'_>> = self
+            .customizations
+            .iter()
+            .map(|f| Source {
+                file: f.path,
+                text: f.text,
+            })
+            .collect();
+        Customizations::parse(&sources)
+            .and_then(|c| c.validate().map(|()| c))
+            .map_err(|source| CheckError::Definitions {
+                component: self.name.to_string(),
+                source,
+            })
+    }
+
+    /// The template's sections as a config source, as an operator who filled in the template
+    /// would have it (`all`: the commented keys too).
+    pub fn template_source(&self, all: bool) -> ConfigSource {
+        (self.template)()
+            .iter()
+            .fold(ConfigSource::new("(template)"), |source, section| {
+                source.with_section(
+                    section.name.clone(),
+                    crate::config::template::entries(section, all),
+                )
+            })
+    }
 }
 
-/// A component's handlers, built from app.config by its registration.
-#[derive(Clone, Default)]
-pub struct Component {
-    pub(crate) functions: Vec<FunctionRoute>,
-    pub(crate) rules: Vec<RuleRoute>,
-    pub(crate) selftest: Option<Arc<dyn Selftest>>,
-    pub(crate) examples: Vec<(String, serde_json::Value)>,
-    pub(crate) services: Vec<(String, Arc<dyn Service>)>,
-    pub(crate) demo_rules: Vec<String>,
-}
-
-impl std::fmt::Debug for Component {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Component")
-            .field("functions", &self.function_names())
-            .field(
-                "rules",
-                &self
+/// Checks a built component against its definitions: every function it serves is defined and
+/// every input a typed handler reads is one of that function's inputs with a compatible type;
+/// every rule it handles is defined and sends its messages to the handler's destination; every
+/// threat service it serves is declared in its registration.
+pub fn check_component(
+    name: &str,
+    component: &Component,
+    definitions: &Customizations,
+    threat_services: &[&str],
+) -> Result<(), CheckError> {
+    let mut problems = Vec::new();
+    for f in component.functions() {
+        let Some(def) = definitions.function(&f.name) else {
+            problems.push(format!(
+                "function '{}' has a handler but no definition in the crate's customizations",
+                f.name
+            ));
+            continue;
+        };
+        if let Some(schema) = &f.schema {
+            for (input, kind) in &schema.inputs {
+                if let Err(e) = check_input(def, input, *kind) {
+                    problems.push(format!("function '{}': {e}", f.name));
+                }
+            }
+        }
+    }
+    for r in component.rules() {
+        let key = rule_key(&r.rule);
+        match definitions.rules.iter().find(|d| rule_key(&d.name) == key) {
+            None => problems.push(format!(
+                "rule '{}' has a handler but no definition in the crate's customizations (rules: {})",
+                r.rule,
+                definitions
                     .rules
                     .iter()
-                    .map(|r| (&r.destination, &r.rule))
-                    .collect::<Vec<_>>(),
-            )
-            .field("selftest", &self.selftest.is_some())
-            .finish()
+                    .map(|d| format!("'{}'", d.name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            Some(d) if !d.destinations.contains(&r.destination) => problems.push(format!(
+                "rule '{}' is handled on message destination '{}' but its definition sends it to {}",
+                r.rule,
+                r.destination,
+                if d.destinations.is_empty() {
+                    "no destination".to_string()
+                } else {
+                    d.destinations.join(", ")
+                }
+            )),
+            Some(_) => {}
+        }
     }
-}
-
-impl Component {
-    pub fn new() -> Self {
-        Component::default()
+    for t in component.threat_services() {
+        if !threat_services.contains(&t.name.as_str()) {
+            problems.push(format!(
+                "threat service '{}' is served but not declared in register_component!'s threat_services",
+                t.name
+            ));
+        }
     }
-
-    /// Adds a function handler for the platform function `name` that reads [`Inputs`](crate::Inputs).
-    pub fn function(mut self, name: impl Into<String>, handler: impl Function) -> Self {
-        self.functions.push(FunctionRoute {
-            name: name.into(),
-            handler: Arc::new(handler),
-            schema: None,
-        });
-        self
-    }
-
-    /// Adds a function handler that receives its inputs as a typed struct `I`. The fields of `I`
-    /// are checked against the function's customization (name and type) by validation.
-    ///
-    /// # Panics
-    /// When `I` is not a struct with named fields (a programming error caught by any test).
-    pub fn typed_function<I, F, Fut>(mut self, name: impl Into<String>, handler: F) -> Self
-    where
-        I: DeserializeOwned + Send + 'static,
-        F: Fn(Context, I) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<FunctionResult, FunctionError>> + Send + 'static,
-    {
-        let name = name.into();
-        let schema = match schema::trace::<I>() {
-            Ok(s) => s,
-            Err(e) => panic!("typed function {name}: {e}"),
-        };
-        self.functions.push(FunctionRoute {
-            name,
-            handler: Arc::new(Typed {
-                handler,
-                _inputs: PhantomData,
-            }),
-            schema: Some(schema),
-        });
-        self
-    }
-
-    /// Adds a handler for rule messages of rule `rule` (its display name) on `destination`.
-    pub fn rule(
-        mut self,
-        destination: impl Into<String>,
-        rule: impl Into<String>,
-        handler: impl RuleHandler,
-    ) -> Self {
-        self.rules.push(RuleRoute {
-            destination: destination.into(),
-            rule: rule.into(),
-            handler: Arc::new(handler),
-        });
-        self
-    }
-
-    /// Adds a long-running service (e.g. an HTTP server) that runs as long as the host does.
-    pub fn service(mut self, name: impl Into<String>, service: impl Service) -> Self {
-        self.services.push((name.into(), Arc::new(service)));
-        self
-    }
-
-    pub fn services(&self) -> &[(String, Arc<dyn Service>)] {
-        &self.services
-    }
-
-    /// Sets the component's selftest.
-    pub fn selftest(mut self, selftest: impl Selftest) -> Self {
-        self.selftest = Some(Arc::new(selftest));
-        self
-    }
-
-    /// Adds sample inputs for one of its functions; `host demo` invokes each example.
-    pub fn example(mut self, function: impl Into<String>, inputs: serde_json::Value) -> Self {
-        self.examples.push((function.into(), inputs));
-        self
-    }
-
-    pub fn examples(&self) -> &[(String, serde_json::Value)] {
-        &self.examples
-    }
-
-    /// Names a manual incident rule that `host demo` runs in its incident story.
-    pub fn demo_rule(mut self, rule: impl Into<String>) -> Self {
-        self.demo_rules.push(rule.into());
-        self
-    }
-
-    pub fn demo_rules(&self) -> &[String] {
-        &self.demo_rules
-    }
-
-    pub fn function_names(&self) -> Vec<&str> {
-        self.functions.iter().map(|f| f.name.as_str()).collect()
-    }
-
-    pub fn functions(&self) -> &[FunctionRoute] {
-        &self.functions
-    }
-
-    pub fn rules(&self) -> &[RuleRoute] {
-        &self.rules
-    }
-
-    pub fn selftest_handler(&self) -> Option<&Arc<dyn Selftest>> {
-        self.selftest.as_ref()
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(CheckError::Handlers {
+            component: name.to_string(),
+            problems: problems.join("; "),
+        })
     }
 }

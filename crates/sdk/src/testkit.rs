@@ -1,282 +1,277 @@
-//! A test kit for function crates: starts the simulated platform, runs the given components in
-//! the real host engine (REST login, STOMP over TLS, dispatcher) and lets a test invoke functions
-//! and assert on the replies.
+//! A unit test kit: runs a component's handlers with a fake context (inputs, message, config,
+//! recorded status messages and platform REST calls) without starting any platform, so that a
+//! behavioural test of a handler takes milliseconds.
 //!
-//! ```ignore
-//! let host = TestHost::start(vec![testkit::component(&fn_hello::REGISTRATION_NAME...)]).await?;
-//! let inv = host.invoke("fn_hello", json!({"hello_text": "hi"})).await?;
-//! let reply = inv.final_reply(Duration::from_secs(10)).await?;
-//! assert_eq!(reply.results.unwrap()["content"]["text"], "hi");
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! use serde_json::json;
+//! use soar_sdk::testkit::TestKit;
+//! # soar_sdk::register_component! {
+//! #     name: "doc_echo", description: "doc", config: (), build: build, customizations: [],
+//! # }
+//! # fn build(_: (), _: &soar_sdk::config::Setup) -> Result<soar_sdk::Component, soar_sdk::ConfigError> {
+//! #     Ok(soar_sdk::Component::new().function("echo", |i: soar_sdk::Inputs| async move {
+//! #         Ok(soar_sdk::FunctionResult::new(i.get("text").cloned().unwrap_or_default())) }))
+//! # }
+//! let kit = TestKit::new("doc_echo").unwrap();
+//! let call = kit.call("echo", json!({"text": "hi"})).await;
+//! assert_eq!(call.result.unwrap().content(), &json!("hi"));
+//! # }
 //! ```
 
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
-use soar_sim::{Invocation, Sim, SimConfig};
+use serde_json::{Value, json};
 
-use soar_customizations::{Customizations, Source};
+use crate::component::Component;
+use crate::config::{ConfigError, ConfigSource, Setup};
+use crate::context::{Context, StatusSink};
+use crate::error::FunctionError;
+use crate::handler::SelftestReport;
+use crate::inputs::Inputs;
+use crate::message::{Message, rule_key};
+use crate::platform::{BoxFuture, Method, PlatformApi, Rest, RestError};
+use crate::registry::{self, CheckError, ComponentRegistration, check_component};
+use crate::result::{FunctionResult, Reply};
 
-use crate::app::{self, AppError, load_component};
-use crate::config::AppConfig;
-use crate::customize;
-use crate::dispatch::LoadedComponent;
-use crate::registry::{Component, registered};
-
-/// Options of a [`TestHost`].
-#[derive(Debug, Clone)]
-pub struct TestOptions {
-    /// Settings of the simulated platform.
-    pub sim: SimConfig,
-    /// Extra lines for `[resilient]` (e.g. `num_workers = 10`).
-    pub resilient: String,
-    /// Extra app.config sections (the components' own sections).
-    pub sections: String,
-    /// How long to wait for the host to subscribe.
-    pub start_timeout: Duration,
-}
-
-impl Default for TestOptions {
-    fn default() -> Self {
-        TestOptions {
-            sim: SimConfig::default(),
-            resilient: String::new(),
-            sections: String::new(),
-            start_timeout: Duration::from_secs(20),
-        }
-    }
-}
-
-/// Errors of the test kit.
+/// Why a test kit could not be set up.
 #[derive(Debug, thiserror::Error)]
-pub enum TestKitError {
-    #[error("simulated platform: {0}")]
-    Sim(#[from] soar_sim::SimError),
-    #[error("host: {0}")]
-    Host(#[from] AppError),
-    #[error("app.config: {0}")]
-    Config(#[from] crate::config::ConfigError),
-    #[error("no registered component named '{0}' (is the crate linked with `use x as _;`?)")]
+pub enum KitError {
+    #[error(
+        "no registered component named '{0}' (is the crate linked? an integration test needs `use fn_x as _;`)"
+    )]
     NotRegistered(String),
-    #[error("the host did not subscribe within {0:?}")]
-    StartTimeout(Duration),
-    #[error("the host stopped: {0}")]
-    Stopped(String),
-    #[error("cannot write the app.config: {0}")]
-    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Check(#[from] CheckError),
 }
 
-/// A component that is not registered through `inventory` (built in the test itself), with its
-/// customizations as YAML text.
-///
-/// # Panics
-/// When the YAML does not parse or validate, or does not define the component's functions.
-pub fn adhoc(name: &str, component: Component, yaml: &str) -> LoadedComponent {
-    let file = format!("{name} (test YAML)");
-    let definitions = Customizations::parse(&[Source {
-        file: &file,
-        text: yaml,
-    }])
-    .and_then(|c| c.validate().map(|()| c))
-    .unwrap_or_else(|e| panic!("{e}"));
-    if let Err(e) = customize::check_component(name, &component, &definitions) {
-        panic!("{e}");
-    }
-    LoadedComponent {
-        name: name.to_string(),
-        version: "0.0.0-test".to_string(),
-        section: Arc::new(app::component_section(&AppConfig::empty(), None)),
-        component,
-        definitions: Some(definitions),
-    }
+/// One recorded platform call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestCall {
+    pub method: Method,
+    pub path: String,
+    pub body: Option<Value>,
 }
 
-/// Pushes `definitions` to a simulated platform with the library call behind `host customize -y`.
-pub async fn customize_sim(
-    sim: &Sim,
-    definitions: &Customizations,
-) -> Result<customize::PushReport, TestKitError> {
-    let config = AppConfig::parse(&sim.app_config(), std::path::Path::new("sim.app.config"))?;
-    let opts = crate::config::ResilientOptions::from_config(&config)?;
-    let rest = soar_rest::RestClient::connect(app::rest_config(&opts)?)
-        .await
-        .map_err(AppError::from)?;
-    Ok(customize::push(&rest, definitions, |_| true, &mut |line| {
-        tracing::debug!("customize: {line}")
-    })
-    .await
-    .map_err(AppError::from)?)
+/// A platform that answers from canned answers and records every call. Unanswered calls get
+/// HTTP 404.
+#[derive(Debug, Default)]
+pub struct FakePlatform {
+    answers: Mutex<Vec<(Method, String, Value)>>,
+    calls: Mutex<Vec<RestCall>>,
 }
 
-/// Parses and validates customization YAML written in a test.
-///
-/// # Panics
-/// When it does not parse or validate.
-pub fn definitions_from_yaml(yaml: &str) -> Customizations {
-    Customizations::parse(&[Source {
-        file: "test YAML",
-        text: yaml,
-    }])
-    .and_then(|c| c.validate().map(|()| c))
-    .unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// The validated customizations of a registered component.
-pub fn definitions_of(name: &str) -> Result<Customizations, TestKitError> {
-    let registration = registered()
-        .into_iter()
-        .find(|reg| reg.name == name)
-        .ok_or_else(|| TestKitError::NotRegistered(name.to_string()))?;
-    Ok(customize::definitions(registration).map_err(AppError::from)?)
-}
-
-/// Checks a registered component's customizations and its handlers against them; for a
-/// function crate's own test, so that `cargo test` fails on definitions that don't validate.
-pub fn validate_registered(name: &str) -> Result<(), TestKitError> {
-    let registration = registered()
-        .into_iter()
-        .find(|reg| reg.name == name)
-        .ok_or_else(|| TestKitError::NotRegistered(name.to_string()))?;
-    app::load_component(registration, &AppConfig::empty())?;
-    Ok(())
-}
-
-/// The simulated platform's `[resilient]` lines with `overrides` applied: a key given in
-/// `overrides` replaces the platform's, and an override with an empty value removes the key.
-pub fn merge_resilient(platform: &str, overrides: &str) -> String {
-    fn key(line: &str) -> Option<String> {
-        let (k, _) = line.split_once(['=', ':'])?;
-        Some(k.trim().to_ascii_lowercase())
-    }
-    let overridden: Vec<(String, bool)> = overrides
-        .lines()
-        .filter_map(|l| Some((key(l)?, l.split_once(['=', ':'])?.1.trim().is_empty())))
-        .collect();
-    let mut out = String::new();
-    for line in platform.lines() {
-        if key(line).is_some_and(|k| overridden.iter().any(|(o, _)| *o == k)) {
-            continue;
+impl FakePlatform {
+    /// Answers `method path` with `value` (the latest answer given for a call wins).
+    pub fn answer(&self, method: Method, path: &str, value: Value) {
+        if let Ok(mut a) = self.answers.lock() {
+            a.push((method, path.to_string(), value));
         }
-        out.push_str(line);
-        out.push('\n');
     }
-    for line in overrides.lines() {
-        if key(line).is_some_and(|k| overridden.iter().any(|(o, empty)| *o == k && *empty)) {
-            continue;
+
+    /// The calls made so far.
+    pub fn calls(&self) -> Vec<RestCall> {
+        self.calls.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+}
+
+impl PlatformApi for FakePlatform {
+    fn call<'a>(
+        &'a self,
+        method: Method,
+        path: &'a str,
+        body: Option<&'a Value>,
+    ) -> BoxFuture<'a, Result<Value, RestError>> {
+        if let Ok(mut c) = self.calls.lock() {
+            c.push(RestCall {
+                method,
+                path: path.to_string(),
+                body: body.cloned(),
+            });
         }
-        out.push_str(line);
-        out.push('\n');
-    }
-    out
-}
-
-/// A simulated platform plus a host running the given components against it.
-pub struct TestHost {
-    sim: Sim,
-    config_path: PathBuf,
-    queues: Vec<String>,
-    host: Option<app::HostHandle>,
-    _dir: tempfile::TempDir,
-}
-
-impl std::fmt::Debug for TestHost {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestHost")
-            .field("queues", &self.queues)
-            .finish_non_exhaustive()
+        let found = self.answers.lock().ok().and_then(|a| {
+            a.iter()
+                .rev()
+                .find(|(m, p, _)| *m == method && p == path)
+                .map(|(_, _, v)| v.clone())
+        });
+        Box::pin(async move {
+            found.ok_or_else(|| RestError::Http {
+                method: method.as_str().to_string(),
+                url: path.to_string(),
+                status: 404,
+                reason: "Not Found".into(),
+                body: "no answer set in the test kit's FakePlatform".into(),
+            })
+        })
     }
 }
 
-/// What to run: registered components by name, or ad-hoc ones.
-#[derive(Debug, Clone)]
-pub enum Run {
-    Registered(&'static str),
-    Adhoc(Box<LoadedComponent>),
-}
+#[derive(Default)]
+struct Statuses(Mutex<Vec<String>>);
 
-impl TestHost {
-    /// Starts with default options.
-    pub async fn start(run: Vec<Run>) -> Result<TestHost, TestKitError> {
-        Self::start_with(run, TestOptions::default()).await
-    }
-
-    /// Starts the simulated platform, registers every function of `run` on a message destination
-    /// named after its component, and runs the host until it has subscribed.
-    pub async fn start_with(run: Vec<Run>, options: TestOptions) -> Result<TestHost, TestKitError> {
-        let sim = Sim::start(options.sim.clone()).await?;
-        let dir = tempfile::tempdir()?;
-        let text = format!(
-            "{}\n{}\n",
-            merge_resilient(&sim.app_config(), &options.resilient),
-            options.sections
-        );
-        let config_path = dir.path().join("app.config");
-        std::fs::write(&config_path, &text)?;
-        let config = AppConfig::load(&config_path)?;
-        let mut components = Vec::new();
-        for r in run {
-            let loaded = match r {
-                Run::Registered(name) => {
-                    let registration = registered()
-                        .into_iter()
-                        .find(|reg| reg.name == name)
-                        .ok_or_else(|| TestKitError::NotRegistered(name.to_string()))?;
-                    load_component(registration, &config)?
-                }
-                Run::Adhoc(c) => *c,
-            };
-            components.push(loaded);
+impl StatusSink for Statuses {
+    fn send_status(&self, reply: Reply) -> BoxFuture<'_, ()> {
+        if let Ok(mut s) = self.0.lock() {
+            s.push(reply.message);
         }
-        // Set up the platform as an operator would: `host customize -y`.
-        let definitions =
-            customize::merged(components.iter().filter_map(|c| c.definitions.clone()))
-                .map_err(AppError::from)?;
-        customize_sim(&sim, &definitions).await?;
-        let mut host = app::spawn(config, components);
-        let queues = match host.ready(options.start_timeout).await {
-            Ok(queues) => queues,
-            Err(app::StartError::Timeout(t)) => return Err(TestKitError::StartTimeout(t)),
-            Err(app::StartError::Stopped(e)) => return Err(e.into()),
-            Err(e) => return Err(TestKitError::Stopped(e.to_string())),
-        };
-        Ok(TestHost {
-            sim,
-            config_path,
-            queues,
-            host: Some(host),
-            _dir: dir,
+        Box::pin(async {})
+    }
+}
+
+/// What a call did: its outcome and the status messages it sent.
+#[derive(Debug)]
+pub struct Call<T> {
+    pub result: Result<T, FunctionError>,
+    pub statuses: Vec<String>,
+}
+
+/// A built component with a fake platform.
+#[derive(Debug)]
+pub struct TestKit {
+    registration: &'static ComponentRegistration,
+    component: Component,
+    platform: Arc<FakePlatform>,
+}
+
+impl TestKit {
+    /// Builds registered component `name` from its template's values (what `host config -c`
+    /// writes, required keys filled with their examples).
+    pub fn new(name: &str) -> Result<TestKit, KitError> {
+        let registration =
+            registry::find(name).ok_or_else(|| KitError::NotRegistered(name.to_string()))?;
+        Self::with_config(name, registration.template_source(false))
+    }
+
+    /// Builds registered component `name` from `source`.
+    pub fn with_config(name: &str, source: ConfigSource) -> Result<TestKit, KitError> {
+        let registration =
+            registry::find(name).ok_or_else(|| KitError::NotRegistered(name.to_string()))?;
+        let setup = Setup::from_source(&source)?;
+        let component = (registration.build)(&source, &setup)?;
+        Ok(TestKit {
+            registration,
+            component,
+            platform: Arc::new(FakePlatform::default()),
         })
     }
 
-    /// The simulated platform (for faults, stats and raw messages).
-    pub fn sim(&self) -> &Sim {
-        &self.sim
+    /// The component as built.
+    pub fn component(&self) -> &Component {
+        &self.component
     }
 
-    /// The app.config the host was started with.
-    pub fn config_path(&self) -> &std::path::Path {
-        &self.config_path
+    /// The fake platform: set answers, read the calls.
+    pub fn platform(&self) -> &FakePlatform {
+        &self.platform
     }
 
-    /// The queues the host subscribed to.
-    pub fn queues(&self) -> &[String] {
-        &self.queues
+    fn context(&self, message: Message, statuses: Arc<Statuses>) -> Context {
+        Context::new(
+            message,
+            Some(Rest::new(self.platform.clone())),
+            statuses,
+            "test-invocation",
+        )
     }
 
-    /// Invokes a function through the simulated platform.
-    pub async fn invoke(
+    fn destination_of(&self, function: &str) -> String {
+        self.registration
+            .definitions()
+            .ok()
+            .and_then(|d| d.function(function).map(|f| f.destination.clone()))
+            .unwrap_or_else(|| "test".to_string())
+    }
+
+    /// Calls function `function` with `inputs` (as the platform sends them), as a workflow
+    /// would; `incident` (if any) is the message's incident.
+    pub async fn call(&self, function: &str, inputs: Value) -> Call<FunctionResult> {
+        self.call_with(function, inputs, Value::Null).await
+    }
+
+    /// Like [`call`](Self::call) with the message's `incident` object.
+    pub async fn call_with(
         &self,
         function: &str,
-        inputs: serde_json::Value,
-    ) -> Result<Invocation, TestKitError> {
-        Ok(self.sim.invoke(function, inputs).await?)
-    }
-
-    /// Stops the host gracefully and returns how it ended.
-    pub async fn stop(mut self) -> Result<(), TestKitError> {
-        match self.host.take() {
-            Some(host) => Ok(host.stop().await?),
-            None => Ok(()),
+        inputs: Value,
+        incident: Value,
+    ) -> Call<FunctionResult> {
+        let statuses = Arc::new(Statuses::default());
+        let Some(route) = self
+            .component
+            .functions()
+            .iter()
+            .find(|f| f.name == function)
+        else {
+            return Call {
+                result: Err(FunctionError::msg(format!(
+                    "the component serves no function '{function}'"
+                ))),
+                statuses: Vec::new(),
+            };
+        };
+        let body = json!({"function": {"name": function}, "inputs": inputs, "incident": incident});
+        let destination = format!("actions.201.{}", self.destination_of(function));
+        let message = Message::new(&destination, Some("ActionDataDTO"), body);
+        let raw = inputs.as_object().cloned().unwrap_or_default();
+        let ctx = self.context(message, statuses.clone());
+        let result = route.call(ctx, Inputs::from_raw(raw)).await;
+        Call {
+            result,
+            statuses: statuses.0.lock().map(|s| s.clone()).unwrap_or_default(),
         }
     }
+
+    /// Delivers a message of rule `rule` (its display name) whose body holds the rule's objects
+    /// (`{"incident": {...}, "artifact": {...}}`), as the platform would.
+    pub async fn rule(&self, rule: &str, body: Value) -> Call<Option<String>> {
+        let statuses = Arc::new(Statuses::default());
+        let key = rule_key(rule);
+        let Some(route) = self
+            .component
+            .rules()
+            .iter()
+            .find(|r| rule_key(&r.rule) == key)
+        else {
+            return Call {
+                result: Err(FunctionError::msg(format!(
+                    "the component handles no rule '{rule}'"
+                ))),
+                statuses: Vec::new(),
+            };
+        };
+        let destination = format!("actions.201.{}", route.destination);
+        let ctx = self.context(Message::new(&destination, None, body), statuses.clone());
+        let result = route.call(ctx).await;
+        Call {
+            result,
+            statuses: statuses.0.lock().map(|s| s.clone()).unwrap_or_default(),
+        }
+    }
+
+    /// Runs the selftest.
+    pub async fn selftest(&self) -> SelftestReport {
+        let message = Message::new("selftest", None, Value::Null);
+        let ctx = self.context(message, Arc::new(Statuses::default()));
+        self.component.run_selftest(ctx).await
+    }
+}
+
+/// Checks a registered component for its crate's own `cargo test`: its YAML parses and
+/// validates, it builds from its template's values, and its handlers match the YAML (every
+/// function and typed input, every rule name and destination, every threat service).
+pub fn validate_registered(name: &str) -> Result<(), KitError> {
+    let registration =
+        registry::find(name).ok_or_else(|| KitError::NotRegistered(name.to_string()))?;
+    let kit = TestKit::new(name)?;
+    let definitions = registration.definitions()?;
+    check_component(
+        name,
+        &kit.component,
+        &definitions,
+        registration.threat_services,
+    )?;
+    Ok(())
 }

@@ -14,13 +14,14 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use serde_json::{Map, Value, json};
 
-use crate::rest::{Authed, RestState, api_error, error_json};
+use crate::rest::{Authed, IdKind, PathId, RestState, api_error, error_json};
 use crate::rules::{ObjectRef, WorkflowStatus};
 use crate::state::Snapshot;
 use crate::threat::ThreatService;
@@ -125,16 +126,6 @@ impl From<SimError> for AdminError {
 
 type Answer = Result<Response, AdminError>;
 
-fn sim(state: &RestState) -> Result<Sim, AdminError> {
-    state.sim().ok_or_else(|| {
-        error_json(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the simulated platform is shutting down",
-        )
-        .into()
-    })
-}
-
 fn sim_error(e: SimError) -> Response {
     let status = match &e {
         SimError::UnknownIncident(_)
@@ -155,26 +146,62 @@ fn bad_request(message: impl Into<String>) -> AdminError {
     error_json(StatusCode::BAD_REQUEST, message).into()
 }
 
-/// The body as a JSON object; an empty body is `{}`.
-fn object(body: &Bytes) -> Result<Map<String, Value>, AdminError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Map::new());
-    }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(other) => Err(bad_request(format!(
-            "the request body must be a JSON object, not {other}"
-        ))),
-        Err(e) => Err(bad_request(format!(
-            "the request body is not valid JSON: {e}"
-        ))),
+/// The request body as a JSON object; an empty body is `{}`.
+struct JsonObject(Map<String, Value>);
+
+impl<S: Send + Sync> FromRequest<S> for JsonObject {
+    type Rejection = AdminError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, AdminError> {
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(|r| AdminError::from(r.into_response()))?;
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(JsonObject(Map::new()));
+        }
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Object(m)) => Ok(JsonObject(m)),
+            Ok(other) => Err(bad_request(format!(
+                "the request body must be a JSON object, not {other}"
+            ))),
+            Err(e) => Err(bad_request(format!(
+                "the request body is not valid JSON: {e}"
+            ))),
+        }
     }
 }
 
-fn incident_id(id: &str) -> Result<i64, AdminError> {
-    id.trim()
-        .parse::<i64>()
-        .map_err(|_| bad_request(format!("'{id}' is not an incident id (a number)")))
+/// The simulator, for the handlers that drive it (503 while it shuts down).
+struct LiveSim(Sim);
+
+impl FromRequestParts<Arc<RestState>> for LiveSim {
+    type Rejection = AdminError;
+
+    async fn from_request_parts(
+        _parts: &mut Parts,
+        state: &Arc<RestState>,
+    ) -> Result<Self, AdminError> {
+        let sim = state.sim().ok_or_else(|| {
+            let message = "the simulated platform is shutting down";
+            error_json(StatusCode::SERVICE_UNAVAILABLE, message)
+        })?;
+        Ok(LiveSim(sim))
+    }
+}
+
+/// An incident (`/sim/admin/incidents/{id}`): blanks around the id are ignored, and one that is
+/// not a number is a client mistake (400), not an unknown incident.
+enum Incident {}
+
+impl IdKind for Incident {
+    fn parse(text: &str) -> Option<i64> {
+        text.trim().parse().ok()
+    }
+
+    fn unknown(text: &str) -> Response {
+        let message = format!("'{text}' is not an incident id (a number)");
+        error_json(StatusCode::BAD_REQUEST, message)
+    }
 }
 
 fn optional_string(m: &Map<String, Value>, key: &str) -> Result<Option<String>, AdminError> {
@@ -239,9 +266,11 @@ async fn list_incidents(State(state): St, _auth: Authed) -> Answer {
     ok(Value::Array(list))
 }
 
-async fn create_incident(State(state): St, _auth: Authed, body: Bytes) -> Answer {
-    let sim = sim(&state)?;
-    let body = object(&body)?;
+async fn create_incident(
+    _auth: Authed,
+    LiveSim(sim): LiveSim,
+    JsonObject(body): JsonObject,
+) -> Answer {
     ok(sim.create_incident(Value::Object(body))?)
 }
 
@@ -283,24 +312,31 @@ pub fn incident_details(sim: &Sim, id: i64) -> Option<Value> {
     }))
 }
 
-async fn show_incident(State(state): St, _auth: Authed, Path(id): Path<String>) -> Answer {
-    let sim = sim(&state)?;
-    let id = incident_id(&id)?;
+async fn show_incident(
+    _auth: Authed,
+    LiveSim(sim): LiveSim,
+    PathId { id, .. }: PathId<Incident>,
+) -> Answer {
     match incident_details(&sim, id) {
         Some(v) => ok(v),
         None => Err(SimError::UnknownIncident(id).into()),
     }
 }
 
-async fn delete_incident(State(state): St, _auth: Authed, Path(id): Path<String>) -> Answer {
-    let sim = sim(&state)?;
-    let id = incident_id(&id)?;
+async fn delete_incident(
+    _auth: Authed,
+    LiveSim(sim): LiveSim,
+    PathId { id, .. }: PathId<Incident>,
+) -> Answer {
     ok(json!({"deleted": sim.delete_incident(id)?}))
 }
 
-async fn add_note(State(state): St, _auth: Authed, Path(id): Path<String>, body: Bytes) -> Answer {
-    let id = incident_id(&id)?;
-    let body = object(&body)?;
+async fn add_note(
+    State(state): St,
+    _auth: Authed,
+    PathId { id, .. }: PathId<Incident>,
+    JsonObject(body): JsonObject,
+) -> Answer {
     let text =
         optional_string(&body, "text")?.ok_or_else(|| bad_request("a note needs a \"text\""))?;
     let format = optional_string(&body, "format")?.unwrap_or_else(|| "text".into());
@@ -315,11 +351,9 @@ async fn add_note(State(state): St, _auth: Authed, Path(id): Path<String>, body:
 async fn add_artifact(
     State(state): St,
     _auth: Authed,
-    Path(id): Path<String>,
-    body: Bytes,
+    PathId { id, .. }: PathId<Incident>,
+    JsonObject(body): JsonObject,
 ) -> Answer {
-    let id = incident_id(&id)?;
-    let body = object(&body)?;
     let mut st = state.platform.state();
     match st.add_artifact(id, &Value::Object(body)) {
         Ok(a) => ok(st.artifact_json(&a, true)),
@@ -328,14 +362,11 @@ async fn add_artifact(
 }
 
 async fn close_incident(
-    State(state): St,
     _auth: Authed,
-    Path(id): Path<String>,
-    body: Bytes,
+    LiveSim(sim): LiveSim,
+    PathId { id, .. }: PathId<Incident>,
+    JsonObject(body): JsonObject,
 ) -> Answer {
-    let sim = sim(&state)?;
-    let id = incident_id(&id)?;
-    let body = object(&body)?;
     let resolution = match body.get("resolution") {
         None | Some(Value::Null) => json!("Resolved"),
         Some(v @ (Value::String(_) | Value::Number(_))) => v.clone(),
@@ -376,10 +407,12 @@ fn rule_object(body: &Map<String, Value>, id: i64) -> Result<ObjectRef, AdminErr
     }
 }
 
-async fn run_rule(State(state): St, _auth: Authed, Path(id): Path<String>, body: Bytes) -> Answer {
-    let sim = sim(&state)?;
-    let id = incident_id(&id)?;
-    let body = object(&body)?;
+async fn run_rule(
+    _auth: Authed,
+    LiveSim(sim): LiveSim,
+    PathId { id, .. }: PathId<Incident>,
+    JsonObject(body): JsonObject,
+) -> Answer {
     let rule = optional_string(&body, "rule")?
         .filter(|r| !r.trim().is_empty())
         .ok_or_else(|| bad_request("a rule run needs \"rule\": the rule's name"))?;
@@ -475,8 +508,7 @@ async fn list_services(State(state): St, _auth: Authed) -> Answer {
     ok(Value::Array(list))
 }
 
-async fn add_service(State(state): St, _auth: Authed, body: Bytes) -> Answer {
-    let body = object(&body)?;
+async fn add_service(State(state): St, _auth: Authed, JsonObject(body): JsonObject) -> Answer {
     let service = ThreatService {
         name: optional_string(&body, "name")?.unwrap_or_default(),
         url: optional_string(&body, "url")?.unwrap_or_default(),
@@ -492,14 +524,12 @@ async fn add_service(State(state): St, _auth: Authed, body: Bytes) -> Answer {
     ok(j)
 }
 
-async fn delete_service(State(state): St, _auth: Authed, Path(name): Path<String>) -> Answer {
-    let sim = sim(&state)?;
+async fn delete_service(_auth: Authed, LiveSim(sim): LiveSim, Path(name): Path<String>) -> Answer {
     sim.remove_threat_service(&name)?;
     ok(json!({"deleted": name}))
 }
 
-async fn test_service(State(state): St, _auth: Authed, Path(name): Path<String>) -> Answer {
-    let sim = sim(&state)?;
+async fn test_service(_auth: Authed, LiveSim(sim): LiveSim, Path(name): Path<String>) -> Answer {
     sim.test_threat_service(&name).await?;
     ok(json!({
         "name": name,
@@ -538,8 +568,8 @@ pub fn state_json(sim: &Sim) -> Value {
     v
 }
 
-async fn dump_state(State(state): St, _auth: Authed) -> Answer {
-    ok(state_json(&sim(&state)?))
+async fn dump_state(_auth: Authed, LiveSim(sim): LiveSim) -> Answer {
+    ok(state_json(&sim))
 }
 
 /// The admin routes (merged at the root of the REST server).

@@ -45,6 +45,7 @@ pub mod admin;
 pub mod artifacts;
 pub mod broker;
 pub mod certs;
+pub mod emulator;
 mod error;
 mod external;
 pub mod fields;
@@ -57,12 +58,12 @@ pub mod platform;
 pub mod rest;
 pub mod rules;
 pub mod script;
-pub mod services;
-pub mod slack;
 pub mod state;
 pub mod threat;
-pub mod trustar;
 pub mod workflow;
+
+#[doc(hidden)]
+pub use inventory;
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -40,7 +40,7 @@ pub struct Workspace {
     pub id: i64,
     /// Programmatic name.
     pub name: String,
-    /// The name people see (what the TruSTAR plugin matches).
+    /// The name people see (what integrations match a workspace by).
     pub display_name: String,
     /// Free text.
     #[serde(default)]

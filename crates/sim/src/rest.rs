@@ -8,13 +8,17 @@
 //! types (built-in, imported and created with `POST /artifact_types`), workspaces, phases.
 //! The admin interface ([`crate::admin`]) is served beside it, under `/sim/admin`.
 //! Every request, answered or not, is appended to the platform's REST log.
+//! Handlers take typed arguments: numeric path ids ([`PathId`], kinds of [`IdKind`]) and JSON
+//! bodies (`JsonBody`), whose extractors answer an id that is not a number or a body that is not
+//! JSON as the platform does, before the handler runs.
 
+use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, Path, Query, RawPathParams, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, RawPathParams, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -22,6 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -279,48 +284,177 @@ pub(crate) fn api_error(e: ApiError) -> Response {
     )
 }
 
-fn parse_json(body: &Bytes) -> Result<Value, String> {
-    serde_json::from_slice(body).map_err(|e| format!("The request body is not valid JSON: {e}"))
+/// What a numeric id in a request path names: the route parameter holding it, and the answer
+/// for an id that names nothing (one that is not a number, or one a handler does not find).
+pub(crate) trait IdKind {
+    /// The route parameter.
+    const PARAM: &'static str = "id";
+
+    /// The id in the parameter's text, if there is one.
+    fn parse(text: &str) -> Option<i64> {
+        text.parse().ok()
+    }
+
+    /// The answer for `text`, the id as the client wrote it.
+    fn unknown(text: &str) -> Response;
 }
 
-async fn post_import(State(state): St, _auth: Authed, body: Bytes) -> Response {
-    let payload = match parse_json(&body) {
-        Ok(v) => v,
-        Err(m) => return error_json(StatusCode::BAD_REQUEST, m),
-    };
+/// A numeric id of kind `K` from the request path: the handler gets the number, or the client
+/// gets `K`'s answer and the handler does not run. A handler that also takes a query lists it
+/// first, so that a query that does not parse is answered first (as it was before this type).
+pub(crate) struct PathId<K> {
+    pub(crate) id: i64,
+    text: String,
+    kind: PhantomData<fn() -> K>,
+}
+
+impl<K: IdKind> PathId<K> {
+    /// `K`'s answer for this id, named as the client wrote it.
+    fn unknown(&self) -> Response {
+        K::unknown(&self.text)
+    }
+}
+
+/// The text of the route parameter `name` (percent-decoded).
+async fn path_param<S: Send + Sync>(
+    parts: &mut Parts,
+    state: &S,
+    name: &str,
+) -> Result<String, Response> {
+    let params = RawPathParams::from_request_parts(parts, state)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let value = params.iter().find(|(k, _)| *k == name).map(|(_, v)| v);
+    value.map(str::to_string).ok_or_else(|| {
+        let message = format!("the route has no parameter {name}");
+        error_json(StatusCode::INTERNAL_SERVER_ERROR, message)
+    })
+}
+
+impl<K: IdKind, S: Send + Sync> FromRequestParts<S> for PathId<K> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        let text = path_param(parts, state, K::PARAM).await?;
+        match K::parse(&text) {
+            Some(id) => Ok(PathId {
+                id,
+                text,
+                kind: PhantomData,
+            }),
+            None => Err(K::unknown(&text)),
+        }
+    }
+}
+
+/// An incident (`…/incidents/{id}`).
+enum Incident {}
+
+impl IdKind for Incident {
+    fn unknown(text: &str) -> Response {
+        not_found(format!("Incident {text} not found"))
+    }
+}
+
+/// An artifact of an incident (`…/artifacts/{aid}`).
+enum Artifact {}
+
+impl IdKind for Artifact {
+    const PARAM: &'static str = "aid";
+
+    fn unknown(text: &str) -> Response {
+        not_found(format!("Artifact {text} not found"))
+    }
+}
+
+/// A configuration import.
+enum Import {}
+
+impl IdKind for Import {
+    fn unknown(text: &str) -> Response {
+        not_found(format!("Configuration import {text} not found"))
+    }
+}
+
+/// A workflow instance.
+enum WorkflowInstance {}
+
+impl IdKind for WorkflowInstance {
+    fn unknown(text: &str) -> Response {
+        not_found(format!("Workflow instance {text} not found"))
+    }
+}
+
+/// A message destination.
+enum Destination {}
+
+impl IdKind for Destination {
+    fn unknown(text: &str) -> Response {
+        not_found(format!("Message destination '{text}' not found"))
+    }
+}
+
+/// Both ids of `…/incidents/{id}/artifacts/{aid}` for a delete, which answers the same when
+/// either is not a number.
+struct ArtifactIds {
+    incident: i64,
+    artifact: i64,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ArtifactIds {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        let incident = path_param(parts, state, "id").await?;
+        let artifact = path_param(parts, state, "aid").await?;
+        match (incident.parse(), artifact.parse()) {
+            (Ok(incident), Ok(artifact)) => Ok(ArtifactIds { incident, artifact }),
+            _ => Err(not_found("Artifact not found")),
+        }
+    }
+}
+
+/// A JSON request body, whatever its content type says; one that does not parse is a 400 with
+/// the platform's error body.
+struct JsonBody<T>(T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        serde_json::from_slice(&body).map(JsonBody).map_err(|e| {
+            let message = format!("The request body is not valid JSON: {e}");
+            error_json(StatusCode::BAD_REQUEST, message)
+        })
+    }
+}
+
+async fn post_import(
+    State(state): St,
+    _auth: Authed,
+    JsonBody(payload): JsonBody<Value>,
+) -> Response {
     let dto = imports::post(&mut state.platform.state(), payload);
     axum::Json(dto).into_response()
 }
 
-async fn get_import(
-    State(state): St,
-    _auth: Authed,
-    Path((_org_id, id)): Path<(String, String)>,
-) -> Response {
+async fn get_import(State(state): St, _auth: Authed, id: PathId<Import>) -> Response {
     let st = state.platform.state();
-    match st
-        .imports
-        .iter()
-        .find(|r| id.parse::<i64>().is_ok_and(|n| r.dto["id"] == n))
-    {
+    match st.imports.iter().find(|r| r.dto["id"] == id.id) {
         Some(r) => axum::Json(r.dto.clone()).into_response(),
-        None => not_found(format!("Configuration import {id} not found")),
+        None => id.unknown(),
     }
 }
 
 async fn put_import(
     State(state): St,
     _auth: Authed,
-    Path((_org_id, id)): Path<(String, String)>,
-    body: Bytes,
+    PathId { id, .. }: PathId<Import>,
+    JsonBody(body): JsonBody<Value>,
 ) -> Response {
-    let Ok(id) = id.parse::<i64>() else {
-        return not_found(format!("Configuration import {id} not found"));
-    };
-    let body = match parse_json(&body) {
-        Ok(v) => v,
-        Err(m) => return error_json(StatusCode::BAD_REQUEST, m),
-    };
     match imports::decide(&mut state.platform.state(), id, &body) {
         Ok(dto) => axum::Json(dto).into_response(),
         Err(imports::DecideError::NotFound(m)) => not_found(m),
@@ -364,34 +498,20 @@ async fn get_workflow(
 async fn get_workflow_instance(
     State(state): St,
     _auth: Authed,
-    Path((_org_id, id)): Path<(String, String)>,
+    id: PathId<WorkflowInstance>,
 ) -> Response {
-    let st = state.platform.state();
-    match id
-        .parse::<i64>()
-        .ok()
-        .and_then(|id| st.workflow_instances.get(&id))
-    {
+    match state.platform.state().workflow_instances.get(&id.id) {
         Some(w) => axum::Json(w.clone()).into_response(),
-        None => not_found(format!("Workflow instance {id} not found")),
+        None => id.unknown(),
     }
-}
-
-fn incident_id(id: &str) -> Result<i64, String> {
-    id.parse::<i64>()
-        .map_err(|_| format!("Incident {id} not found"))
 }
 
 async fn post_incident(
     State(state): St,
     _auth: Authed,
     Query(hf): Query<HandleFormat>,
-    body: Bytes,
+    JsonBody(body): JsonBody<Value>,
 ) -> Response {
-    let body = match parse_json(&body) {
-        Ok(v) => v,
-        Err(m) => return error_json(StatusCode::BAD_REQUEST, m),
-    };
     let mut st = state.platform.state();
     match st.create_incident(state.platform.org_id, &body) {
         Ok(inc) if hf.names() => axum::Json(st.incident_names(&inc)).into_response(),
@@ -403,13 +523,9 @@ async fn post_incident(
 async fn get_incident(
     State(state): St,
     _auth: Authed,
-    Path((_org_id, id)): Path<(String, String)>,
     Query(hf): Query<HandleFormat>,
+    PathId { id, .. }: PathId<Incident>,
 ) -> Response {
-    let id = match incident_id(&id) {
-        Ok(id) => id,
-        Err(m) => return not_found(m),
-    };
     match state.platform.state().incident_json(id, hf.names()) {
         Some(inc) => axum::Json(inc).into_response(),
         None => api_error(ApiError::not_found_incident(id)),
@@ -419,18 +535,10 @@ async fn get_incident(
 async fn put_incident(
     State(state): St,
     _auth: Authed,
-    Path((_org_id, id)): Path<(String, String)>,
     Query(hf): Query<HandleFormat>,
-    body: Bytes,
+    PathId { id, .. }: PathId<Incident>,
+    JsonBody(body): JsonBody<Value>,
 ) -> Response {
-    let id = match incident_id(&id) {
-        Ok(id) => id,
-        Err(m) => return not_found(m),
-    };
-    let body = match parse_json(&body) {
-        Ok(v) => v,
-        Err(m) => return error_json(StatusCode::BAD_REQUEST, m),
-    };
     let mut st = state.platform.state();
     match st.update_incident(id, &body) {
         Ok((_, new)) if hf.names() => axum::Json(st.incident_names(&new)).into_response(),
@@ -442,17 +550,9 @@ async fn put_incident(
 async fn patch_incident(
     State(state): St,
     _auth: Authed,
-    Path((_org_id, id)): Path<(String, String)>,
-    body: Bytes,
+    PathId { id, .. }: PathId<Incident>,
+    JsonBody(body): JsonBody<Value>,
 ) -> Response {
-    let id = match incident_id(&id) {
-        Ok(id) => id,
-        Err(m) => return not_found(m),
-    };
-    let body = match parse_json(&body) {
-        Ok(v) => v,
-        Err(m) => return error_json(StatusCode::BAD_REQUEST, m),
-    };
     match state.platform.state().patch_incident(id, &body) {
         Ok(_) => axum::Json(json!({"success": true, "title": null, "message": null, "hints": []}))
             .into_response(),
@@ -463,12 +563,8 @@ async fn patch_incident(
 async fn delete_incident(
     State(state): St,
     _auth: Authed,
-    Path((_org_id, id)): Path<(String, String)>,
+    PathId { id, .. }: PathId<Incident>,
 ) -> Response {
-    let id = match incident_id(&id) {
-        Ok(id) => id,
-        Err(m) => return not_found(m),
-    };
     match state.platform.state().delete_incident(id) {
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => api_error(e),
@@ -482,13 +578,9 @@ async fn get_artifact_types(State(state): St, _auth: Authed) -> Response {
 async fn get_artifacts(
     State(state): St,
     _auth: Authed,
-    Path((_org_id, id)): Path<(String, String)>,
     Query(hf): Query<HandleFormat>,
+    PathId { id, .. }: PathId<Incident>,
 ) -> Response {
-    let id = match incident_id(&id) {
-        Ok(id) => id,
-        Err(m) => return not_found(m),
-    };
     let st = state.platform.state();
     if !st.incidents.contains_key(&id) {
         return api_error(ApiError::not_found_incident(id));
@@ -504,18 +596,10 @@ async fn get_artifacts(
 async fn post_artifact(
     State(state): St,
     _auth: Authed,
-    Path((_org_id, id)): Path<(String, String)>,
     Query(hf): Query<HandleFormat>,
-    body: Bytes,
+    PathId { id, .. }: PathId<Incident>,
+    JsonBody(body): JsonBody<Value>,
 ) -> Response {
-    let id = match incident_id(&id) {
-        Ok(id) => id,
-        Err(m) => return not_found(m),
-    };
-    let body = match parse_json(&body) {
-        Ok(v) => v,
-        Err(m) => return error_json(StatusCode::BAD_REQUEST, m),
-    };
     let mut st = state.platform.state();
     match st.add_artifact(id, &body) {
         // The platform answers a list of the created artifacts.
@@ -527,32 +611,27 @@ async fn post_artifact(
 async fn get_artifact(
     State(state): St,
     _auth: Authed,
-    Path((_org_id, id, aid)): Path<(String, String, String)>,
     Query(hf): Query<HandleFormat>,
+    PathId { id, .. }: PathId<Incident>,
+    aid: PathId<Artifact>,
 ) -> Response {
-    let id = match incident_id(&id) {
-        Ok(id) => id,
-        Err(m) => return not_found(m),
-    };
     let st = state.platform.state();
-    match st.artifacts.get(&id).and_then(|l| {
-        l.iter()
-            .find(|a| aid.parse::<i64>().is_ok_and(|n| a["id"] == n))
-    }) {
+    match st
+        .artifacts
+        .get(&id)
+        .and_then(|l| l.iter().find(|a| a["id"] == aid.id))
+    {
         Some(a) => axum::Json(st.artifact_json(a, hf.names())).into_response(),
-        None => not_found(format!("Artifact {aid} not found")),
+        None => aid.unknown(),
     }
 }
 
-async fn delete_artifact(
-    State(state): St,
-    _auth: Authed,
-    Path((_org_id, id, aid)): Path<(String, String, String)>,
-) -> Response {
-    let (Ok(id), Ok(aid)) = (id.parse::<i64>(), aid.parse::<i64>()) else {
-        return not_found("Artifact not found");
-    };
-    match state.platform.state().delete_artifact(id, aid) {
+async fn delete_artifact(State(state): St, _auth: Authed, ids: ArtifactIds) -> Response {
+    match state
+        .platform
+        .state()
+        .delete_artifact(ids.incident, ids.artifact)
+    {
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => api_error(e),
     }
@@ -561,12 +640,8 @@ async fn delete_artifact(
 async fn get_comments(
     State(state): St,
     _auth: Authed,
-    Path((_org_id, id)): Path<(String, String)>,
+    PathId { id, .. }: PathId<Incident>,
 ) -> Response {
-    let id = match incident_id(&id) {
-        Ok(id) => id,
-        Err(m) => return not_found(m),
-    };
     let st = state.platform.state();
     if !st.incidents.contains_key(&id) {
         return api_error(ApiError::not_found_incident(id));
@@ -577,17 +652,9 @@ async fn get_comments(
 async fn post_comment(
     State(state): St,
     _auth: Authed,
-    Path((_org_id, id)): Path<(String, String)>,
-    body: Bytes,
+    PathId { id, .. }: PathId<Incident>,
+    JsonBody(body): JsonBody<Value>,
 ) -> Response {
-    let id = match incident_id(&id) {
-        Ok(id) => id,
-        Err(m) => return not_found(m),
-    };
-    let body = match parse_json(&body) {
-        Ok(v) => v,
-        Err(m) => return error_json(StatusCode::BAD_REQUEST, m),
-    };
     match state.platform.state().add_note(id, &body) {
         Ok(note) => axum::Json(note).into_response(),
         Err(e) => api_error(e),
@@ -647,31 +714,21 @@ async fn get_destinations(State(state): St, _auth: Authed) -> Response {
     axum::Json(json!({ "entities": entities })).into_response()
 }
 
-async fn get_destination(
-    State(state): St,
-    _auth: Authed,
-    Path((_org_id, id)): Path<(String, String)>,
-) -> Response {
-    let st = state.platform.state();
-    let d = id
-        .parse::<i64>()
-        .ok()
-        .and_then(|id| st.destinations.get(&id));
-    match d {
+async fn get_destination(State(state): St, _auth: Authed, id: PathId<Destination>) -> Response {
+    match state.platform.state().destinations.get(&id.id) {
         Some(d) => axum::Json(d).into_response(),
-        None => not_found(format!("Message destination '{id}' not found")),
+        None => id.unknown(),
     }
 }
 
+/// Its own message for a body that is not a destination, and a numeric id it does not have named
+/// as a number.
 async fn put_destination(
     State(state): St,
     _auth: Authed,
-    Path((_org_id, id)): Path<(String, String)>,
+    PathId { id, .. }: PathId<Destination>,
     body: Bytes,
 ) -> Response {
-    let Some(id) = id.parse::<i64>().ok() else {
-        return not_found(format!("Message destination '{id}' not found"));
-    };
     let mut dest: MessageDestination = match serde_json::from_slice(&body) {
         Ok(d) => d,
         Err(e) => {
@@ -700,11 +757,11 @@ async fn get_workspaces(State(state): St, _auth: Authed) -> Response {
     axum::Json(json!({"entities": state.platform.state().workspaces_json()})).into_response()
 }
 
-async fn post_workspace(State(state): St, _auth: Authed, body: Bytes) -> Response {
-    let body = match parse_json(&body) {
-        Ok(v) => v,
-        Err(m) => return error_json(StatusCode::BAD_REQUEST, m),
-    };
+async fn post_workspace(
+    State(state): St,
+    _auth: Authed,
+    JsonBody(body): JsonBody<Value>,
+) -> Response {
     let result = state.platform.state().add_workspace(&body);
     match result {
         Ok(w) => axum::Json(w.to_json()).into_response(),
@@ -742,11 +799,11 @@ async fn get_phase(
     }
 }
 
-async fn post_artifact_type(State(state): St, _auth: Authed, body: Bytes) -> Response {
-    let body = match parse_json(&body) {
-        Ok(v) => v,
-        Err(m) => return error_json(StatusCode::BAD_REQUEST, m),
-    };
+async fn post_artifact_type(
+    State(state): St,
+    _auth: Authed,
+    JsonBody(body): JsonBody<Value>,
+) -> Response {
     let result = state.platform.state().create_artifact_type(&body);
     match result {
         Ok(t) => axum::Json(t).into_response(),

@@ -3,7 +3,7 @@
 //! makes for every new artifact.
 //!
 //! A registered service ([`ThreatService`]: a name, a REST URL such as
-//! `http://127.0.0.1:9000/cts/trustar`, optional Basic credentials) gets a numeric id (its
+//! `http://127.0.0.1:9000/cts/intel`, optional Basic credentials) gets a numeric id (its
 //! `threat_source_id`). When an artifact is created (over REST or through the Rust API), one
 //! lookup per registered service is logged as pending ([`ThreatLookup`]) and run by a background
 //! task, following §7.2:

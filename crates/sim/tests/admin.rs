@@ -438,3 +438,66 @@ async fn threat_services_and_state() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// An admin request with a raw body: the status and the body's text.
+async fn raw(sim: &soar_sim::Sim, method: Method, path: &str, body: &str) -> (u16, String) {
+    let r = client(sim)
+        .request(method, format!("{}{path}", sim.admin_url()))
+        .basic_auth(&sim.config().api_key_id, Some(&sim.config().api_key_secret))
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// Incident ids that are not numbers (answered before the body) and bodies that are not JSON
+/// objects, byte for byte; an empty body is `{}` and an id may have blanks around it.
+#[tokio::test]
+async fn ids_that_are_not_numbers_and_bodies_that_are_not_objects() {
+    let sim = start_sim().await;
+    let id = sim.create_incident(json!({"name": "ids"})).unwrap()["id"].clone();
+    let error = |m: &str| {
+        json!({"success": false, "title": null, "message": m, "hints": [],
+               "error_code": "generic"})
+        .to_string()
+    };
+    let not_id = error("'abc' is not an incident id (a number)");
+    for (method, path) in [
+        (Method::GET, "/incidents/abc"),
+        (Method::DELETE, "/incidents/abc"),
+        (Method::POST, "/incidents/abc/notes"),
+        (Method::POST, "/incidents/abc/artifacts"),
+        (Method::POST, "/incidents/abc/close"),
+        (Method::POST, "/incidents/abc/rules"),
+    ] {
+        let answer = raw(&sim, method.clone(), path, "{not json").await;
+        assert_eq!(answer, (400, not_id.clone()), "{method} {path}");
+    }
+    let answer = raw(&sim, Method::GET, "/incidents/%20x", "").await;
+    assert_eq!(
+        answer,
+        (400, error("' x' is not an incident id (a number)"))
+    );
+    let (s, shown) = raw(&sim, Method::GET, &format!("/incidents/%20{id}%20"), "").await;
+    assert_eq!(s, 200, "{shown}");
+
+    let syntax = serde_json::from_str::<Value>("{not json").unwrap_err();
+    let not_json = error(&format!("the request body is not valid JSON: {syntax}"));
+    let notes = format!("/incidents/{id}/notes");
+    for (path, body, expected) in [
+        ("/incidents", "{not json", not_json.clone()),
+        ("/threat_services", "{not json", not_json.clone()),
+        (&notes, "{not json", not_json.clone()),
+        (
+            &notes,
+            "[1]",
+            error("the request body must be a JSON object, not [1]"),
+        ),
+        (&notes, " \n", error("a note needs a \"text\"")),
+        (&notes, "", error("a note needs a \"text\"")),
+    ] {
+        let answer = raw(&sim, Method::POST, path, body).await;
+        assert_eq!(answer, (400, expected), "POST {path} {body:?}");
+    }
+}

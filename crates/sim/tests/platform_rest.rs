@@ -1,7 +1,7 @@
-//! The platform REST calls integrations make beyond incidents and notes (the TruSTAR plugin's in
-//! particular): org and workspaces, phases, incident field values, artifact types (built-in,
-//! created with POST, used by id or name), the incidents list, and manual rules on notes and
-//! artifacts.
+//! The platform REST calls integrations make beyond incidents and notes (a threat-intelligence
+//! integration's in particular): org and workspaces, phases, incident field values, artifact
+//! types (built-in, created with POST, used by id or name), the incidents list, and manual rules
+//! on notes and artifacts.
 
 mod common;
 
@@ -94,7 +94,7 @@ async fn workspaces_are_listed_created_and_used_by_incidents() {
     assert_eq!(s, StatusCode::OK, "{moved}");
     assert_eq!(moved["workspace"], wid);
 
-    // What the TruSTAR plugin does: the workspace's display name from the incident's id.
+    // What an intelligence integration does: the workspace's display name from the incident's id.
     let (_, w) = api
         .get(&format!("/rest/orgs/201/workspaces/{}", moved["workspace"]))
         .await;
@@ -236,19 +236,19 @@ async fn artifact_types_are_listed_created_and_usable() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(url["name"], "URL");
 
-    // What the TruSTAR plugin creates for an unmapped indicator type.
-    let body = json!({"programmatic_name": "trustar_bitcoin_address", "name": "TruSTAR BITCOIN_ADDRESS",
-                      "desc": "TruSTAR Indicator Type.", "enabled": true, "use_for_relationships": true});
+    // What an intelligence integration creates for an unmapped indicator type.
+    let body = json!({"programmatic_name": "intel_bitcoin_address", "name": "Intel BITCOIN_ADDRESS",
+                      "desc": "Intel Indicator Type.", "enabled": true, "use_for_relationships": true});
     let (s, created) = api.post("/rest/orgs/201/artifact_types", &body).await;
     assert_eq!(s, StatusCode::OK, "{created}");
     let tid = created["id"].as_i64().unwrap();
     assert!(tid >= 1000);
     assert_eq!(created["system"], false);
-    assert_eq!(created["desc"], "TruSTAR Indicator Type.");
+    assert_eq!(created["desc"], "Intel Indicator Type.");
     assert_eq!(created["use_for_relationships"], true);
     for path in [
         format!("/rest/orgs/201/artifact_types/{tid}"),
-        "/rest/orgs/201/artifact_types/trustar_bitcoin_address".to_string(),
+        "/rest/orgs/201/artifact_types/intel_bitcoin_address".to_string(),
     ] {
         let (s, got) = api.get(&path).await;
         assert_eq!(s, StatusCode::OK);
@@ -265,7 +265,7 @@ async fn artifact_types_are_listed_created_and_usable() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|t| t["programmatic_name"] == "trustar_bitcoin_address")
+            .any(|t| t["programmatic_name"] == "intel_bitcoin_address")
     );
     // Created through the Rust API too.
     let other = sim
@@ -278,13 +278,13 @@ async fn artifact_types_are_listed_created_and_usable() {
         .post(
             &format!("/rest/orgs/201/incidents/{id}/artifacts"),
             &json!({"type": tid, "value": "1BoatSLRHtKNngkdXEeobR76b53LETtpyT",
-                    "description": "TruSTAR Correlated Indicator", "properties": [],
+                    "description": "Intel Correlated Indicator", "properties": [],
                     "whois": {"raw": null, "pending": null}, "pending_sources": []}),
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{a}");
     assert_eq!(a[0]["type"], tid);
-    assert_eq!(a[0]["description"], "TruSTAR Correlated Indicator");
+    assert_eq!(a[0]["description"], "Intel Correlated Indicator");
     let (s, a) = api
         .post(
             &format!("/rest/orgs/201/incidents/{id}/artifacts?handle_format=names"),
@@ -442,4 +442,118 @@ async fn manual_rules_run_on_artifacts_and_notes() {
         Err(SimError::UnknownIncident(9))
     ));
     assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+}
+
+/// A request with a raw body, authenticated with the API key: the status and the body's text.
+async fn raw(sim: &soar_sim::Sim, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    let http = reqwest::Client::builder()
+        .use_preconfigured_tls((*sim.client_tls_config()).clone())
+        .timeout(WAIT)
+        .build()
+        .unwrap();
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut req = http
+        .request(method, format!("{}{path}", sim.base_url()))
+        .basic_auth(&sim.config().api_key_id, Some(&sim.config().api_key_secret));
+    if let Some(b) = body {
+        req = req
+            .header("content-type", "application/json")
+            .body(b.to_string());
+    }
+    let r = req.send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+fn error_body(message: &str) -> String {
+    json!({"success": false, "title": null, "message": message, "hints": [],
+           "error_code": "generic"})
+    .to_string()
+}
+
+/// Each handler's answer to an id that is not a number and to a body that is not JSON, byte for
+/// byte. A line is: method, path under the org (`ID`: an incident's id, `DEST`: a destination's),
+/// body (`-`: none, `BAD`: not JSON, `NOTE`: a note, `DEST`: the destination), status, message
+/// (`NOT_JSON`: the answer to `BAD`).
+#[tokio::test]
+async fn ids_that_are_not_numbers_and_bodies_that_are_not_json_get_the_platform_errors() {
+    let sim = start_sim().await;
+    sim.register_function("fn_hello", "fn_queue");
+    let id = sim.create_incident(json!({"name": "ids"})).unwrap()["id"].to_string();
+    let dest = sim.message_destination("fn_queue").unwrap();
+    let bad = "{not json";
+    let syntax = serde_json::from_str::<Value>(bad).unwrap_err().to_string();
+    let cases = "
+        # A non-numeric incident id, answered before any look at the body.
+        GET    incidents/abc                 -    404 Incident abc not found
+        PUT    incidents/abc                 BAD  404 Incident abc not found
+        PATCH  incidents/abc                 BAD  404 Incident abc not found
+        DELETE incidents/abc                 -    404 Incident abc not found
+        GET    incidents/abc/artifacts       -    404 Incident abc not found
+        POST   incidents/abc/artifacts       BAD  404 Incident abc not found
+        GET    incidents/abc/artifacts/1     -    404 Incident abc not found
+        GET    incidents/abc/comments        -    404 Incident abc not found
+        POST   incidents/abc/comments        NOTE 404 Incident abc not found
+        # A numeric incident id the platform does not have is named as a number.
+        GET    incidents/0099999             -    404 Incident 99999 not found
+        # An artifact id as written; deleting names neither id.
+        GET    incidents/ID/artifacts/x      -    404 Artifact x not found
+        GET    incidents/ID/artifacts/007    -    404 Artifact 007 not found
+        DELETE incidents/ID/artifacts/x      -    404 Artifact not found
+        DELETE incidents/abc/artifacts/1     -    404 Artifact not found
+        # Imports, workflow instances and destinations: the id as written...
+        GET    configurations/imports/abc    -    404 Configuration import abc not found
+        GET    configurations/imports/+4242  -    404 Configuration import +4242 not found
+        PUT    configurations/imports/abc    BAD  404 Configuration import abc not found
+        GET    workflow_instances/abc        -    404 Workflow instance abc not found
+        GET    workflow_instances/04242      -    404 Workflow instance 04242 not found
+        GET    message_destinations/abc      -    404 Message destination 'abc' not found
+        GET    message_destinations/04242    -    404 Message destination '04242' not found
+        PUT    message_destinations/abc      BAD  404 Message destination 'abc' not found
+        # ... except a destination PUT for a numeric id, which names it as a number.
+        PUT    message_destinations/04242    DEST 404 Message destination '4242' not found
+        # Bodies that are not JSON (a destination has its own message).
+        POST   configurations/imports        BAD  400 NOT_JSON
+        PUT    configurations/imports/1      BAD  400 NOT_JSON
+        POST   incidents                     BAD  400 NOT_JSON
+        PUT    incidents/ID                  BAD  400 NOT_JSON
+        PATCH  incidents/ID                  BAD  400 NOT_JSON
+        POST   incidents/ID/artifacts        BAD  400 NOT_JSON
+        POST   incidents/ID/comments         BAD  400 NOT_JSON
+        POST   workspaces                    BAD  400 NOT_JSON
+        POST   artifact_types                BAD  400 NOT_JSON
+        PUT    message_destinations/DEST     BAD  400 invalid message destination JSON: SYNTAX
+        POST   incidents                     -    400 The request body is not valid JSON: EOF while parsing a value at line 1 column 0
+    ";
+    for line in cases.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut words = line.split_whitespace();
+        let (method, path) = (words.next().unwrap(), words.next().unwrap());
+        let (body, status) = (words.next().unwrap(), words.next().unwrap());
+        let message = line.split_once(&format!(" {status} ")).unwrap().1;
+        let path = format!("/rest/orgs/201/{path}")
+            .replace("ID", &id)
+            .replace("DEST", &dest["id"].to_string());
+        let body = match body {
+            "-" => None,
+            "BAD" => Some(bad.to_string()),
+            "NOTE" => Some(r#"{"text": "x"}"#.to_string()),
+            _ => Some(dest.to_string()),
+        };
+        let message = message
+            .replace("NOT_JSON", "The request body is not valid JSON: SYNTAX")
+            .replace("SYNTAX", &syntax);
+        let answer = raw(&sim, method, &path, body.as_deref()).await;
+        let expected = (status.parse().unwrap(), error_body(&message));
+        assert_eq!(answer, expected, "{method} {path}");
+    }
+    // A query that does not parse is answered before an id that is not a number.
+    let path = "/rest/orgs/201/incidents/abc?handle_format=names&handle_format=ids";
+    let (s, text) = raw(&sim, "GET", path, None).await;
+    assert_eq!(s, 400, "{text}");
+    assert!(text.contains("duplicate field"), "{text}");
+    // A login with a body that is not JSON is only a failed login.
+    let answer = raw(&sim, "POST", "/rest/session", Some(bad)).await;
+    assert_eq!(answer, (401, error_body("Invalid user name or password")));
 }

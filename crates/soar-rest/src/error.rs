@@ -153,6 +153,14 @@ pub enum RestError {
 }
 
 impl RestError {
+    /// Whether the platform refused the credentials (HTTP 401): retrying cannot help.
+    pub fn is_unauthorized(&self) -> bool {
+        matches!(
+            self,
+            RestError::Unauthorized { .. } | RestError::InvalidCredentials { .. }
+        )
+    }
+
     /// The `resilient-circuits` exit code for this error (§8.3).
     pub fn exit_code(&self) -> i32 {
         match self {

@@ -2,40 +2,50 @@
 //!
 //! It serves one function, `fn_hello`, which echoes its inputs back, optionally after a simulated
 //! delay (`hello_delay_ms`, capped by `max_delay_ms` in its `[fn_hello]` section), and fails on
-//! request (`hello_fail`) so that tests and the demo can show an error reply. The tests, the demo
-//! and the benchmark use it.
+//! request (`hello_fail`) so that tests and the demo can show an error reply; and a rule handler
+//! for notes that mention "hello". The tests, the demo and the benchmark use it.
 //!
-//! A function crate needs four things: handlers (plain async functions), its platform objects in
-//! YAML (`customize/*.yaml`: message destination, function and inputs, rules, workflows), a
-//! `build` function that validates its app.config section and wires the handlers, and one
-//! `register_component!`.
+//! A function crate needs: its section as a typed struct, handlers as plain async functions,
+//! its platform objects in YAML (`customize/*.yaml`), a `build` that wires the handlers, and one
+//! `register_component!`. Its tests (below) show both kinds: a unit test with the SDK's fake
+//! context, and (in `tests/`) one through the real engine and the simulated platform.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use soar_sdk::config::{AppConfig, ConfigError};
-use soar_sdk::{Component, ComponentRegistration, Context, FunctionError, FunctionResult};
+use soar_sdk::prelude::*;
 
 /// The component's name and its app.config section.
 pub const NAME: &str = "fn_hello";
 
-/// The section `host config -c` writes for this crate.
-pub const DEFAULT_CONFIG: &str = "\
-[fn_hello]
-# Longest delay (milliseconds) a caller may ask for with the input hello_delay_ms.
-max_delay_ms = 60000
-";
+/// The automatic rule whose messages [`greet_note`] handles.
+pub const NOTE_RULE: &str = "Example: Note mentions hello";
 
-soar_sdk::register_component!(ComponentRegistration {
+soar_sdk::register_component! {
     name: NAME,
-    version: env!("CARGO_PKG_VERSION"),
     description: "Echoes its inputs (example and test function)",
-    section: Some(NAME),
-    default_config: DEFAULT_CONFIG,
-    build,
-    customizations: soar_sdk::embed_customizations!("customize/fn_hello.yaml"),
-});
+    config: HelloConfig,
+    build: build,
+    customizations: ["customize/fn_hello.yaml"],
+}
+
+/// Settings of fn_hello, the example function.
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+pub struct HelloConfig {
+    /// Longest delay (milliseconds) a caller may ask for with the input hello_delay_ms.
+    #[serde(default = "default_max_delay_ms")]
+    pub max_delay_ms: u64,
+}
+
+fn default_max_delay_ms() -> u64 {
+    60_000
+}
+
+impl Section for HelloConfig {
+    const NAME: &'static str = NAME;
+}
 
 /// The inputs of `fn_hello`, as declared in `customize/fn_hello.yaml`. Validation checks each
 /// field against that declaration (name and type).
@@ -47,80 +57,50 @@ pub struct HelloInputs {
     pub incident_id: Option<i64>,
 }
 
-/// Validates `[fn_hello]` and builds the component.
-pub fn build(config: &AppConfig) -> Result<Component, ConfigError> {
-    let max_delay_ms = match config.section(NAME) {
-        Some(section) => section.parse::<u64>("max_delay_ms")?.unwrap_or(60_000),
-        None => 60_000,
+/// Wires the handlers; they share the section as state.
+pub fn build(config: HelloConfig, _: &Setup) -> Result<Component<Arc<HelloConfig>>, ConfigError> {
+    let demo = |inputs| DemoStep::Invoke {
+        function: NAME.into(),
+        inputs,
     };
-    Ok(Component::new()
-        .typed_function(NAME, move |ctx, inputs| hello(ctx, inputs, max_delay_ms))
-        .example(
-            NAME,
-            json!({"hello_text": "Hello from the demo", "incident_id": 2095}),
-        )
-        .example(
-            NAME,
-            json!({"hello_text": "Slow hello", "hello_delay_ms": 250}),
-        )
-        .example(
-            NAME,
-            json!({"hello_text": "A failing call", "hello_fail": true}),
-        )
+    Ok(Component::with_state(Arc::new(config))
+        .function(NAME, hello)
         .rule(NAME, NOTE_RULE, greet_note)
-        .demo_rule("Example: Say hello")
-        .selftest(HelloSelftest))
+        .selftest(|| async { SelftestReport::success() })
+        .demo(DemoStep::ManualRule("Example: Say hello".into()))
+        .demo(demo(
+            json!({"hello_text": "Hello from the demo", "incident_id": 2095}),
+        ))
+        .demo(demo(
+            json!({"hello_text": "Slow hello", "hello_delay_ms": 250}),
+        ))
+        .demo(demo(
+            json!({"hello_text": "A failing call", "hello_fail": true}),
+        )))
 }
 
-/// The automatic rule whose messages [`greet_note`] handles.
-pub const NOTE_RULE: &str = "Example: Note mentions hello";
-
-/// Handles the rule message of "Example: Note mentions hello": its answer is the status the
+/// Answers the rule message of "Example: Note mentions hello": the text is the status the
 /// platform shows in the incident's action status.
-async fn greet_note(ctx: Context) -> Result<Option<String>, FunctionError> {
-    let message = ctx.message();
-    let note = message
-        .object("note")
-        .ok_or_else(|| FunctionError::msg("the rule message carries no note"))?;
-    let text = match note.get("text") {
-        Some(serde_json::Value::String(s)) => s.clone(),
-        Some(t) => t["content"].as_str().unwrap_or_default().to_string(),
-        None => String::new(),
-    };
-    Ok(Some(format!(
-        "fn_hello saw note {} on incident {}: {text}",
-        note["id"],
-        message.incident_id().unwrap_or_default()
-    )))
-}
-
-/// The selftest: `fn_hello` has no outside service, so a valid section is all it needs.
-struct HelloSelftest;
-
-#[async_trait::async_trait]
-impl soar_sdk::Selftest for HelloSelftest {
-    async fn selftest(
-        &self,
-        _rest: Option<&soar_sdk::rest::RestClient>,
-    ) -> soar_sdk::SelftestReport {
-        soar_sdk::SelftestReport::success()
-    }
+async fn greet_note(incident: Incident, note: Note) -> Result<String, FunctionError> {
+    Ok(format!(
+        "fn_hello saw note {} on incident {}: {}",
+        note.id, incident.id, note.text
+    ))
 }
 
 /// Echoes the inputs: `hello_text` (text), `hello_delay_ms` (number), `hello_fail` (boolean).
 async fn hello(
+    State(config): State<Arc<HelloConfig>>,
     ctx: Context,
     inputs: HelloInputs,
-    max_delay_ms: u64,
 ) -> Result<FunctionResult, FunctionError> {
     let text = inputs.hello_text.clone().unwrap_or_default();
     let delay_ms = inputs.hello_delay_ms.unwrap_or(0);
-    if delay_ms < 0 || delay_ms as u64 > max_delay_ms {
+    let max = config.max_delay_ms;
+    if delay_ms < 0 || delay_ms as u64 > max {
         return Err(FunctionError::invalid_input(
             "hello_delay_ms",
-            format!(
-                "must be between 0 and {max_delay_ms} (max_delay_ms in [fn_hello]), got {delay_ms}"
-            ),
+            format!("must be between 0 and {max} (max_delay_ms in [fn_hello]), got {delay_ms}"),
         ));
     }
     ctx.status(format!("fn_hello: echoing '{text}'")).await;
@@ -142,8 +122,46 @@ async fn hello(
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+    use soar_sdk::config::ConfigSource;
+    use soar_sdk::testkit::{TestKit, validate_registered};
+
     #[test]
-    fn customizations_validate_against_the_handler() {
-        soar_sdk::testkit::validate_registered(super::NAME).unwrap();
+    fn customizations_validate_against_the_handlers() {
+        validate_registered(super::NAME).unwrap();
+    }
+
+    #[tokio::test]
+    async fn echoes_with_status_messages() {
+        let kit = TestKit::new(super::NAME).unwrap();
+        let call = kit.call("fn_hello", json!({"hello_text": "hi"})).await;
+        assert_eq!(call.result.unwrap().content()["text"], "hi");
+        assert_eq!(call.statuses, ["fn_hello: echoing 'hi'", "fn_hello: done"]);
+    }
+
+    #[tokio::test]
+    async fn a_delay_beyond_the_configured_maximum_is_refused() {
+        let config =
+            ConfigSource::new("app.config").with_section("fn_hello", [("max_delay_ms", "10")]);
+        let kit = TestKit::with_config(super::NAME, config).unwrap();
+        let call = kit.call("fn_hello", json!({"hello_delay_ms": 11})).await;
+        let err = call.result.unwrap_err().to_string();
+        assert!(
+            err.contains("between 0 and 10 (max_delay_ms in [fn_hello])"),
+            "{err}"
+        );
+        assert!(call.statuses.is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_note_rule_answers_with_the_note() {
+        let kit = TestKit::new(super::NAME).unwrap();
+        let body = json!({"incident": {"id": 7, "name": "x"}, "note": {"id": 3, "text": {"format": "html", "content": "<p>hello</p>"}}});
+        let call = kit.rule(super::NOTE_RULE, body).await;
+        assert_eq!(
+            call.result.unwrap().as_deref(),
+            Some("fn_hello saw note 3 on incident 7: <p>hello</p>")
+        );
+        assert_eq!(kit.selftest().await, soar_sdk::SelftestReport::success());
     }
 }

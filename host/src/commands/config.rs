@@ -1,21 +1,16 @@
-//! `host config -c|-u`: write the base `[resilient]` section plus every linked component's
-//! default section, or append the sections an existing file lacks (never editing existing ones).
+//! `host config -c|-u`: write `[resilient]` plus the sections of the selected components
+//! (generated from their typed structs), or append the sections an existing file lacks (never
+//! editing existing ones). A new file holds credentials, so it is created readable by its owner
+//! only.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use soar_sdk::config::generate::BASE_CONFIG;
-use soar_sdk::config::ini::Ini;
-use soar_sdk::registered;
+use soar_engine::config::ini::Ini;
+use soar_engine::config::template::{self, Part};
+use soar_engine::load::select;
 
 use super::confirm;
-
-fn first_section(text: &str) -> Option<&str> {
-    text.lines().find_map(|l| {
-        let l = l.trim();
-        l.strip_prefix('[')?.strip_suffix(']')
-    })
-}
 
 fn default_file() -> PathBuf {
     if let Some(p) = std::env::var_os("APP_CONFIG_FILE") {
@@ -27,35 +22,19 @@ fn default_file() -> PathBuf {
     home.join(".resilient").join("app.config")
 }
 
-fn sections(only: &[String]) -> Result<Vec<(&'static str, &'static str)>, String> {
-    let all = registered();
-    if let Some(unknown) = only.iter().find(|n| !all.iter().any(|r| r.name == *n)) {
-        return Err(format!(
-            "unknown component '{unknown}' (linked: {})",
-            all.iter().map(|r| r.name).collect::<Vec<_>>().join(", ")
-        ));
-    }
-    Ok(all
-        .into_iter()
-        .filter(|r| only.is_empty() || only.iter().any(|n| n == r.name))
-        .filter(|r| !r.default_config.trim().is_empty())
-        .map(|r| (r.name, r.default_config))
-        .collect())
-}
-
 pub fn run(create: bool, file: Option<PathBuf>, only: &[String], yes: bool) -> i32 {
     let path = file.unwrap_or_else(default_file);
-    let sections = match sections(only) {
-        Ok(s) => s,
+    let parts = match select(only) {
+        Ok(registrations) => template::parts(&registrations),
         Err(e) => {
             eprintln!("error: {e}");
             return 1;
         }
     };
     let result = if create {
-        create_file(&path, &sections, yes)
+        create_file(&path, &parts, yes)
     } else {
-        update_file(&path, &sections)
+        update_file(&path, &parts)
     };
     match result {
         Ok(message) => {
@@ -69,7 +48,29 @@ pub fn run(create: bool, file: Option<PathBuf>, only: &[String], yes: bool) -> i
     }
 }
 
-fn create_file(path: &Path, sections: &[(&str, &str)], yes: bool) -> Result<String, String> {
+fn names(parts: &[&Part]) -> String {
+    parts
+        .iter()
+        .map(|p| format!("[{}]", p.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Opens `path` for writing, readable by its owner only when it is created.
+fn open_private(path: &Path, append: bool) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true);
+    if append {
+        options.append(true);
+    } else {
+        options.create(true).truncate(true);
+    }
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
+fn create_file(path: &Path, parts: &[Part], yes: bool) -> Result<String, String> {
     if path.exists() && !yes && !confirm(&format!("{} exists. Overwrite it?", path.display())) {
         return Err(format!(
             "{} exists; not overwritten (use -u to add missing sections, or -y to overwrite)",
@@ -80,32 +81,28 @@ fn create_file(path: &Path, sections: &[(&str, &str)], yes: bool) -> Result<Stri
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
-    let mut parts = vec![BASE_CONFIG.trim_end()];
-    parts.extend(sections.iter().map(|(_, text)| text.trim_end()));
-    let text = parts.join("\n\n") + "\n";
-    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let write = |mut f: std::fs::File| f.write_all(template::new_config(parts).as_bytes());
+    open_private(path, false)
+        .and_then(write)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let all: Vec<&Part> = parts.iter().collect();
     Ok(format!(
-        "Created {} with [resilient]{}{}. Edit host, org and the credentials before `host run`.",
+        "Created {} with {}. Edit host, org and the credentials before `host run`.",
         path.display(),
-        if sections.is_empty() { "" } else { " and " },
-        sections
-            .iter()
-            .filter_map(|(_, t)| first_section(t).map(|s| format!("[{s}]")))
-            .collect::<Vec<_>>()
-            .join(", ")
+        names(&all)
     ))
 }
 
-fn update_file(path: &Path, sections: &[(&str, &str)]) -> Result<String, String> {
+fn update_file(path: &Path, parts: &[Part]) -> Result<String, String> {
     // Only the section names matter: the file is not resolved ($ENV and ^secret values may
     // not be available where the file is edited).
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let existing =
         Ini::parse(text.trim_start_matches('\u{feff}'), path).map_err(|e| e.to_string())?;
-    let missing: Vec<&(&str, &str)> = sections
+    let missing: Vec<&Part> = parts
         .iter()
-        .filter(|(_, text)| first_section(text).is_some_and(|s| existing.section(s).is_none()))
+        .filter(|p| !p.present_in(&existing, parts))
         .collect();
     if missing.is_empty() {
         return Ok(format!(
@@ -113,21 +110,15 @@ fn update_file(path: &Path, sections: &[(&str, &str)]) -> Result<String, String>
             path.display()
         ));
     }
-    let mut file = std::fs::OpenOptions::new()
-        .append(true)
-        .open(path)
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    for (_, text) in &missing {
-        write!(file, "\n{}\n", text.trim_end())
+    let mut file =
+        open_private(path, true).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    for part in &missing {
+        write!(file, "\n{}", part.text)
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     Ok(format!(
         "Appended {} to {}.",
-        missing
-            .iter()
-            .filter_map(|(_, t)| first_section(t).map(|s| format!("[{s}]")))
-            .collect::<Vec<_>>()
-            .join(", "),
+        names(&missing),
         path.display()
     ))
 }

@@ -4,10 +4,10 @@
 
 use std::path::PathBuf;
 
-use soar_sdk::app;
-use soar_sdk::config::AppConfig;
-use soar_sdk::customize::{self, CustomizeError};
-use soar_sdk::rest::RestClient;
+use soar_engine::app;
+use soar_engine::config::AppConfig;
+use soar_engine::customize::{self, CustomizeError};
+use soar_rest::RestClient;
 
 use super::{confirm, load_config, report};
 
@@ -28,7 +28,7 @@ pub async fn run(
             Err(code) => return code,
         }
     };
-    let components = match app::load_components(&config, only, &[]) {
+    let components = match soar_engine::load_components(&config, only, &[]) {
         Ok(c) => c,
         Err(e) => {
             report("", &e);
@@ -70,7 +70,7 @@ pub async fn run(
         };
     }
 
-    let opts = match soar_sdk::config::ResilientOptions::from_config(&config) {
+    let opts = match soar_engine::config::ResilientOptions::from_config(&config) {
         Ok(o) => o,
         Err(e) => {
             report("", &e);

@@ -1,22 +1,24 @@
 //! `host demo`: the README's first command. With no platform to talk to, it starts the simulated
-//! platform in-process (with the Slack and TruSTAR emulators), customizes it from every linked
-//! crate, runs this host against it over real TLS sockets, and tells the story of one incident:
-//! created, each manual rule, a note, an artifact, closed, deleted. After each step it prints
-//! what the integrations did (action status, notes, artifacts and their hits) and how long it
-//! took; at the end, what Slack and TruSTAR show. Then it invokes each component's example
-//! functions directly.
+//! platform in-process (with the emulators of the linked components' outside services),
+//! customizes it from every linked crate, runs this host against it over real TLS sockets, and
+//! tells the story of one incident: created, each manual rule, a note, artifacts, closed,
+//! deleted. The components contribute their demo steps (text for the incident, manual rules,
+//! artifacts, direct invocations). After each step it prints what the integrations did (action
+//! status, notes, artifacts and their hits) and how long it took, and at the end what the
+//! outside services show. Then it invokes each component's example functions directly.
 
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use soar_sdk::app;
-use soar_sdk::config::{AppConfig, ResilientOptions};
-use soar_sdk::customize;
-use soar_sdk::rest::RestClient;
-use soar_sim::services::{HIGH_PRIORITY_IP, SHARED_INDICATOR, Services};
+use soar_engine::app;
+use soar_engine::config::{AppConfig, ResilientOptions};
+use soar_engine::customize;
+use soar_rest::RestClient;
+use soar_sdk::DemoStep;
 use soar_sim::{InvocationEvent, Sim, SimConfig};
 
 use super::report;
+use super::world::World;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -96,7 +98,8 @@ async fn demo(repeat: usize) -> anyhow::Result<()> {
         secrets: Vec::new(),
     });
     let t0 = Instant::now();
-    let sim = Sim::start(SimConfig::default()).await?;
+    let world = World::start(SimConfig::default()).await?;
+    let sim = &world.sim;
     println!(
         "simulated platform: REST https://localhost:{} and STOMP+TLS localhost:{} (org {}), CA {}",
         sim.rest_port(),
@@ -104,33 +107,18 @@ async fn demo(repeat: usize) -> anyhow::Result<()> {
         sim.org_id(),
         sim.ca_file().display()
     );
-    let services = Services::start().await?;
-    println!(
-        "emulators: Slack {} and TruSTAR {}",
-        services.slack.api_url(),
-        services.trustar.url()
-    );
+    for (name, emulator) in &world.emulators {
+        println!("emulator: {name} {}", emulator.url());
+    }
     let dir = tempfile_dir()?;
     let path = dir.join("app.config");
-    let mut text = sim.app_config();
-    text.push_str("num_workers = 10\n\n");
-    text.push_str(&services.app_config());
-    // Components whose sections the emulators do not provide get their defaults.
-    for reg in soar_sdk::registered() {
-        let first = reg.default_config.lines().find_map(|l| {
-            l.trim()
-                .strip_prefix('[')?
-                .strip_suffix(']')
-                .map(str::to_string)
-        });
-        if first.is_some_and(|s| !text.contains(&format!("[{s}]"))) {
-            text.push('\n');
-            text.push_str(reg.default_config);
-        }
-    }
+    let text = world
+        .app_config()
+        .replacen("[resilient]\n", "[resilient]\nnum_workers = 10\n", 1);
     std::fs::write(&path, &text)?;
     let config = AppConfig::load(&path)?;
-    let components = app::load_components(&config, &[], &[]).inspect_err(|e| report("", e))?;
+    let components =
+        soar_engine::load_components(&config, &[], &[]).inspect_err(|e| report("", e))?;
     if components.is_empty() {
         anyhow::bail!(
             "no components are linked into this host: build it with a function crate feature"
@@ -144,6 +132,10 @@ async fn demo(repeat: usize) -> anyhow::Result<()> {
             c.component.function_names().join(", ")
         );
     }
+    let steps: Vec<DemoStep> = components
+        .iter()
+        .flat_map(|c| c.component.demo_steps().to_vec())
+        .collect();
 
     // Set up the platform as an operator would: `host customize -y`.
     let definitions = customize::merged(components.iter().filter_map(|c| c.definitions.clone()))?;
@@ -157,14 +149,6 @@ async fn demo(repeat: usize) -> anyhow::Result<()> {
         report.granted.join(", "),
         started.elapsed().as_millis()
     );
-    let examples: Vec<(String, Value)> = components
-        .iter()
-        .flat_map(|c| c.component.examples().to_vec())
-        .collect();
-    let demo_rules: Vec<String> = components
-        .iter()
-        .flat_map(|c| c.component.demo_rules().to_vec())
-        .collect();
 
     let started = Instant::now();
     let mut host = app::spawn(config, components);
@@ -174,51 +158,98 @@ async fn demo(repeat: usize) -> anyhow::Result<()> {
         queues.join(", "),
         started.elapsed().as_millis()
     );
-    // What `resutil threatserviceedit` does on an appliance.
-    services.register_threat_service(&sim)?;
+    story(&world, &steps).await?;
 
-    // The story of one incident.
+    println!("Direct invocations of each component's examples:");
+    let examples: Vec<(&String, &Value)> = steps
+        .iter()
+        .filter_map(|s| match s {
+            DemoStep::Invoke { function, inputs } => Some((function, inputs)),
+            _ => None,
+        })
+        .collect();
+    for round in 1..=repeat {
+        for (n, (function, inputs)) in examples.iter().enumerate() {
+            invoke(sim, function, (*inputs).clone(), round, n + 1).await?;
+        }
+    }
+
+    host.stop().await?;
+    let stats = sim.stats();
+    println!(
+        "\ndone in {} ms: {} message(s) delivered, {} acknowledged; protocol violations seen by the platform: {}",
+        t0.elapsed().as_millis(),
+        stats.delivered,
+        stats.acked,
+        sim.violations().len()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// The story of one incident, with the components' steps.
+async fn story(world: &World, steps: &[DemoStep]) -> anyhow::Result<()> {
+    let sim = &world.sim;
     let mut seen = Seen::default();
     println!("\n[1] a new incident: \"DoS attack in EMEA\"");
     let started = Instant::now();
+    let mut description = String::from("Web front ends in Frankfurt answer slowly.");
+    for step in steps {
+        if let DemoStep::IncidentText(text) = step {
+            description.push(' ');
+            description.push_str(text);
+        }
+    }
     let incident = sim.create_incident(json!({
         "name": "DoS attack in EMEA",
-        "description": format!(
-            "Web front ends in Frankfurt answer slowly; the floods are steered from {SHARED_INDICATOR}."
-        ),
+        "description": description,
         "discovered_date": 1524857616000i64,
         "severity_code": "High",
     }))?;
     let id = incident["id"]
         .as_i64()
         .ok_or_else(|| anyhow::anyhow!("the platform answered an incident without an id"))?;
-    after(&sim, id, &mut seen, started).await?;
+    after(sim, id, &mut seen, started).await?;
 
-    for (n, rule) in demo_rules.iter().enumerate() {
+    let rules = steps.iter().filter_map(|s| match s {
+        DemoStep::ManualRule(rule) => Some(rule),
+        _ => None,
+    });
+    for (n, rule) in rules.enumerate() {
         println!("\n[2.{}] manual rule \"{rule}\"", n + 1);
         let started = Instant::now();
         let run = sim.run_manual_rule(rule, id, json!({})).await?;
         run.wait(WAIT).await?;
-        after(&sim, id, &mut seen, started).await?;
+        after(sim, id, &mut seen, started).await?;
     }
 
     println!("\n[3] an analyst adds a note");
     let started = Instant::now();
     sim.add_note(id, "Traffic comes mostly from 203.0.113.0/24.")?;
-    after(&sim, id, &mut seen, started).await?;
+    after(sim, id, &mut seen, started).await?;
 
-    println!("\n[4] an artifact: IP Address {HIGH_PRIORITY_IP}");
-    let started = Instant::now();
-    sim.add_artifact(
-        id,
-        json!({"type": "IP Address", "value": HIGH_PRIORITY_IP, "description": "Top talker"}),
-    )?;
-    after(&sim, id, &mut seen, started).await?;
+    let artifacts = steps.iter().filter_map(|s| match s {
+        DemoStep::Artifact {
+            artifact_type,
+            value,
+            description,
+        } => Some((artifact_type, value, description)),
+        _ => None,
+    });
+    for (n, (artifact_type, value, description)) in artifacts.enumerate() {
+        println!("\n[4.{}] an artifact: {artifact_type} {value}", n + 1);
+        let started = Instant::now();
+        sim.add_artifact(
+            id,
+            json!({"type": artifact_type, "value": value, "description": description}),
+        )?;
+        after(sim, id, &mut seen, started).await?;
+    }
 
     println!("\n[5] the incident is closed");
     let started = Instant::now();
     sim.close_incident(id, "Resolved", "Blocked the networks at the edge.")?;
-    after(&sim, id, &mut seen, started).await?;
+    after(sim, id, &mut seen, started).await?;
     if let Some(incident) = sim.incident(id) {
         let custom = incident["properties"]
             .as_object()
@@ -237,8 +268,7 @@ async fn demo(repeat: usize) -> anyhow::Result<()> {
         );
     }
 
-    println!("\n{}", services.summary());
-
+    println!("\n{}", world.summary());
     println!("[6] the incident is deleted");
     let started = Instant::now();
     sim.delete_incident(id)?;
@@ -246,29 +276,8 @@ async fn demo(repeat: usize) -> anyhow::Result<()> {
     for run in sim.rule_runs() {
         run.wait(WAIT).await?;
     }
-    println!(
-        "  {:>5} ms  done; TruSTAR reports left: {}\n",
-        started.elapsed().as_millis(),
-        services.trustar.reports().len()
-    );
-
-    println!("Direct invocations of each component's examples:");
-    for round in 1..=repeat {
-        for (n, (function, inputs)) in examples.iter().enumerate() {
-            invoke(&sim, function, inputs.clone(), round, n + 1).await?;
-        }
-    }
-
-    host.stop().await?;
-    let stats = sim.stats();
-    println!(
-        "\ndone in {} ms: {} message(s) delivered, {} acknowledged; protocol violations seen by the platform: {}",
-        t0.elapsed().as_millis(),
-        stats.delivered,
-        stats.acked,
-        sim.violations().len()
-    );
-    let _ = std::fs::remove_dir_all(&dir);
+    println!("  {:>5} ms  done\n", started.elapsed().as_millis());
+    println!("{}", world.summary());
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! `host list`: what this binary was built with.
 
-use soar_sdk::app::load_component;
-use soar_sdk::config::AppConfig;
+use soar_engine::config::AppConfig;
+use soar_engine::load_component;
 use soar_sdk::registered;
 
 pub fn run() -> i32 {
@@ -17,18 +17,29 @@ pub fn run() -> i32 {
         .unwrap_or_else(|_| AppConfig::empty());
     for reg in all {
         println!("{} {}: {}", reg.name, reg.version, reg.description);
-        if let Some(section) = reg.section {
-            println!("  config section: [{section}]");
+        let sections: Vec<String> = (reg.template)()
+            .iter()
+            .map(|s| match &s.family_prefix {
+                Some(prefix) => format!("[{prefix}*]"),
+                None => format!("[{}]", s.name),
+            })
+            .collect();
+        if !sections.is_empty() {
+            println!("  config sections: {}", sections.join(", "));
         }
         match load_component(reg, &config) {
             Ok(loaded) => {
-                for f in loaded.component.functions() {
+                let c = &loaded.component;
+                for f in c.functions() {
                     println!("  function: {}", f.name);
                 }
-                for r in loaded.component.rules() {
+                for r in c.rules() {
                     println!("  rule: \"{}\" on destination {}", r.rule, r.destination);
                 }
-                if loaded.component.selftest_handler().is_some() {
+                for t in c.threat_services() {
+                    println!("  threat service: {}", t.name);
+                }
+                if c.has_selftest() {
                     println!("  selftest: yes");
                 }
             }

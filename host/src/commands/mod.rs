@@ -9,11 +9,13 @@ pub mod run;
 pub mod selftest;
 #[cfg(feature = "sim")]
 pub mod sim;
+#[cfg(feature = "sim")]
+pub mod world;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-use soar_sdk::config::{AppConfig, ResilientOptions};
+use soar_engine::config::{AppConfig, ResilientOptions};
 
 /// Finds and loads app.config, printing a clear error.
 pub fn load_config(explicit: Option<&Path>) -> Result<(AppConfig, ResilientOptions), i32> {

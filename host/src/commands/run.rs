@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use soar_sdk::app;
+use soar_engine::app;
 
 use super::{load_config, log_file, report};
 use crate::{lock, logging};
@@ -37,7 +37,7 @@ pub async fn run(config_file: Option<PathBuf>, loglevel: Option<String>) -> i32 
         env!("CARGO_PKG_VERSION"),
         config.path().display()
     );
-    let components = match app::load_components(&config, &[], &opts.noload) {
+    let components = match soar_engine::load_components(&config, &[], &opts.noload) {
         Ok(c) => c,
         Err(e) => {
             report("", &e);

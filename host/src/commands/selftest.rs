@@ -4,9 +4,11 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use soar_sdk::app::{self, AppError};
-use soar_sdk::rest::RestClient;
-use soar_sdk::{SelftestReport, SelftestState};
+use std::sync::Arc;
+
+use soar_engine::app::{self, AppError};
+use soar_rest::RestClient;
+use soar_sdk::{Context, Message, Rest, SelftestState};
 
 use super::{load_config, report};
 
@@ -15,7 +17,7 @@ pub async fn run(config_file: Option<PathBuf>, only: &[String]) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let components = match app::load_components(&config, only, &[]) {
+    let components = match soar_engine::load_components(&config, only, &[]) {
         Ok(c) => c,
         Err(e) => {
             report("", &e);
@@ -71,13 +73,13 @@ pub async fn run(config_file: Option<PathBuf>, only: &[String]) -> i32 {
     // Components
     let mut code = 0;
     for c in &components {
-        let result = match c.component.selftest_handler() {
-            Some(t) => t.selftest(Some(&rest)).await,
-            None => SelftestReport {
-                state: SelftestState::Unimplemented,
-                reason: None,
-            },
-        };
+        let ctx = Context::new(
+            Message::new("selftest", None, serde_json::Value::Null),
+            Some(Rest::new(Arc::new(rest.clone()))),
+            Arc::new(soar_sdk::context::DiscardStatus),
+            "selftest",
+        );
+        let result = c.component.run_selftest(ctx).await;
         let (word, this) = match result.state {
             SelftestState::Success => ("success", 0),
             SelftestState::Failure => ("failure", 1),

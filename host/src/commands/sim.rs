@@ -1,16 +1,16 @@
 //! `host sim`: the simulated platform on its own, for a person developing an integration. It
 //! prints its ports, credentials and a ready-to-use app.config (or writes it with
 //! `--write-config`), serves an HTTP admin interface under `/sim/admin`, keeps its state in a
-//! file with `--state`, and runs until SIGINT/SIGTERM. The Slack and TruSTAR emulators run beside
-//! it; the app.config it prints points the integrations at them.
+//! file with `--state`, and runs until SIGINT/SIGTERM. The emulators of the linked components'
+//! outside services run beside it; the app.config it prints points the components at them.
 
 use std::io::Write;
 use std::path::PathBuf;
 
-use soar_sim::services::Services;
-use soar_sim::{Sim, SimConfig};
+use soar_sim::SimConfig;
 
 use super::run::shutdown_signal;
+use super::world::World;
 
 /// Options of `host sim`.
 #[derive(Debug, clap::Args)]
@@ -43,26 +43,16 @@ pub async fn run(args: SimArgs) -> i32 {
         state_file: args.state.clone(),
         ..SimConfig::default()
     };
-    let sim = match Sim::start(config).await {
-        Ok(s) => s,
+    let world = match World::start(config).await {
+        Ok(w) => w,
         Err(e) => {
-            eprintln!("error: cannot start the simulated platform: {e}");
+            eprintln!("error: cannot start the simulated platform: {e:#}");
             return 1;
         }
     };
-    let services = match Services::start().await {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: cannot start the Slack and TruSTAR emulators: {e}");
-            return 1;
-        }
-    };
-    if let Err(e) = services.register_threat_service(&sim) {
-        eprintln!("error: cannot register the TruSTAR threat service: {e}");
-        return 1;
-    }
+    let sim = &world.sim;
     let c = sim.config();
-    let app_config = format!("{}\n{}", sim.app_config(), services.app_config());
+    let app_config = world.app_config();
     if let Some(path) = &args.write_config
         && let Err(e) = std::fs::write(path, &app_config)
     {
@@ -83,12 +73,12 @@ pub async fn run(args: SimArgs) -> i32 {
         c.api_key_id, c.api_key_secret, c.email, c.password
     );
     println!("  CA:      {ca}");
-    println!("  Slack:   {} (emulator)", services.slack.api_url());
-    println!("  TruSTAR: {} (emulator)", services.trustar.url());
-    println!(
-        "  threat service registered: trustar → {}",
-        services.threat_service_url()
-    );
+    for (name, emulator) in &world.emulators {
+        println!("  {name}: {} (emulator)", emulator.url());
+    }
+    for t in sim.threat_services() {
+        println!("  threat service registered: {} → {}", t.name, t.url);
+    }
     match &args.state {
         Some(p) => println!("  state:   {}", p.display()),
         None => println!("  state:   in memory (use --state FILE to keep it)"),
@@ -106,7 +96,7 @@ pub async fn run(args: SimArgs) -> i32 {
     println!("Ready. Ctrl-C stops.");
     shutdown_signal().await;
     // What the emulators saw; stdout may be gone by now (a closed pipe is not an error here).
-    let _ = writeln!(std::io::stdout(), "{}", services.summary());
+    let _ = writeln!(std::io::stdout(), "{}", world.summary());
     sim.shutdown().await;
     0
 }

@@ -76,8 +76,11 @@ async fn main() -> anyhow::Result<()> {
     }
     let deadline = Instant::now() + Duration::from_secs(args.max_seconds);
     let sim = Sim::start(SimConfig::default()).await?;
-    soar_sdk::testkit::customize_sim(&sim, &soar_sdk::testkit::definitions_of(fn_hello::NAME)?)
-        .await?;
+    soar_engine::testkit::customize_sim(
+        &sim,
+        &soar_engine::testkit::definitions_of(fn_hello::NAME)?,
+    )
+    .await?;
     let dir = tempfile::tempdir()?;
     let config = dir.path().join("app.config");
     std::fs::write(
@@ -87,7 +90,7 @@ async fn main() -> anyhow::Result<()> {
             sim.app_config(),
             args.workers,
             dir.path().display(),
-            fn_hello::DEFAULT_CONFIG
+            "[fn_hello]\nmax_delay_ms = 60000\n"
         ),
     )?;
 

@@ -17,10 +17,10 @@ use clap::Parser;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use serde_json::{Value, json};
-use soar_sdk::testkit::{Run, TestHost, TestOptions};
+use soar_engine::testkit::{Run, TestHost, TestOptions};
 use soar_sim::ThreatService;
 use soar_sim::threat::ThreatLookupOutcome;
-use soar_sim::trustar::{TrustarConfig, TrustarEmulator};
+use trustar_emulator::{TrustarConfig, TrustarEmulator};
 
 use fn_trustar as _;
 

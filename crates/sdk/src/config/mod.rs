@@ -1,120 +1,81 @@
-//! Reading `app.config`, the resilient-circuits configuration file, unchanged (spec §1).
+//! app.config sections as typed structs, vector-style.
 //!
-//! * [`ini`]: the INI parser with Python `configparser` semantics.
-//! * [`secrets`]: `$ENV` / `${ENV}` and `^secret` / `^{secret}` substitution and redaction data.
-//! * [`resilient`]: the typed `[resilient]` section ([`ResilientOptions`]).
-//! * [`generate`]: the text written by `host config -c` / `-u`.
-//!
-//! [`AppConfig::load`] reads, parses and resolves a file once; afterwards every value is a plain
-//! string. Keys are lower-case, section names case-sensitive, and `[DEFAULT]` options appear in
-//! every section.
+//! A component declares each section it reads as a serde struct whose doc comments document its
+//! keys, and implements [`Section`] (the name). The default text that `host config -c|-u` writes is
+//! generated from the struct ([`template`]): each key with its doc comment and its default (or an
+//! example for a required key). Values are read with Python configparser's string semantics
+//! ([`ConfigSource::section`]): numbers and booleans (`1/true/yes/on`, `0/false/no/off`) are
+//! parsed from text, an empty value is `None` for an `Option`, a `Vec` is a comma-separated list.
+//! Errors name the file, section and key (never a secret value); keys the struct does not know are
+//! reported as warnings ([`ConfigSource::warnings`]).
 //!
 //! ```
-//! # use soar_sdk::config::AppConfig;
-//! # use std::path::Path;
-//! let cfg = AppConfig::parse("[resilient]\nhost = soar.example.com\n", Path::new("app.config")).unwrap();
-//! let section = cfg.section("resilient").unwrap();
-//! assert_eq!(section.get("HOST"), Some("soar.example.com"));
-//! assert_eq!(section.parse::<u16>("port").unwrap(), None);
+//! use serde::{Deserialize, Serialize};
+//! use soar_sdk::config::{ConfigSource, Section, Sections};
+//!
+//! /// Settings of the example integration.
+//! #[derive(Debug, Deserialize, Serialize, schemars::JsonSchema)]
+//! struct Example {
+//!     /// Longest delay a caller may ask for, in milliseconds.
+//!     #[serde(default = "default_delay")]
+//!     max_delay_ms: u64,
+//!     /// The service's API key.
+//!     #[schemars(example = "^example_api_key")]
+//!     api_key: soar_sdk::Secret,
+//! }
+//! fn default_delay() -> u64 { 60_000 }
+//! impl Section for Example { const NAME: &'static str = "fn_example"; }
+//!
+//! let source = ConfigSource::new("app.config").with_section("fn_example", [("api_key", "k")]);
+//! let example = Example::load(&source).unwrap();
+//! assert_eq!(example.max_delay_ms, 60_000);
+//! let text = soar_sdk::config::template::render(&<Example as Sections>::template());
+//! assert!(text.contains("# Longest delay a caller may ask for, in milliseconds.\nmax_delay_ms = 60000\n"));
 //! ```
 
-pub mod generate;
-pub mod ini;
-pub mod resilient;
-pub mod secrets;
+mod de;
+pub mod template;
 
 use std::fmt;
-use std::fmt::Display;
-use std::io;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 
-pub use generate::BASE_CONFIG;
-pub use ini::IniError;
-pub use resilient::{Credentials, LogLevel, ResilientOptions};
-pub use secrets::{SecretError, SecretResolver, SecretStore, is_secret_key};
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
-/// Everything that can go wrong while locating, reading or interpreting app.config.
-///
-/// Messages name the file, section and key, never a secret value.
-#[derive(Debug, thiserror::Error)]
+pub use template::TemplateSection;
+
+/// Why a component's configuration cannot be used. The text names file, section and key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    /// No app.config in any of the searched places.
-    #[error("no app.config found (looked for {})", display_paths(.searched))]
-    NotFound {
-        /// The candidates, in search order.
-        searched: Vec<PathBuf>,
-    },
-    /// The file exists but cannot be read (or is not UTF-8).
-    #[error("cannot read {}: {source}", .path.display())]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: io::Error,
-    },
-    /// INI syntax error.
-    #[error(transparent)]
-    Syntax(#[from] IniError),
+    /// A section with required keys is absent.
+    #[error("{}: section [{section}] is missing (`host config -u` appends a template of it)", .file.display())]
+    MissingSection { file: PathBuf, section: String },
     /// A required key is absent or empty.
     #[error("{}: [{section}] {key}: required value is missing", .file.display())]
     Missing {
-        /// The file.
         file: PathBuf,
-        /// The section.
         section: String,
-        /// The key.
         key: String,
     },
-    /// A required section is absent.
-    #[error("{}: section [{section}] is missing", .file.display())]
-    MissingSection {
-        /// The file.
-        file: PathBuf,
-        /// The section.
-        section: String,
-    },
-    /// A value cannot be interpreted. `reason` omits the value when the key [`is_secret_key`].
+    /// A value cannot be used; `reason` says why (and never shows a secret).
     #[error("{}: [{section}] {key}: {reason}", .file.display())]
     Invalid {
-        /// The file.
         file: PathBuf,
-        /// The section.
         section: String,
-        /// The key.
         key: String,
-        /// What is wrong.
-        reason: String,
-    },
-    /// A `^secret` could not be resolved.
-    #[error("{}: [{section}] {key}: {reason}", .file.display())]
-    Secret {
-        /// The file.
-        file: PathBuf,
-        /// The section.
-        section: String,
-        /// The key.
-        key: String,
-        /// What is wrong.
         reason: String,
     },
 }
 
-fn display_paths(paths: &[PathBuf]) -> String {
-    paths
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// A password, API key secret or similar. `Debug` prints `***`; there is no `Display`, so the value
-/// is only reachable through [`Secret::expose`].
-#[derive(Clone, PartialEq, Eq, Default)]
+/// A password, API secret or token. `Debug` prints `***` and there is no `Display`, so the value
+/// is only reachable through [`Secret::expose`]. It serializes as an empty string.
+#[derive(Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(transparent)]
 pub struct Secret(String);
 
 impl Secret {
-    /// Wraps a value.
     pub fn new(value: impl Into<String>) -> Self {
         Secret(value.into())
     }
@@ -137,419 +98,376 @@ impl From<String> for Secret {
     }
 }
 
-/// `~` or `~/...` expanded with `home`.
-pub(crate) fn expand_tilde(path: &str, home: Option<&Path>) -> PathBuf {
-    match (home, path.strip_prefix('~')) {
-        (Some(home), Some("")) => home.to_owned(),
-        (Some(home), Some(rest)) if rest.starts_with(['/', '\\']) => home.join(&rest[1..]),
-        _ => PathBuf::from(path),
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("")
     }
 }
 
-#[derive(Clone)]
+impl JsonSchema for Secret {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Secret".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string", "writeOnly": true})
+    }
+}
+
+/// One app.config section read into a typed struct.
+pub trait Section: DeserializeOwned + Serialize + JsonSchema {
+    /// The section's name, e.g. `fn_hello`.
+    const NAME: &'static str;
+}
+
+/// Everything a component reads from app.config: one [`Section`], an `Option` of one (the
+/// component loads without it), several (implement this trait by hand), or nothing (`()`).
+pub trait Sections: Sized {
+    /// Reads and validates the sections.
+    fn load(source: &ConfigSource) -> Result<Self, ConfigError>;
+
+    /// The sections' templates for `host config -c|-u`, in the order they are written.
+    fn template() -> Vec<TemplateSection>;
+}
+
+impl Sections for () {
+    fn load(_: &ConfigSource) -> Result<Self, ConfigError> {
+        Ok(())
+    }
+
+    fn template() -> Vec<TemplateSection> {
+        Vec::new()
+    }
+}
+
+impl<T: Section> Sections for T {
+    /// An absent section reads as empty: its defaults, or an error naming the section when a
+    /// key is required.
+    fn load(source: &ConfigSource) -> Result<Self, ConfigError> {
+        match source.section::<T>(T::NAME)? {
+            Some(t) => Ok(t),
+            None => source.read::<T>(T::NAME, &[]).map_err(|e| match e {
+                ConfigError::Missing { file, section, .. } => {
+                    ConfigError::MissingSection { file, section }
+                }
+                other => other,
+            }),
+        }
+    }
+
+    fn template() -> Vec<TemplateSection> {
+        vec![template::section::<T>(T::NAME)]
+    }
+}
+
+impl<T: Section> Sections for Option<T> {
+    fn load(source: &ConfigSource) -> Result<Self, ConfigError> {
+        source.section::<T>(T::NAME)
+    }
+
+    fn template() -> Vec<TemplateSection> {
+        vec![template::section::<T>(T::NAME)]
+    }
+}
+
+#[derive(Debug, Clone)]
 struct SectionData {
     name: String,
-    items: Vec<(String, String)>,
+    entries: Vec<(String, String)>,
 }
 
-/// A loaded app.config: sections in file order, values resolved.
-#[derive(Clone)]
-pub struct AppConfig {
-    path: PathBuf,
+/// The resolved app.config a component is built from: sections by name, `$ENV` and `^secret`
+/// values already substituted, keys lower-case. The engine fills it from the file; tests build
+/// one with [`ConfigSource::with_section`].
+#[derive(Clone, Default)]
+pub struct ConfigSource {
+    file: PathBuf,
     sections: Vec<SectionData>,
-    secret_values: Vec<String>,
-    env: secrets::EnvView,
+    /// Keys of `[DEFAULT]`: they appear in every section and are never "unknown".
+    defaults: Vec<String>,
+    warnings: Arc<Mutex<Vec<String>>>,
+    read: Arc<Mutex<Vec<String>>>,
 }
 
-impl fmt::Debug for AppConfig {
-    // Only section and key names: values may be secrets.
+impl fmt::Debug for ConfigSource {
+    // Section and key names only: values may be secrets.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut m = f.debug_map();
-        m.entry(&"path", &self.path);
         for s in &self.sections {
             m.entry(
                 &s.name,
-                &s.items.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+                &s.entries
+                    .iter()
+                    .map(|(k, _)| k.as_str())
+                    .collect::<Vec<_>>(),
             );
         }
-        m.entry(&"secret_values", &self.secret_values.len());
         m.finish()
     }
 }
 
-impl AppConfig {
-    /// Finds the file (spec §1.1): `explicit` (e.g. `--config-file`), else `$APP_CONFIG_FILE`,
-    /// else `./app.config`, else `~/.resilient/app.config`. An explicit path or
-    /// `$APP_CONFIG_FILE` must exist (no fall-through); `~` is expanded in both.
-    pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, ConfigError> {
-        locate_in(
-            explicit,
-            std::env::var("APP_CONFIG_FILE").ok(),
-            std::env::current_dir().ok(),
-            std::env::home_dir(),
-        )
-    }
-
-    /// Reads, parses and resolves `path` with [`SecretResolver::system`].
-    pub fn load(path: &Path) -> Result<AppConfig, ConfigError> {
-        Self::load_with(path, &SecretResolver::system())
-    }
-
-    /// Like [`load`](Self::load) with an explicit resolver.
-    pub fn load_with(path: &Path, resolver: &SecretResolver) -> Result<AppConfig, ConfigError> {
-        let read_err = |source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        };
-        let bytes = std::fs::read(path).map_err(read_err)?;
-        let text = String::from_utf8(bytes).map_err(|e| {
-            read_err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("not valid UTF-8 (at byte {})", e.utf8_error().valid_up_to()),
-            ))
-        })?;
-        Self::parse_with(&text, path, resolver)
-    }
-
-    /// Parses and resolves `text` with [`SecretResolver::system`]; `path` is used in messages
-    /// (and to locate a relative `[resilient] secrets` path).
-    pub fn parse(text: &str, path: &Path) -> Result<AppConfig, ConfigError> {
-        Self::parse_with(text, path, &SecretResolver::system())
-    }
-
-    /// Like [`parse`](Self::parse) with an explicit resolver.
-    pub fn parse_with(
-        text: &str,
-        path: &Path,
-        resolver: &SecretResolver,
-    ) -> Result<AppConfig, ConfigError> {
-        let ini = ini::Ini::parse(text, path)?;
-        let resolved = secrets::resolve(&ini, path, resolver)?;
-        Ok(AppConfig {
-            path: path.to_owned(),
-            sections: resolved
-                .sections
-                .into_iter()
-                .map(|s| SectionData {
-                    name: s.name,
-                    items: s.items,
-                })
-                .collect(),
-            secret_values: resolved.secret_values,
-            env: resolver.env_snapshot(),
-        })
-    }
-
-    /// A configuration with no sections (path empty), e.g. for tests of components without a
-    /// section.
-    pub fn empty() -> AppConfig {
-        AppConfig {
-            path: PathBuf::new(),
-            sections: Vec::new(),
-            secret_values: Vec::new(),
-            env: secrets::EnvView::default(),
+impl ConfigSource {
+    /// An empty configuration read from `file` (used in messages).
+    pub fn new(file: impl Into<PathBuf>) -> Self {
+        ConfigSource {
+            file: file.into(),
+            ..ConfigSource::default()
         }
     }
 
-    /// The file this configuration came from.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Adds a section (keys are lower-cased, values used as given).
+    pub fn with_section<K: AsRef<str>, V: Into<String>>(
+        mut self,
+        name: impl Into<String>,
+        entries: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        self.sections.push(SectionData {
+            name: name.into(),
+            entries: entries
+                .into_iter()
+                .map(|(k, v)| (k.as_ref().to_lowercase(), v.into()))
+                .collect(),
+        });
+        self
     }
 
-    /// Section `name` (case-sensitive) with `[DEFAULT]` cascaded; `[DEFAULT]` itself is not a
-    /// section.
-    pub fn section(&self, name: &str) -> Option<Section<'_>> {
-        self.sections
-            .iter()
-            .find(|s| s.name == name)
-            .map(|data| Section { cfg: self, data })
+    /// Declares the keys that come from `[DEFAULT]` (never reported as unknown).
+    pub fn with_default_keys(mut self, keys: impl IntoIterator<Item = String>) -> Self {
+        self.defaults.extend(keys);
+        self
     }
 
-    /// Section `name`, or [`ConfigError::MissingSection`].
-    pub fn require_section(&self, name: &str) -> Result<Section<'_>, ConfigError> {
-        self.section(name)
-            .ok_or_else(|| ConfigError::MissingSection {
-                file: self.path.clone(),
-                section: name.to_owned(),
-            })
+    /// The file the values came from.
+    pub fn file(&self) -> &Path {
+        &self.file
     }
 
-    /// Section names in file order (without `DEFAULT`).
+    /// Section names in file order.
     pub fn section_names(&self) -> impl Iterator<Item = &str> {
         self.sections.iter().map(|s| s.name.as_str())
     }
 
-    /// Whether section `name` exists (`DEFAULT` does not count, as in Python).
+    /// Whether section `name` exists.
     pub fn has_section(&self, name: &str) -> bool {
         self.sections.iter().any(|s| s.name == name)
     }
 
-    /// Values to mask in logs: everything inserted by a `$`/`^` substitution and the values of
-    /// keys that [`is_secret_key`]. Non-empty, de-duplicated, longest first.
-    pub fn secret_values(&self) -> &[String] {
-        &self.secret_values
-    }
-
-    /// An environment variable as seen when the file was loaded.
-    pub(crate) fn env_var(&self, name: &str) -> Option<String> {
-        self.env.var(name)
-    }
-}
-
-fn locate_in(
-    explicit: Option<&Path>,
-    app_config_file: Option<String>,
-    cwd: Option<PathBuf>,
-    home: Option<PathBuf>,
-) -> Result<PathBuf, ConfigError> {
-    let must_exist = |p: PathBuf| {
-        if p.is_file() {
-            Ok(p)
-        } else {
-            Err(ConfigError::NotFound { searched: vec![p] })
-        }
-    };
-    if let Some(p) = explicit {
-        let p = p
-            .to_str()
-            .map_or_else(|| p.to_owned(), |s| expand_tilde(s, home.as_deref()));
-        return must_exist(p);
-    }
-    if let Some(v) = app_config_file.filter(|v| !v.is_empty()) {
-        return must_exist(expand_tilde(&v, home.as_deref()));
-    }
-    let mut searched = Vec::new();
-    let local = cwd.unwrap_or_default().join("app.config");
-    if local.is_file() {
-        return Ok(local);
-    }
-    searched.push(local);
-    if let Some(home) = home {
-        let p = home.join(".resilient").join("app.config");
-        if p.is_file() {
-            return Ok(p);
-        }
-        searched.push(p);
-    }
-    Err(ConfigError::NotFound { searched })
-}
-
-/// One section of an [`AppConfig`], `[DEFAULT]` cascaded.
-#[derive(Clone, Copy)]
-pub struct Section<'a> {
-    cfg: &'a AppConfig,
-    data: &'a SectionData,
-}
-
-impl fmt::Debug for Section<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Section")
-            .field("name", &self.data.name)
-            .field(
-                "keys",
-                &self.data.items.iter().map(|(k, _)| k).collect::<Vec<_>>(),
-            )
-            .finish()
-    }
-}
-
-/// Python-ish booleans: `1/true/yes/on`, `0/false/no/off`, any case.
-pub(crate) fn parse_bool(v: &str) -> Option<bool> {
-    match v.to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Some(true),
-        "0" | "false" | "no" | "off" => Some(false),
-        _ => None,
-    }
-}
-
-fn short_type_name<T>() -> &'static str {
-    let full = std::any::type_name::<T>();
-    let base = full.split('<').next().unwrap_or(full);
-    base.rsplit("::").next().unwrap_or(base)
-}
-
-impl<'a> Section<'a> {
-    /// The section name.
-    pub fn name(&self) -> &'a str {
-        &self.data.name
-    }
-
-    /// The file the section came from.
-    pub fn file(&self) -> &'a Path {
-        &self.cfg.path
-    }
-
-    /// The value of `key` (lower-cased here), `None` if absent.
-    pub fn get(&self, key: &str) -> Option<&'a str> {
+    /// The raw value of `key` in section `name`.
+    pub fn value(&self, name: &str, key: &str) -> Option<&str> {
+        let s = self.sections.iter().find(|s| s.name == name)?;
         let key = key.to_lowercase();
-        self.data
-            .items
+        s.entries
             .iter()
             .find(|(k, _)| *k == key)
             .map(|(_, v)| v.as_str())
     }
 
-    /// The value of `key`, or [`ConfigError::Missing`] if it is absent or empty.
-    pub fn require(&self, key: &str) -> Result<&'a str, ConfigError> {
-        match self.get(key) {
-            Some(v) if !v.is_empty() => Ok(v),
-            _ => Err(ConfigError::Missing {
-                file: self.cfg.path.clone(),
-                section: self.data.name.clone(),
-                key: key.to_lowercase(),
-            }),
+    /// Section `name` read into `T`; `None` when the section is absent.
+    pub fn section<T: DeserializeOwned + JsonSchema>(
+        &self,
+        name: &str,
+    ) -> Result<Option<T>, ConfigError> {
+        match self.sections.iter().find(|s| s.name == name) {
+            Some(s) => self.read(name, &s.entries).map(Some),
+            None => Ok(None),
         }
     }
 
-    /// An [`ConfigError::Invalid`] for `key` of this section, for callers' own validation.
-    pub fn invalid(&self, key: &str, reason: impl Into<String>) -> ConfigError {
+    /// Every section whose name starts with `prefix` (except those in `except`), in file order,
+    /// each read into `T`: e.g. one section per account.
+    pub fn family<T: DeserializeOwned + JsonSchema>(
+        &self,
+        prefix: &str,
+        except: &[&str],
+    ) -> Result<Vec<(String, T)>, ConfigError> {
+        self.sections
+            .iter()
+            .filter(|s| s.name.starts_with(prefix) && !except.contains(&s.name.as_str()))
+            .map(|s| Ok((s.name.clone(), self.read(&s.name, &s.entries)?)))
+            .collect()
+    }
+
+    fn read<T: DeserializeOwned + JsonSchema>(
+        &self,
+        name: &str,
+        entries: &[(String, String)],
+    ) -> Result<T, ConfigError> {
+        if let Ok(mut read) = self.read.lock() {
+            read.push(name.to_string());
+        }
+        let known = template::keys::<T>();
+        for (key, _) in entries {
+            if !known.contains(key) && !self.defaults.contains(key) {
+                self.warn(format!(
+                    "{}: [{name}] {key}: unknown key, ignored (known keys: {})",
+                    self.file.display(),
+                    known.join(", ")
+                ));
+            }
+        }
+        de::from_entries(entries).map_err(|e| e.into_config_error(&self.file, name))
+    }
+
+    /// An [`ConfigError::Invalid`] for a value a component rejects after reading it.
+    pub fn invalid(&self, section: &str, key: &str, reason: impl Into<String>) -> ConfigError {
         ConfigError::Invalid {
-            file: self.cfg.path.clone(),
-            section: self.data.name.clone(),
-            key: key.to_lowercase(),
+            file: self.file.clone(),
+            section: section.to_string(),
+            key: key.to_string(),
             reason: reason.into(),
         }
     }
 
-    /// `key` parsed with [`FromStr`]; `Ok(None)` if absent or empty.
-    pub fn parse<T: FromStr>(&self, key: &str) -> Result<Option<T>, ConfigError>
-    where
-        T::Err: Display,
-    {
-        match self.get(key) {
-            None | Some("") => Ok(None),
-            Some(v) => v.parse::<T>().map(Some).map_err(|e| {
-                self.invalid(
-                    key,
-                    if is_secret_key(key) {
-                        format!("not a valid {}", short_type_name::<T>())
-                    } else {
-                        format!("invalid value '{v}': {e}")
-                    },
-                )
-            }),
+    fn warn(&self, text: String) {
+        if let Ok(mut w) = self.warnings.lock()
+            && !w.contains(&text)
+        {
+            w.push(text);
         }
     }
 
-    /// `key` as a boolean (`1/true/yes/on`, `0/false/no/off`, any case); `Ok(None)` if absent or
-    /// empty, [`ConfigError::Invalid`] otherwise.
-    pub fn bool(&self, key: &str) -> Result<Option<bool>, ConfigError> {
-        match self.get(key) {
-            None | Some("") => Ok(None),
-            Some(v) => parse_bool(v).map(Some).ok_or_else(|| {
-                let shown = if is_secret_key(key) {
-                    String::new()
-                } else {
-                    format!(", got '{v}'")
-                };
-                self.invalid(
-                    key,
-                    format!("expected a boolean (true/false, yes/no, on/off, 1/0){shown}"),
-                )
-            }),
-        }
+    /// Problems that do not stop the component (unknown keys), one line each.
+    pub fn warnings(&self) -> Vec<String> {
+        self.warnings.lock().map(|w| w.clone()).unwrap_or_default()
     }
 
-    /// `(key, value)` pairs in Python's `config.options(section)` order: the section's own keys in
-    /// file order, then the `[DEFAULT]` keys it does not override.
-    pub fn keys(&self) -> impl Iterator<Item = (&'a str, &'a str)> + use<'a> {
-        self.data
-            .items
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
+    /// Names of the sections read so far (for checks that a template's sections are all read).
+    pub fn sections_read(&self) -> Vec<String> {
+        self.read.lock().map(|r| r.clone()).unwrap_or_default()
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// `[integrations]`: settings every integration's outbound calls share; an integration's own
+/// section may override them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+pub struct Integrations {
+    /// Proxy for http:// URLs of third-party APIs: http://[user:password@]host:port
+    #[schemars(example = "http://proxy.example.com:3128")]
+    pub http_proxy: Option<String>,
+    /// Proxy for https:// URLs of third-party APIs: http://[user:password@]host:port
+    #[schemars(example = "http://proxy.example.com:3128")]
+    pub https_proxy: Option<String>,
+    /// Timeout of third-party API calls, in seconds.
+    #[schemars(example = 30)]
+    pub timeout: Option<u64>,
+}
 
-    fn cfg(text: &str) -> AppConfig {
-        AppConfig::parse_with(
-            text,
-            Path::new("/etc/app.config"),
-            &SecretResolver::isolated(),
-        )
-        .unwrap()
+impl Section for Integrations {
+    const NAME: &'static str = "integrations";
+}
+
+/// What a component's `build` gets besides its sections: host-wide settings.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    source: ConfigSource,
+    integrations: Integrations,
+    platform_url: String,
+}
+
+impl Setup {
+    /// Host-wide settings read from `source` (`[integrations]`, the platform's URL from
+    /// `[resilient] host` and `port`).
+    pub fn from_source(source: &ConfigSource) -> Result<Setup, ConfigError> {
+        let integrations = Option::<Integrations>::load(source)?.unwrap_or_default();
+        let host = source.value("resilient", "host").unwrap_or("localhost");
+        let port = match source.value("resilient", "port") {
+            None | Some("") => 443,
+            Some(p) => p.trim().parse::<u16>().map_err(|_| {
+                source.invalid("resilient", "port", format!("'{p}' is not a port number"))
+            })?,
+        };
+        let host = host.trim().trim_end_matches('/');
+        let platform_url = if host.starts_with("https://") || host.starts_with("http://") {
+            host.to_string()
+        } else {
+            format!("https://{host}:{port}")
+        };
+        Ok(Setup {
+            source: source.clone(),
+            integrations,
+            platform_url,
+        })
     }
 
-    #[test]
-    fn typed_getters() {
-        let c = cfg("[a]\nn = 5\nbad = x\nempty =\nb = Yes\nnb = maybe\npassword = p\n");
-        let s = c.section("a").unwrap();
-        assert_eq!(s.parse::<u32>("N").unwrap(), Some(5));
-        assert_eq!(s.parse::<u32>("empty").unwrap(), None);
-        assert_eq!(s.parse::<u32>("absent").unwrap(), None);
-        let e = s.parse::<u32>("bad").unwrap_err().to_string();
-        assert_eq!(
-            e,
-            "/etc/app.config: [a] bad: invalid value 'x': invalid digit found in string"
-        );
-        let e = s.parse::<u32>("password").unwrap_err().to_string();
-        assert_eq!(e, "/etc/app.config: [a] password: not a valid u32");
-        assert_eq!(s.bool("b").unwrap(), Some(true));
-        assert!(s.bool("nb").is_err());
-        assert!(matches!(
-            s.require("empty"),
-            Err(ConfigError::Missing { .. })
-        ));
-        assert_eq!(s.require("n").unwrap(), "5");
+    /// The platform's web address (`https://soar.example.com:443`), for links to incidents.
+    pub fn platform_url(&self) -> &str {
+        &self.platform_url
     }
 
-    #[test]
-    fn debug_hides_values() {
-        let c = cfg("[a]\npassword = hunter2\n");
-        assert!(!format!("{c:?}").contains("hunter2"));
-        assert!(!format!("{:?}", c.section("a").unwrap()).contains("hunter2"));
-        assert_eq!(c.secret_values(), ["hunter2"]);
-        assert_eq!(format!("{:?}", Secret::new("hunter2")), "***");
+    /// `[integrations]`.
+    pub fn integrations(&self) -> &Integrations {
+        &self.integrations
     }
 
-    #[test]
-    fn locate_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let home = dir.path().join("home");
-        let cwd = dir.path().join("cwd");
-        std::fs::create_dir_all(home.join(".resilient")).unwrap();
-        std::fs::create_dir_all(&cwd).unwrap();
-        let home_cfg = home.join(".resilient/app.config");
-        let local_cfg = cwd.join("app.config");
-        let e = locate_in(None, None, Some(cwd.clone()), Some(home.clone())).unwrap_err();
-        assert!(matches!(e, ConfigError::NotFound { ref searched } if searched.len() == 2));
-        std::fs::write(&home_cfg, "").unwrap();
-        assert_eq!(
-            locate_in(None, None, Some(cwd.clone()), Some(home.clone())).unwrap(),
-            home_cfg
-        );
-        std::fs::write(&local_cfg, "").unwrap();
-        assert_eq!(
-            locate_in(None, None, Some(cwd.clone()), Some(home.clone())).unwrap(),
-            local_cfg
-        );
-        assert_eq!(
-            locate_in(
-                None,
-                Some("~/.resilient/app.config".into()),
-                Some(cwd.clone()),
-                Some(home.clone())
-            )
-            .unwrap(),
-            home_cfg
-        );
-        let missing = dir.path().join("nope.config");
-        let e = locate_in(
-            Some(&missing),
-            Some(local_cfg.display().to_string()),
-            Some(cwd.clone()),
-            Some(home.clone()),
-        )
-        .unwrap_err();
-        assert!(
-            matches!(e, ConfigError::NotFound { ref searched } if *searched == [missing.clone()])
-        );
-        assert_eq!(
-            locate_in(Some(&home_cfg), None, Some(cwd), Some(home)).unwrap(),
-            home_cfg
-        );
+    /// A [`ConfigError::Invalid`] naming the file, for a value the component rejects.
+    pub fn invalid(&self, section: &str, key: &str, reason: impl Into<String>) -> ConfigError {
+        self.source.invalid(section, key, reason)
     }
+
+    /// An outbound HTTP client for `options`, with `[integrations]` as the fallback for the
+    /// proxy and the timeout. Errors name `section` and the key to fix.
+    pub fn http_client(
+        &self,
+        section: &str,
+        options: &crate::http::HttpOptions,
+    ) -> Result<crate::http::reqwest::Client, ConfigError> {
+        crate::http::client(options, &self.integrations)
+            .map_err(|e| self.invalid(section, e.key(), e.to_string()))
+    }
+}
+
+/// Whether a key's value should be treated as secret (redacted in logs, never echoed in errors).
+///
+/// Starts from upstream's `token|pass|secret|pin|key|session|connection|jwt|authorization`, made
+/// less trigger-happy for value-based redaction:
+/// * a key whose last `_`/`-`/`.` word is a descriptor (`id`, `user`, `name`, `file`, `path`,
+///   `url`, `host`, `port`, `type`, `timeout`, ...) is not secret (`api_key_id`, `token_url`,
+///   `password_file`);
+/// * flags are not secret (`no_prompt_password`, `use_token`);
+/// * `session` and `connection` alone do not count (`rc_use_persistent_sessions`,
+///   `max_connection_retries`), but `connection_string` does;
+/// * `password`, `passwd`, `passphrase`, `passcode`, `pwd`, `secret`, `token`, `jwt`,
+///   `authorization`, `credential`, `apikey`, `privatekey`, `cookie` anywhere in the key, or a word
+///   `pass`, `pin`, `key` or `auth`, make it secret (`api_key_secret`, `password`, `x_token_2`,
+///   `api_key`, `private_key`).
+pub fn is_secret_key(key: &str) -> bool {
+    const DESCRIPTORS: &[&str] = &[
+        "id", "ids", "user", "username", "name", "names", "file", "path", "dir", "url", "uri",
+        "host", "port", "type", "timeout", "ttl", "retries", "count", "enabled", "enable",
+        "prefix", "header", "length", "len", "size", "interval", "expiry", "expires", "format",
+        "field", "fields", "location", "endpoint",
+    ];
+    const FLAG_WORDS: &[&str] = &[
+        "no", "use", "enable", "disable", "allow", "verify", "prompt", "ask", "require",
+    ];
+    const SUBSTRINGS: &[&str] = &[
+        "password",
+        "passwd",
+        "passphrase",
+        "passcode",
+        "pwd",
+        "secret",
+        "token",
+        "jwt",
+        "authorization",
+        "credential",
+        "apikey",
+        "privatekey",
+        "cookie",
+        "connection_string",
+        "connectionstring",
+    ];
+    const WORDS: &[&str] = &["pass", "pin", "key", "auth"];
+    let k = key.to_ascii_lowercase();
+    let words: Vec<&str> = k
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let (Some(first), Some(last)) = (words.first(), words.last()) else {
+        return false;
+    };
+    if DESCRIPTORS.contains(last) || (words.len() > 1 && FLAG_WORDS.contains(first)) {
+        return false;
+    }
+    SUBSTRINGS.iter().any(|s| k.contains(s)) || words.iter().any(|w| WORDS.contains(w))
 }

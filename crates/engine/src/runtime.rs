@@ -16,15 +16,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use soar_rest::{RestClient, RestError};
+use soar_sdk::Reply;
+use soar_sdk::context::{DiscardStatus, StatusSink};
+use soar_sdk::platform::BoxFuture;
 use soar_stomp::{AckMode, Command, DeliveryTag, Event, Frame, Session, StompError, Subscription};
 use tokio::sync::{Semaphore, oneshot};
 use tokio::task::JoinSet;
 
-use crate::context::{DiscardStatus, StatusSink};
-use crate::dispatch::{Dispatcher, Outcome, parse_rule_names};
-use crate::result::Reply;
+use crate::dispatch::{Dispatcher, Outcome};
+use crate::rules::RuleDirectory;
 
 /// How many finished message ids are remembered for redelivery handling, and for how long.
 const DONE_CAPACITY: usize = 1000;
@@ -81,14 +82,15 @@ pub struct RuntimeConfig {
     pub shutdown_timeout: Duration,
 }
 
-/// The message destinations to subscribe to, resolved from the platform.
+/// The message destinations to subscribe to, resolved from the platform; loads `rules`.
 pub async fn resolve_queues(
     dispatcher: &Dispatcher,
+    rules: &RuleDirectory,
     rest: &RestClient,
 ) -> Result<Vec<String>, RestError> {
-    match rest.get("/actions").await {
-        Ok(actions) => dispatcher.set_rule_names(parse_rule_names(&actions)),
-        Err(e) if e.exit_code() == 21 => return Err(e),
+    match rules.load().await {
+        Ok(()) => {}
+        Err(e) if e.is_unauthorized() => return Err(e),
         Err(e) => tracing::warn!("cannot read the rule list (GET /actions): {e}"),
     }
     let mut queues: Vec<String> = dispatcher.rule_destinations();
@@ -169,13 +171,14 @@ struct StompStatus {
     correlation_id: Option<String>,
 }
 
-#[async_trait]
 impl StatusSink for StompStatus {
-    async fn send_status(&self, reply: Reply) {
+    fn send_status(&self, reply: Reply) -> BoxFuture<'_, ()> {
         let frame = reply_frame(&self.reply_to, self.correlation_id.as_deref(), &reply);
-        if let Err(e) = self.session.send(frame).await {
-            tracing::warn!("status message not sent: {e}");
-        }
+        Box::pin(async move {
+            if let Err(e) = self.session.send(frame).await {
+                tracing::warn!("status message not sent: {e}");
+            }
+        })
     }
 }
 
@@ -291,10 +294,10 @@ pub async fn serve(
                     Some(Event::Message { frame, tag }) => {
                         // A redelivery of a running message: acknowledge this delivery when done.
                         let running = frame.get("message-id").is_some_and(|id| {
-                            tracker
-                                .lock()
-                                .ok()
-                                .and_then(|mut t| t.inflight.get_mut(id).map(|slot| *slot = tag))
+                            lock(&tracker)
+                                .inflight
+                                .get_mut(id)
+                                .map(|slot| *slot = tag)
                                 .is_some()
                         });
                         if !running {
@@ -317,6 +320,12 @@ pub async fn serve(
         tracing::debug!("disconnect: {e}");
     }
     result
+}
+
+/// The tracker, even if a task panicked while holding it: its maps stay consistent (every
+/// update is a single insert or remove), and giving up would strand messages unacknowledged.
+fn lock(tracker: &Mutex<Tracker>) -> std::sync::MutexGuard<'_, Tracker> {
+    tracker.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// What every message task shares.
@@ -349,7 +358,7 @@ fn on_message(shared: &Shared, tasks: &mut JoinSet<()>, frame: Frame, tag: Deliv
         return;
     };
     let resend = {
-        let Ok(mut t) = tracker.lock() else { return };
+        let mut t = lock(&tracker);
         if let Some(slot) = t.inflight.get_mut(&message_id) {
             tracing::debug!(message_id, "redelivered while still running; not run again");
             *slot = tag;
@@ -382,9 +391,7 @@ fn on_message(shared: &Shared, tasks: &mut JoinSet<()>, frame: Frame, tag: Deliv
         };
         if stopping.load(Ordering::SeqCst) {
             // Shutting down: not started, left unacknowledged for redelivery.
-            if let Ok(mut t) = tracker.lock() {
-                t.inflight.remove(&message_id);
-            }
+            lock(&tracker).inflight.remove(&message_id);
             return;
         }
         let destination = frame.get("destination").unwrap_or_default().to_string();
@@ -400,6 +407,7 @@ fn on_message(shared: &Shared, tasks: &mut JoinSet<()>, frame: Frame, tag: Deliv
         };
         let outcome = dispatcher
             .dispatch(
+                &message_id,
                 &destination,
                 frame.get("Co3MessagePayload"),
                 &frame.body,
@@ -475,7 +483,7 @@ async fn confirm_and_ack(
         None => true,
     };
     let tag = {
-        let Ok(mut t) = tracker.lock() else { return };
+        let mut t = lock(tracker);
         let latest = t.inflight.remove(&message_id).unwrap_or(tag);
         t.remember_done(message_id.clone(), if confirmed { None } else { reply });
         latest

@@ -4,9 +4,9 @@
 use std::path::Path;
 
 use proptest::prelude::*;
-use soar_sdk::config::ini::Ini;
-use soar_sdk::config::secrets::MemoryStore;
-use soar_sdk::config::{AppConfig, ResilientOptions, SecretResolver};
+use soar_engine::config::ini::Ini;
+use soar_engine::config::secrets::MemoryStore;
+use soar_engine::config::{AppConfig, ResilientOptions, SecretResolver};
 
 /// Characters that matter to the grammar, plus some Unicode whitespace and `$`/`^`/`{}`.
 const TRICKY: &str = "[\\[\\]=:#; \t\r\n\u{feff}\u{a0}\u{1c}\u{85}\u{2028}$^{}%aAbBkK0-9Σ]{0,300}";

@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use soar_sim::trustar::{TrustarConfig, TrustarEmulator};
+use trustar_emulator::{TrustarConfig, TrustarEmulator};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn official_python_sdk_talks_to_the_emulator() {

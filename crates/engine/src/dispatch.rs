@@ -5,31 +5,19 @@
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use futures::FutureExt;
 use serde_json::Value;
-use soar_rest::RestClient;
+use soar_sdk::component::{FunctionRoute, RuleRoute};
+use soar_sdk::context::StatusSink;
+use soar_sdk::message::{MessageKind, rule_key};
+use soar_sdk::result::ResultSource;
+use soar_sdk::{Context, FunctionError, Inputs, Message, Reply, Rest};
 
-use crate::context::{ComponentSection, Context, StatusSink};
-use crate::error::FunctionError;
-use crate::handler::{Function, RuleHandler};
-use crate::inputs::Inputs;
-use crate::message::{Message, MessageKind, rule_key};
-use crate::registry::Component;
-use crate::result::{Reply, ResultSource};
-
-/// A component ready to serve: its handlers plus who it is and its config section.
-#[derive(Debug, Clone)]
-pub struct LoadedComponent {
-    pub name: String,
-    pub version: String,
-    pub section: Arc<ComponentSection>,
-    pub component: Component,
-    /// Its validated platform objects (none for components without customizations).
-    pub definitions: Option<soar_customizations::Customizations>,
-}
+use crate::load::LoadedComponent;
+use crate::rules::RuleDirectory;
 
 /// Settings of the dispatcher taken from `[resilient]`.
 #[derive(Debug, Clone)]
@@ -71,16 +59,15 @@ pub struct DuplicateFunction {
 struct Meta {
     name: String,
     version: String,
-    section: Arc<ComponentSection>,
 }
 
 /// Routes messages to handlers by function name or by rule name.
 pub struct Dispatcher {
-    functions: HashMap<String, (Arc<dyn Function>, Meta)>,
-    rules: HashMap<(String, String), (Arc<dyn RuleHandler>, Meta)>,
+    functions: HashMap<String, (FunctionRoute, Meta)>,
+    rules: HashMap<(String, String), RuleRoute>,
     component_names: Vec<String>,
-    rule_names: RwLock<HashMap<i64, String>>,
-    rest: Option<RestClient>,
+    rule_names: Arc<RuleDirectory>,
+    rest: Option<Rest>,
     options: DispatchOptions,
 }
 
@@ -94,18 +81,19 @@ impl std::fmt::Debug for Dispatcher {
 }
 
 impl Dispatcher {
+    /// A dispatcher for `components`; rule messages are routed by the names `rule_names` knows.
     pub fn new(
         components: &[LoadedComponent],
-        rest: Option<RestClient>,
+        rest: Option<Rest>,
+        rule_names: Arc<RuleDirectory>,
         options: DispatchOptions,
     ) -> Result<Self, DuplicateFunction> {
-        let mut functions: HashMap<String, (Arc<dyn Function>, Meta)> = HashMap::new();
+        let mut functions: HashMap<String, (FunctionRoute, Meta)> = HashMap::new();
         let mut rules = HashMap::new();
         for loaded in components {
             let meta = Meta {
                 name: loaded.name.clone(),
                 version: loaded.version.clone(),
-                section: loaded.section.clone(),
             };
             for f in loaded.component.functions() {
                 if let Some((_, first)) = functions.get(&f.name) {
@@ -115,20 +103,17 @@ impl Dispatcher {
                         second: loaded.name.clone(),
                     });
                 }
-                functions.insert(f.name.clone(), (f.handler.clone(), meta.clone()));
+                functions.insert(f.name.clone(), (f.clone(), meta.clone()));
             }
             for r in loaded.component.rules() {
-                rules.insert(
-                    (r.destination.clone(), rule_key(&r.rule)),
-                    (r.handler.clone(), meta.clone()),
-                );
+                rules.insert((r.destination.clone(), rule_key(&r.rule)), r.clone());
             }
         }
         Ok(Dispatcher {
             functions,
             rules,
             component_names: components.iter().map(|c| c.name.clone()).collect(),
-            rule_names: RwLock::new(HashMap::new()),
+            rule_names,
             rest,
             options,
         })
@@ -149,16 +134,11 @@ impl Dispatcher {
         d
     }
 
-    /// Sets the rule id → display name map (from `GET /actions`).
-    pub fn set_rule_names(&self, names: HashMap<i64, String>) {
-        if let Ok(mut map) = self.rule_names.write() {
-            *map = names;
-        }
-    }
-
-    /// Handles one delivery. Never panics: a panicking handler becomes an error reply.
+    /// Handles one delivery (`key`: its message id). Never panics: a panicking handler becomes
+    /// an error reply.
     pub async fn dispatch(
         &self,
+        key: &str,
         destination: &str,
         payload_type: Option<&str>,
         body: &[u8],
@@ -182,9 +162,9 @@ impl Dispatcher {
         let message = Message::new(destination, payload_type, json);
         match message.kind().clone() {
             MessageKind::Function(name) => {
-                Outcome::Reply(self.run_function(&name, message, status).await)
+                Outcome::Reply(self.run_function(key, &name, message, status).await)
             }
-            MessageKind::Rule => Outcome::Reply(self.run_rule(message, status).await),
+            MessageKind::Rule => Outcome::Reply(self.run_rule(key, message, status).await),
             MessageKind::Inbound => {
                 tracing::warn!(
                     destination,
@@ -201,11 +181,12 @@ impl Dispatcher {
 
     async fn run_function(
         &self,
+        key: &str,
         name: &str,
         message: Message,
         status: Arc<dyn StatusSink>,
     ) -> Reply {
-        let Some((handler, meta)) = self.functions.get(name) else {
+        let Some((route, meta)) = self.functions.get(name) else {
             let served = if self.component_names.is_empty() {
                 "none".to_string()
             } else {
@@ -231,14 +212,9 @@ impl Dispatcher {
             .unwrap_or_default();
         let inputs = Inputs::from_raw(raw_inputs);
         let recorded_inputs = inputs.normalized().clone();
-        let ctx = Context::new(
-            message,
-            self.rest.clone(),
-            meta.section.clone(),
-            status.clone(),
-        );
+        let ctx = Context::new(message, self.rest.clone(), status.clone(), key);
         let started = Instant::now();
-        let outcome = AssertUnwindSafe(handler.call(ctx, inputs))
+        let outcome = AssertUnwindSafe(route.call(ctx, inputs))
             .catch_unwind()
             .await
             .unwrap_or_else(|panic| Err(FunctionError::msg(panic_text(&panic))));
@@ -285,52 +261,22 @@ impl Dispatcher {
         Reply::error(err.to_string())
     }
 
-    async fn rule_name(&self, action_id: i64) -> Option<String> {
-        let known = self
-            .rule_names
-            .read()
-            .ok()
-            .and_then(|m| m.get(&action_id).cloned());
-        if known.is_some() {
-            return known;
-        }
-        // A rule created after start-up: refresh the map once.
-        let rest = self.rest.as_ref()?;
-        match rest.get("/actions").await {
-            Ok(v) => {
-                let names = parse_rule_names(&v);
-                let found = names.get(&action_id).cloned();
-                self.set_rule_names(names);
-                found
-            }
-            Err(e) => {
-                tracing::warn!("cannot refresh the rule list: {e}");
-                None
-            }
-        }
-    }
-
-    async fn run_rule(&self, message: Message, status: Arc<dyn StatusSink>) -> Reply {
+    async fn run_rule(&self, key: &str, message: Message, status: Arc<dyn StatusSink>) -> Reply {
         let queue = message.queue().to_string();
         let name = match message.action_id() {
-            Some(id) => self.rule_name(id).await,
+            Some(id) => self.rule_names.name_of(id).await,
             None => None,
         };
         let Some(name) = name else {
             tracing::warn!(queue, action_id = ?message.action_id(), "rule message for an unknown rule");
             return Reply::success("No handler returned a result for this action", None);
         };
-        let Some((handler, meta)) = self.rules.get(&(queue.clone(), rule_key(&name))) else {
+        let Some(route) = self.rules.get(&(queue.clone(), rule_key(&name))) else {
             tracing::info!(queue, rule = name, "no handler for this rule");
             return Reply::success("No handler returned a result for this action", None);
         };
-        let ctx = Context::new(
-            message,
-            self.rest.clone(),
-            meta.section.clone(),
-            status.clone(),
-        );
-        let outcome = AssertUnwindSafe(handler.handle(ctx))
+        let ctx = Context::new(message, self.rest.clone(), status.clone(), key);
+        let outcome = AssertUnwindSafe(route.call(ctx))
             .catch_unwind()
             .await
             .unwrap_or_else(|panic| Err(FunctionError::msg(panic_text(&panic))));
@@ -342,21 +288,6 @@ impl Dispatcher {
             Err(err) => self.error_reply(&name, err, status).await,
         }
     }
-}
-
-/// `{"entities": [{"id": 1, "name": "Rule"}]}` → id → name.
-pub fn parse_rule_names(actions: &Value) -> HashMap<i64, String> {
-    actions
-        .get("entities")
-        .and_then(Value::as_array)
-        .map(|list| {
-            list.iter()
-                .filter_map(|a| {
-                    Some((a.get("id")?.as_i64()?, a.get("name")?.as_str()?.to_string()))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {

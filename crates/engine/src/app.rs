@@ -2,23 +2,25 @@
 //! connect the broker and serve. `host run`, `host selftest`, the demo and the test kit all go
 //! through here, so they behave the same.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use soar_rest::{Auth, Proxy, RestClient, RestConfig, RestError, RetryPolicy};
+use soar_sdk::Rest;
+use soar_sdk::config::Sections;
+use soar_sdk::registry::CheckError;
 use soar_tls::{CaSource, TlsError};
 use tokio::sync::oneshot;
 
 use crate::config::resilient::Credentials;
 use crate::config::{AppConfig, ConfigError, ResilientOptions};
-use crate::context::ComponentSection;
-use crate::customize::{self, CustomizeError};
-use crate::dispatch::{DispatchOptions, Dispatcher, DuplicateFunction, LoadedComponent};
-use crate::handler::Shutdown;
-use crate::registry::{ComponentRegistration, registered};
+use crate::customize::CustomizeError;
+use crate::dispatch::{DispatchOptions, Dispatcher, DuplicateFunction};
+use crate::load::LoadedComponent;
+use crate::rules::RuleDirectory;
 use crate::runtime::{self, RuntimeConfig, RuntimeError};
+use crate::threat::{self, CustomThreatService, ThreatServer, Webserver};
 
 /// Why the host could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -29,10 +31,14 @@ pub enum AppError {
     Component {
         component: String,
         #[source]
-        source: Box<ConfigError>,
+        source: soar_sdk::ConfigError,
     },
-    #[error("unknown component '{0}' (see `host list` for the linked components)")]
-    UnknownComponent(String),
+    #[error(transparent)]
+    Check(#[from] CheckError),
+    #[error("unknown component '{name}' (linked: {linked}; see `host list`)")]
+    UnknownComponent { name: String, linked: String },
+    #[error("threat service: {0}")]
+    ThreatService(String),
     #[error("{setting} = {value}: {source}")]
     Tls {
         setting: &'static str,
@@ -64,62 +70,6 @@ impl AppError {
             _ => 1,
         }
     }
-}
-
-/// The section values a component's handlers see through `ctx.config()`.
-pub fn component_section(config: &AppConfig, name: Option<&str>) -> ComponentSection {
-    match name.and_then(|n| config.section(n)) {
-        Some(section) => ComponentSection::new(
-            section.name(),
-            section
-                .keys()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<BTreeMap<_, _>>(),
-        ),
-        None => ComponentSection::new(name.unwrap_or_default(), BTreeMap::new()),
-    }
-}
-
-/// Builds one registered component from app.config (validating its section).
-pub fn load_component(
-    registration: &ComponentRegistration,
-    config: &AppConfig,
-) -> Result<LoadedComponent, AppError> {
-    let component = (registration.build)(config).map_err(|source| AppError::Component {
-        component: registration.name.to_string(),
-        source: Box::new(source),
-    })?;
-    let definitions = if registration.customizations.is_empty() {
-        None
-    } else {
-        let definitions = customize::definitions(registration)?;
-        customize::check_component(registration.name, &component, &definitions)?;
-        Some(definitions)
-    };
-    Ok(LoadedComponent {
-        name: registration.name.to_string(),
-        version: registration.version.to_string(),
-        section: Arc::new(component_section(config, registration.section)),
-        component,
-        definitions,
-    })
-}
-
-/// Builds every linked component (or only those named), skipping `[resilient] noload` ones.
-pub fn load_components(
-    config: &AppConfig,
-    only: &[String],
-    noload: &[String],
-) -> Result<Vec<LoadedComponent>, AppError> {
-    let all = registered();
-    if let Some(unknown) = only.iter().find(|n| !all.iter().any(|r| r.name == *n)) {
-        return Err(AppError::UnknownComponent(unknown.clone()));
-    }
-    all.into_iter()
-        .filter(|r| only.is_empty() || only.iter().any(|n| n == r.name))
-        .filter(|r| !noload.iter().any(|n| n == r.name))
-        .map(|r| load_component(r, config))
-        .collect()
 }
 
 fn tls_config(
@@ -226,15 +176,17 @@ pub async fn run(
         "logged in to {}",
         rest.base_url()
     );
+    let rules = Arc::new(RuleDirectory::new(Some(Rest::new(Arc::new(rest.clone())))));
     let dispatcher = Arc::new(Dispatcher::new(
         &components,
-        Some(rest.clone()),
+        Some(Rest::new(Arc::new(rest.clone()))),
+        rules.clone(),
         DispatchOptions {
             trap_exception: opts.trap_exception,
             ..DispatchOptions::default()
         },
     )?);
-    let queues = runtime::resolve_queues(&dispatcher, &rest).await?;
+    let queues = runtime::resolve_queues(&dispatcher, &rules, &rest).await?;
     if queues.is_empty() {
         tracing::warn!(
             "no function or rule of the enabled components is defined on the platform: nothing to subscribe to"
@@ -246,38 +198,45 @@ pub async fn run(
         prefetch: opts.stomp_prefetch_limit,
         shutdown_timeout: opts.shutdown_timeout,
     };
-    // Components' services (e.g. a threat-service web server) run beside the functions.
-    let (stop_services, stopping) = Shutdown::channel();
-    let mut services = tokio::task::JoinSet::new();
-    for c in &components {
-        for (name, service) in c.component.services() {
-            let (service, stopping) = (service.clone(), stopping.clone());
-            let label = format!("{}/{name}", c.name);
-            services.spawn(async move {
-                tracing::info!("service {label} started");
-                match service.run(stopping).await {
-                    Ok(()) => tracing::info!("service {label} stopped"),
-                    Err(e) => tracing::error!("service {label} failed: {e}"),
-                }
-            });
-        }
-    }
+    // The components' threat services are served beside the functions.
+    let threat_server = match threat_server(config, &components)? {
+        Some(server) => Some(
+            threat::start(server)
+                .await
+                .map_err(AppError::ThreatService)?,
+        ),
+        None => None,
+    };
     let served = runtime::serve(dispatcher, queues, runtime_config, shutdown, ready).await;
-    let _ = stop_services.send(true);
-    if tokio::time::timeout(opts.shutdown_timeout, async {
-        while services.join_next().await.is_some() {}
-    })
-    .await
-    .is_err()
-    {
-        tracing::warn!(
-            "some services did not stop within {:?}",
-            opts.shutdown_timeout
-        );
-        services.abort_all();
+    if let Some(server) = threat_server {
+        server.stop().await;
     }
     served?;
     Ok(())
+}
+
+/// The threat-service server for the components' threat services (`None` when they have none).
+pub fn threat_server(
+    config: &AppConfig,
+    components: &[LoadedComponent],
+) -> Result<Option<Arc<ThreatServer>>, AppError> {
+    let routes: Vec<_> = components
+        .iter()
+        .flat_map(|c| c.component.threat_services().to_vec())
+        .collect();
+    if routes.is_empty() {
+        return Ok(None);
+    }
+    let source = config.to_source();
+    let section_error = |source| AppError::Config(ConfigError::Component(source));
+    let web = Webserver::load(&source).map_err(section_error)?;
+    let cts = CustomThreatService::load(&source).map_err(section_error)?;
+    for warning in source.warnings() {
+        tracing::warn!("{warning}");
+    }
+    ThreatServer::new(routes, web, cts, &source)
+        .map(Some)
+        .map_err(section_error)
 }
 
 /// Why a spawned host did not become ready.

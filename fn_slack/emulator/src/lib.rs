@@ -21,6 +21,10 @@
 //!   ([`SlackEmulator::channel`], [`SlackEmulator::transcript`]), every request
 //!   ([`SlackEmulator::requests`]), and the same as JSON at `GET /emulator/state`.
 //!
+//! It registers itself with the simulated platform's emulator registry ([`soar_sim::emulator`])
+//! as "Slack", for `fn_slack`: started on a free port with [`SlackConfig::default`], its
+//! app.config section is `[fn_slack]` (`api_token`, `username`, `channel`, `api_url`).
+//!
 //! Choices where Slack documents nothing: an unknown `thread_ts` is `thread_not_found`; message
 //! errors are checked in the order auth, channel, archived, membership, text, thread.
 
@@ -39,6 +43,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
+use soar_sim::SimError;
+use soar_sim::emulator::{Emulator, EmulatorRegistration, StartFuture};
 use tokio::sync::oneshot;
 
 pub use args::ArgsError;
@@ -501,6 +507,44 @@ impl SlackEmulator {
         {
             let _ = tx.send(());
         }
+    }
+}
+
+soar_sim::register_emulator!(EmulatorRegistration {
+    name: "Slack",
+    component: "fn_slack",
+    start: start_registered,
+});
+
+/// The registry's start: the default configuration on a free port.
+fn start_registered() -> StartFuture {
+    Box::pin(async {
+        let slack = SlackEmulator::start(SlackConfig::default())
+            .await
+            .map_err(|e| SimError::External(format!("Slack emulator: {e}")))?;
+        Ok(Box::new(slack) as Box<dyn Emulator>)
+    })
+}
+
+impl Emulator for SlackEmulator {
+    /// The API base URL ([`SlackEmulator::api_url`]).
+    fn url(&self) -> String {
+        self.api_url()
+    }
+
+    /// `[fn_slack]`: `api_token`, `username`, `channel` and `api_url`.
+    fn app_config(&self) -> String {
+        format!(
+            "[fn_slack]\napi_token = {token}\nusername = Resilient\nchannel = incidents\n\
+             api_url = {url}\n",
+            token = self.token(),
+            url = self.api_url(),
+        )
+    }
+
+    /// "Slack, as a person sees it:" then the [`SlackEmulator::transcript`].
+    fn summary(&self) -> String {
+        format!("Slack, as a person sees it:\n{}", self.transcript())
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use soar_sdk::config::{AppConfig, ConfigError, ResilientOptions, SecretResolver};
+use soar_engine::config::{AppConfig, ConfigError, ResilientOptions, SecretResolver};
 
 fn isolated(text: &str) -> Result<AppConfig, ConfigError> {
     AppConfig::parse_with(

@@ -1,10 +1,10 @@
 //! `$ENV` / `^secret` substitution, secret stores and redaction data (spec §1.5), through the
-//! public `soar_sdk::config` API.
+//! public `soar_engine::config` API.
 
 use std::path::{Path, PathBuf};
 
-use soar_sdk::config::secrets::{DirectoryStore, FileStore, MemoryStore, SecretError};
-use soar_sdk::config::{AppConfig, ConfigError, SecretResolver, SecretStore};
+use soar_engine::config::secrets::{DirectoryStore, FileStore, MemoryStore, SecretError};
+use soar_engine::config::{AppConfig, ConfigError, SecretResolver, SecretStore};
 
 const FILE: &str = "/etc/rescircuits/app.config";
 

@@ -8,26 +8,16 @@
 
 use serde_json::{Value, json};
 use soar_customizations::plan::{Plan, plan};
-use soar_customizations::{CustomizationError, Customizations, Source, check_input};
+use soar_customizations::{CustomizationError, Customizations};
 use soar_rest::{RestClient, RestError};
-
-use crate::registry::{Component, ComponentRegistration};
 
 pub use soar_customizations as model;
 
 /// Why customizations could not be validated or pushed.
 #[derive(Debug, thiserror::Error)]
 pub enum CustomizeError {
-    #[error("component {component}: {source}")]
-    Definitions {
-        component: String,
-        #[source]
-        source: CustomizationError,
-    },
     #[error("{0}")]
     Merge(#[from] CustomizationError),
-    #[error("component {component}: {problems}")]
-    Handlers { component: String, problems: String },
     #[error(transparent)]
     Rest(#[from] RestError),
     #[error("the platform rejected the import (status {status}):\n{messages}")]
@@ -36,57 +26,6 @@ pub enum CustomizeError {
     Declined(String),
     #[error("the platform answered an import without {0}")]
     BadAnswer(&'static str),
-}
-
-/// Parses and validates one component's embedded YAML.
-pub fn definitions(registration: &ComponentRegistration) -> Result<Customizations, CustomizeError> {
-    let sources: Vec<Source<'_>> = registration
-        .customizations
-        .iter()
-        .map(|f| Source {
-            file: f.path,
-            text: f.text,
-        })
-        .collect();
-    let parsed = Customizations::parse(&sources).and_then(|c| c.validate().map(|()| c));
-    parsed.map_err(|source| CustomizeError::Definitions {
-        component: registration.name.to_string(),
-        source,
-    })
-}
-
-/// Checks a built component against its definitions: every function it serves is defined, and
-/// every input a typed handler reads is an input of that function with a compatible type.
-pub fn check_component(
-    name: &str,
-    component: &Component,
-    definitions: &Customizations,
-) -> Result<(), CustomizeError> {
-    let mut problems = Vec::new();
-    for f in component.functions() {
-        let Some(def) = definitions.function(&f.name) else {
-            problems.push(format!(
-                "function '{}' has a handler but no definition in the crate's customizations",
-                f.name
-            ));
-            continue;
-        };
-        if let Some(schema) = &f.schema {
-            for (input, kind) in &schema.inputs {
-                if let Err(e) = check_input(def, input, *kind) {
-                    problems.push(format!("function '{}': {e}", f.name));
-                }
-            }
-        }
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(CustomizeError::Handlers {
-            component: name.to_string(),
-            problems: problems.join("; "),
-        })
-    }
 }
 
 /// The merged, validated definitions of several components.

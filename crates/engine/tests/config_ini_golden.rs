@@ -1,4 +1,4 @@
-//! Golden parity of `soar_sdk::config::ini` with Python's `configparser`, the parser
+//! Golden parity of `soar_engine::config::ini` with Python's `configparser`, the parser
 //! resilient-circuits uses: every fixture in `tests/fixtures/ini/` and a few thousand generated
 //! documents are parsed by both, and the sections (with `[DEFAULT]` cascaded) or the error class
 //! and line must be identical.
@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
-use soar_sdk::config::ini::Ini;
+use soar_engine::config::ini::Ini;
 
 /// Reads each file exactly as `resilient/co3argparse.py` does and prints one JSON line per file.
 const PY: &str = r#"

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use soar_sim::slack::{ChannelSpec, SlackConfig, SlackEmulator};
+use slack_emulator::{ChannelSpec, SlackConfig, SlackEmulator};
 
 fn http() -> reqwest::Client {
     let tls = soar_tls::client_config(&soar_tls::CaSource::Insecure).unwrap();

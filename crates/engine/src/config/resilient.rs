@@ -16,6 +16,51 @@ use super::{AppConfig, ConfigError, Secret, Section, parse_bool};
 /// The section name.
 pub const SECTION: &str = "resilient";
 
+/// Every key of `[resilient]` the host reads (`secrets` is read by the secret resolver).
+pub const KEYS: &[&str] = &[
+    "api_key_id",
+    "api_key_secret",
+    "cache_ttl",
+    "cafile",
+    "componentsdir",
+    "email",
+    "heartbeat_timeout_threshold",
+    "host",
+    "ignore_message_failure",
+    "log_backup_count",
+    "log_max_bytes",
+    "logdir",
+    "logfile",
+    "loglevel",
+    "max_connection_retries",
+    "no_prompt_password",
+    "noload",
+    "num_workers",
+    "org",
+    "password",
+    "port",
+    "proxy_host",
+    "proxy_password",
+    "proxy_port",
+    "proxy_user",
+    "request_max_retries",
+    "request_retry_backoff",
+    "request_retry_delay",
+    "resource_prefix",
+    "secrets",
+    "selftest_timeout",
+    "shutdown_timeout",
+    "stomp",
+    "stomp_cafile",
+    "stomp_host",
+    "stomp_max_retries",
+    "stomp_port",
+    "stomp_prefetch_limit",
+    "stomp_timeout",
+    "stomp_timer_interval",
+    "trap_exception",
+];
+
 /// Smallest and largest `num_workers` / `stomp_prefetch_limit`.
 pub const WORKERS_RANGE: std::ops::RangeInclusive<u32> = 1..=2000;
 
@@ -259,9 +304,9 @@ impl ResilientOptions {
         }
 
         let email = r.get("email");
-        let password = r.get("password").map(Secret);
+        let password = r.get("password").map(Secret::new);
         let api_key_id = r.get("api_key_id");
-        let api_key_secret = r.get("api_key_secret").map(Secret);
+        let api_key_secret = r.get("api_key_secret").map(Secret::new);
         let no_prompt_password = is_true(s.get("no_prompt_password"));
         let credentials = match (&api_key_id, &api_key_secret, &email, &password) {
             (Some(id), Some(secret), _, _) => Credentials::ApiKey {
@@ -377,7 +422,7 @@ impl ResilientOptions {
             proxy_host: r.get("proxy_host"),
             proxy_port,
             proxy_user: r.get("proxy_user"),
-            proxy_password: r.get("proxy_password").map(Secret),
+            proxy_password: r.get("proxy_password").map(Secret::new),
             cache_ttl: Duration::from_secs(cache_ttl),
             resource_prefix,
             max_connection_retries,

@@ -31,6 +31,7 @@
 //! Redaction: every value inserted by a substitution, and the value of every key that
 //! [`is_secret_key`], is recorded for [`AppConfig::secret_values`](super::AppConfig::secret_values).
 
+use soar_sdk::config::is_secret_key;
 use std::collections::HashMap;
 use std::fmt;
 use std::io;
@@ -447,62 +448,6 @@ impl SecretStore for KeyringStore {
 
 // ---------------------------------------------------------------------------------------------
 // Redaction helpers
-
-/// Whether a key's value should be treated as secret (redacted in logs, never echoed in errors).
-///
-/// Starts from upstream's `token|pass|secret|pin|key|session|connection|jwt|authorization`, made
-/// less trigger-happy for value-based redaction:
-/// * a key whose last `_`/`-`/`.` word is a descriptor (`id`, `user`, `name`, `file`, `path`,
-///   `url`, `host`, `port`, `type`, `timeout`, ...) is not secret (`api_key_id`, `token_url`,
-///   `password_file`);
-/// * flags are not secret (`no_prompt_password`, `use_token`);
-/// * `session` and `connection` alone do not count (`rc_use_persistent_sessions`,
-///   `max_connection_retries`), but `connection_string` does;
-/// * `password`, `passwd`, `passphrase`, `passcode`, `pwd`, `secret`, `token`, `jwt`,
-///   `authorization`, `credential`, `apikey`, `privatekey`, `cookie` anywhere in the key, or a word
-///   `pass`, `pin`, `key` or `auth`, make it secret (`api_key_secret`, `password`, `x_token_2`,
-///   `api_key`, `private_key`).
-pub fn is_secret_key(key: &str) -> bool {
-    const DESCRIPTORS: &[&str] = &[
-        "id", "ids", "user", "username", "name", "names", "file", "path", "dir", "url", "uri",
-        "host", "port", "type", "timeout", "ttl", "retries", "count", "enabled", "enable",
-        "prefix", "header", "length", "len", "size", "interval", "expiry", "expires", "format",
-        "field", "fields", "location", "endpoint",
-    ];
-    const FLAG_WORDS: &[&str] = &[
-        "no", "use", "enable", "disable", "allow", "verify", "prompt", "ask", "require",
-    ];
-    const SUBSTRINGS: &[&str] = &[
-        "password",
-        "passwd",
-        "passphrase",
-        "passcode",
-        "pwd",
-        "secret",
-        "token",
-        "jwt",
-        "authorization",
-        "credential",
-        "apikey",
-        "privatekey",
-        "cookie",
-        "connection_string",
-        "connectionstring",
-    ];
-    const WORDS: &[&str] = &["pass", "pin", "key", "auth"];
-    let k = key.to_ascii_lowercase();
-    let words: Vec<&str> = k
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .collect();
-    let (Some(first), Some(last)) = (words.first(), words.last()) else {
-        return false;
-    };
-    if DESCRIPTORS.contains(last) || (words.len() > 1 && FLAG_WORDS.contains(first)) {
-        return false;
-    }
-    SUBSTRINGS.iter().any(|s| k.contains(s)) || words.iter().any(|w| WORDS.contains(w))
-}
 
 fn is_bool_literal(v: &str) -> bool {
     matches!(
