@@ -146,10 +146,9 @@ impl Integration {
         lock
     }
 
-    /// How many incidents have a lock now (for tests).
-    pub fn locked_incidents(&self) -> usize {
-        let locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
-        locks.values().filter(|l| l.strong_count() > 0).count()
+    /// How many incident locks the map holds (for tests).
+    pub fn lock_entries(&self) -> usize {
+        self.locks.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     /// The client of an account section.
@@ -590,6 +589,26 @@ pub async fn add_note(rest: &RestClient, incident_id: i64, html: &str) -> Result
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn incident_locks_go_when_their_flows_end() {
+        let i = Integration::new(Arc::new(TrustarConfig {
+            queue: "trustar".into(),
+            accounts: Vec::new(),
+            threat_source: None,
+        }));
+        let a = i.incident_lock(1);
+        let b = i.incident_lock(1);
+        assert!(Arc::ptr_eq(&a, &b), "one lock per incident");
+        for n in 2..100 {
+            drop(i.incident_lock(n));
+        }
+        let _c = i.incident_lock(100);
+        assert_eq!(i.lock_entries(), 2, "only incidents 1 and 100 are held");
+        drop((a, b));
+        let _d = i.incident_lock(101);
+        assert_eq!(i.lock_entries(), 2);
+    }
+
     use super::*;
 
     #[test]

@@ -571,8 +571,50 @@ async fn undo_whitelist_rule(
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+    use soar_sdk::config::ConfigSource;
+    use soar_sdk::platform::Method;
+    use soar_sdk::testkit::TestKit;
+
     #[test]
     fn customizations_validate_against_the_handlers() {
         soar_sdk::testkit::validate_registered(super::NAME).unwrap();
+    }
+
+    fn kit() -> TestKit {
+        let account = [
+            ("url", "http://127.0.0.1:9"),
+            ("user_api_key", "k"),
+            ("user_api_secret", "s"),
+            ("enclave_ids_for_submission", "e1"),
+            ("workspace", "SOC Team"),
+        ];
+        let source = ConfigSource::new("app.config").with_section("trustar_soc", account);
+        TestKit::with_config(super::NAME, source).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_incident_of_an_unrouted_workspace_is_refused_by_name() {
+        let kit = kit();
+        kit.platform().answer(
+            Method::Get,
+            "/workspaces/5",
+            json!({"id": 5, "display_name": "Legal"}),
+        );
+        let body = json!({"incident": {"id": 9, "name": "x", "workspace": 5}});
+        let call = kit.rule(super::rules::SEND_TO_TRUSTAR, body).await;
+        let e = call.result.unwrap_err().to_string();
+        assert!(e.contains("workspace 'Legal'"), "{e}");
+        let calls = kit.platform().calls();
+        assert_eq!(calls.len(), 1, "{calls:?}");
+        assert_eq!(calls[0].path, "/workspaces/5");
+    }
+
+    #[tokio::test]
+    async fn a_rule_message_without_its_artifact_names_it() {
+        let body = json!({"incident": {"id": 9, "name": "x", "workspace": "SOC Team"}});
+        let call = kit().rule(super::rules::WHITELIST, body).await;
+        let e = call.result.unwrap_err().to_string();
+        assert_eq!(e, "the message carries no artifact");
     }
 }

@@ -86,6 +86,12 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         export: Option<PathBuf>,
     },
+    /// Create a new function crate in this workspace (run in the repository): one typed
+    /// function, its YAML, a typed config section and tests; added to the host as a feature.
+    New {
+        /// The crate's and component's name, e.g. fn_example.
+        name: String,
+    },
     /// Check the REST login, the STOMP subscription and each component's own selftest.
     Selftest {
         #[command(flatten)]
@@ -137,6 +143,7 @@ fn main() -> ExitCode {
                 yes,
                 export,
             } => commands::customize::run(config.config_file, &components, yes, export).await,
+            Command::New { name } => commands::new::run(&name),
             Command::Selftest { config, components } => {
                 commands::selftest::run(config.config_file, &components).await
             }

@@ -103,6 +103,21 @@ fn config_create_then_update_appends_only_missing_sections() {
         text.contains("[resilient]") && text.contains("[fn_hello]"),
         "{text}"
     );
+    // Generated from the typed section: its doc comment above each key, its default as value.
+    assert!(
+        text.contains(
+            "# Settings of fn_hello, the example function.\n[fn_hello]\n\
+             # Longest delay (milliseconds) a caller may ask for with the input hello_delay_ms.\n\
+             max_delay_ms = 60000\n"
+        ),
+        "{text}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the file holds credentials: owner only");
+    }
     // -c again refuses to overwrite without a terminal or -y.
     let out = host(&["config", "-c", p], dir.path());
     assert!(!out.status.success());
@@ -114,6 +129,20 @@ fn config_create_then_update_appends_only_missing_sections() {
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(text.starts_with(mine), "{text}");
     assert!(text.contains("[fn_hello]"));
+    // -l limits both to the named components.
+    let only = dir.path().join("only.config");
+    let out = host(
+        &["config", "-c", only.to_str().unwrap(), "-l", "fn_hello"],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let sections: Vec<String> = std::fs::read_to_string(&only)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with('['))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(sections, ["[resilient]", "[integrations]", "[fn_hello]"]);
     // A second -u changes nothing.
     let out = host(&["config", "-u", p], dir.path());
     assert!(out.status.success());

@@ -69,15 +69,25 @@ pub fn find(name: &str) -> Option<&'static ComponentRegistration> {
 
 /// Registers a component with the host. Use once per function crate:
 ///
-/// ```ignore
+/// ```
+/// use soar_sdk::prelude::*;
+///
 /// soar_sdk::register_component! {
-///     name: "fn_hello",
+///     name: "fn_doc",
 ///     description: "Echoes its inputs",
-///     config: HelloConfig,                 // a Section (or Sections) type
-///     build: build,                        // fn(HelloConfig, &Setup) -> Result<Component<S>, ConfigError>
-///     customizations: ["customize/fn_hello.yaml"],
-///     // threat_services: ["name"],        // custom threat services it serves, if any
+///     config: (),                          // a Section, an Option of one, a Sections type, or ()
+///     build: build,                        // fn(config, &Setup) -> Result<Component<S>, ConfigError>
+///     customizations: [],                  // e.g. ["customize/fn_doc.yaml"]
+///     threat_services: [],                 // custom threat services it serves, if any
 /// }
+///
+/// fn build(_: (), _: &Setup) -> Result<Component, ConfigError> {
+///     Ok(Component::new().function("fn_doc", |inputs: Inputs| async move {
+///         Ok(FunctionResult::new(inputs.get("text").cloned().unwrap_or_default()))
+///     }))
+/// }
+///
+/// assert!(soar_sdk::registered().iter().any(|r| r.name == "fn_doc"));
 /// ```
 #[macro_export]
 macro_rules! register_component {
@@ -227,5 +237,58 @@ pub fn check_component(
             component: name.to_string(),
             problems: problems.join("; "),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Note;
+
+    const YAML: &str = r#"
+message_destinations:
+  - name: q
+rules:
+  - name: "Note added"
+    type: automatic
+    object_type: note
+    destinations: [q]
+"#;
+
+    fn definitions() -> Customizations {
+        let c = Customizations::parse(&[Source {
+            file: "t.yaml",
+            text: YAML,
+        }])
+        .unwrap();
+        c.validate().unwrap();
+        c
+    }
+
+    async fn on_note(note: Note) -> Result<String, crate::FunctionError> {
+        Ok(note.text)
+    }
+
+    #[test]
+    fn rule_handlers_are_checked_against_the_yaml() {
+        let ok = Component::new().rule("q", "Note Added", on_note);
+        check_component("c", &ok, &definitions(), &[]).unwrap();
+        let typo = Component::new().rule("q", "Note adde", on_note);
+        let e = check_component("c", &typo, &definitions(), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("rule 'Note adde' has a handler but no definition")
+                && e.contains("'Note added'"),
+            "{e}"
+        );
+        let elsewhere = Component::new().rule("other", "Note added", on_note);
+        let e = check_component("c", &elsewhere, &definitions(), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("handled on message destination 'other' but its definition sends it to q"),
+            "{e}"
+        );
     }
 }

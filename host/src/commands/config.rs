@@ -122,3 +122,45 @@ fn update_file(path: &Path, parts: &[Part]) -> Result<String, String> {
         path.display()
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use soar_sdk::registered;
+
+    /// Every key `host config -c` writes for a component (commented or not) is one it reads, and
+    /// every section it writes is one it reads: the component loads from its filled-in template
+    /// without an unknown key.
+    #[test]
+    fn every_key_written_is_read() {
+        assert!(!registered().is_empty());
+        for registration in registered() {
+            for all in [false, true] {
+                let source = registration.template_source(all);
+                let setup = soar_sdk::Setup::from_source(&source).unwrap();
+                if let Err(e) = (registration.build)(&source, &setup) {
+                    // Commented keys hold examples, not always a working set (e.g. a proxy).
+                    assert!(
+                        all,
+                        "{}: its template does not load: {e}",
+                        registration.name
+                    );
+                }
+                assert_eq!(
+                    source.warnings(),
+                    Vec::<String>::new(),
+                    "{}",
+                    registration.name
+                );
+                let read = source.sections_read();
+                for section in (registration.template)() {
+                    assert!(
+                        read.contains(&section.name),
+                        "{} writes [{}] but does not read it",
+                        registration.name,
+                        section.name
+                    );
+                }
+            }
+        }
+    }
+}

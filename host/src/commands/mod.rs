@@ -5,6 +5,7 @@ pub mod customize;
 #[cfg(feature = "sim")]
 pub mod demo;
 pub mod list;
+pub mod new;
 pub mod run;
 pub mod selftest;
 #[cfg(feature = "sim")]

@@ -36,7 +36,7 @@ struct Args {
     /// Number of artifacts created in the simulated platform, one after the other.
     #[arg(short = 'm', long, default_value_t = 200)]
     artifacts: usize,
-    /// `[trustar_threat_source] answer_within_ms`: how long a POST waits for TruSTAR.
+    /// `[custom_threat_service] answer_within_ms`: how long a POST waits for TruSTAR.
     #[arg(long, default_value_t = 5000)]
     answer_within_ms: u64,
     /// Delay the TruSTAR emulator adds to every answer.
@@ -205,9 +205,9 @@ async fn main() -> anyhow::Result<()> {
          enclave_ids_for_submission = {enclave}\nenclave_ids_for_query = {enclave}\n\
          workspace = Default workspace\nauto_submission = {auto}\ntag = bench\n\n\
          [trustar_threat_source]\nurl = {url}/\nuser_api_key = {key}\nuser_api_secret = {secret}\n\
-         enclave_ids_for_search = {enclave}\nanswer_within_ms = {within}\n\n\
+         enclave_ids_for_search = {enclave}\n\n\
          [webserver]\nserver = 127.0.0.1\nport = {port}\nsecure = 0\n\n\
-         [custom_threat_service]\nurlbase = /cts\ncache_ttl = 600\ncache_size = {cache}\n\
+         [custom_threat_service]\nurlbase = /cts\ncache_ttl = 600\ncache_size = {cache}\nanswer_within_ms = {within}\n\
          first_retry_secs = 1\nlater_retry_secs = 1\nauth_user = cts\nauth_password = cts-pass\n",
         url = emu.url(),
         key = emu.api_key(),

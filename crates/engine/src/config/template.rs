@@ -156,6 +156,27 @@ mod tests {
     }
 
     #[test]
+    fn host_sections_read_every_key_they_write() {
+        use soar_sdk::config::{ConfigSource, Sections, template::entries};
+        fn check<T: Sections>() {
+            for section in T::template() {
+                for all in [false, true] {
+                    let source = ConfigSource::new("t")
+                        .with_section(section.name.clone(), entries(&section, all));
+                    T::load(&source).unwrap();
+                    assert_eq!(source.warnings(), Vec::<String>::new());
+                }
+            }
+        }
+        check::<Integrations>();
+        check::<Webserver>();
+        check::<CustomThreatService>();
+        let parts = parts(&[]);
+        let names: Vec<&str> = parts.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["resilient", "integrations"]);
+    }
+
+    #[test]
     fn resilient_template_loads_with_every_key() {
         for text in [RESILIENT.to_string(), uncommented(RESILIENT)] {
             let cfg =

@@ -471,3 +471,71 @@ pub fn is_secret_key(key: &str) -> bool {
     }
     SUBSTRINGS.iter().any(|s| k.contains(s)) || words.iter().any(|w| WORDS.contains(w))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize, Serialize, JsonSchema)]
+    struct One {
+        #[serde(default)]
+        a: u32,
+        b: String,
+    }
+
+    impl Section for One {
+        const NAME: &'static str = "one";
+    }
+
+    #[test]
+    fn unknown_keys_are_reported_not_fatal() {
+        let source = ConfigSource::new("app.config")
+            .with_section("one", [("b", "x"), ("bee", "y"), ("shared", "z")])
+            .with_default_keys(["shared".to_string()]);
+        let one = One::load(&source).unwrap();
+        assert_eq!((one.a, one.b.as_str()), (0, "x"));
+        assert_eq!(
+            source.warnings(),
+            ["app.config: [one] bee: unknown key, ignored (known keys: a, b)"]
+        );
+    }
+
+    #[test]
+    fn absent_sections_are_defaults_or_name_the_section() {
+        let e = One::load(&ConfigSource::new("app.config")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "app.config: section [one] is missing (`host config -u` appends a template of it)"
+        );
+        assert!(
+            Option::<One>::load(&ConfigSource::new("f"))
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn setup_gives_the_platform_url() {
+        let source =
+            ConfigSource::new("f").with_section("resilient", [("host", "soar.example.com")]);
+        assert_eq!(
+            Setup::from_source(&source).unwrap().platform_url(),
+            "https://soar.example.com:443"
+        );
+        let source = ConfigSource::new("f").with_section(
+            "resilient",
+            [("host", "https://soar.example.com/"), ("port", "8443")],
+        );
+        assert_eq!(
+            Setup::from_source(&source).unwrap().platform_url(),
+            "https://soar.example.com"
+        );
+        let source = ConfigSource::new("f").with_section("resilient", [("port", "x")]);
+        assert!(
+            Setup::from_source(&source)
+                .unwrap_err()
+                .to_string()
+                .contains("[resilient] port")
+        );
+    }
+}
