@@ -34,7 +34,7 @@ use soar_sdk::threat::ThreatRoute;
 use soar_sdk::{ConfigError, Hit, Secret, ThreatArtifact};
 use tokio::sync::watch;
 
-/// `[webserver]`: where the host serves custom threat services.
+/// Where the host serves custom threat services.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 pub struct Webserver {
     /// Address to listen on.
@@ -65,7 +65,7 @@ fn default_port() -> u16 {
     9000
 }
 
-/// `[custom_threat_service]`: how the threat services answer the platform.
+/// How the custom threat services answer the platform.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 pub struct CustomThreatService {
     /// URL path the services are served under: <urlbase>/<service name>.

@@ -337,7 +337,7 @@ impl ConfigSource {
     }
 }
 
-/// `[integrations]`: settings every integration's outbound calls share; an integration's own
+/// Settings every integration's outbound calls to third-party APIs share; an integration's own
 /// section may override them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 pub struct Integrations {
