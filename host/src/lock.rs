@@ -12,13 +12,7 @@ pub struct AppLock {
 }
 
 pub fn default_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("APP_LOCK_FILE") {
-        return PathBuf::from(p);
-    }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_default();
-    home.join(".resilient").join("resilient_circuits_lockfile")
+    soar_engine::config::resilient::lock_file_path()
 }
 
 /// Takes the lock or explains who holds it.

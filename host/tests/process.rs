@@ -2,79 +2,13 @@
 //! operator runs them: start-up, an invocation, graceful shutdown on SIGTERM with a message in
 //! flight, secrets kept out of the log, and selftest exit codes.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::Duration;
+mod common;
 
+use std::process::Stdio;
+
+use common::{WAIT, host, setup, sigterm};
 use serde_json::json;
 use soar_sim::{InvocationEvent, Sim, SimConfig};
-use tokio::process::{Child, Command};
-
-const WAIT: Duration = Duration::from_secs(30);
-
-struct Setup {
-    sim: Sim,
-    dir: tempfile::TempDir,
-    config: PathBuf,
-}
-
-async fn setup(extra: &str) -> Setup {
-    let sim = Sim::start(SimConfig {
-        api_key_secret: "s3cr3t-api-key-value".into(),
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("app.config");
-    std::fs::write(
-        &config,
-        format!(
-            "{}num_workers = 4\nlogdir = {}\nloglevel = DEBUG\n{extra}\n[fn_hello]\nmax_delay_ms = 5000\n",
-            sim.app_config(),
-            dir.path().join("logs").display()
-        ),
-    )
-    .unwrap();
-    // The platform learns fn_hello's destination, function, fields, rule and workflow from
-    // `host customize -y`, as an operator's would.
-    let out = host(
-        dir.path(),
-        &["customize", "-y", "--config-file", config.to_str().unwrap()],
-    )
-    .output()
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Setup { sim, dir, config }
-}
-
-fn host(dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_host"));
-    cmd.args(args)
-        .env("HOME", dir)
-        .env("APP_LOCK_FILE", dir.join("lock"))
-        .env_remove("APP_CONFIG_FILE")
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    cmd
-}
-
-fn sigterm(child: &Child) {
-    let pid = child.id().expect("running");
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_serves_then_finishes_in_flight_work_on_sigterm() {

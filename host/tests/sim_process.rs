@@ -2,6 +2,8 @@
 //! connected to it as a second process: an incident's manual rule reaches fn_hello and the
 //! workflow's note comes back.
 
+mod common;
+
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -70,18 +72,7 @@ async fn host_sim_driven_by_its_admin_interface_with_host_run_connected() {
     let (admin, ca, user, secret) = wait_ready(&mut sim).await;
 
     // An operator's steps: customize, then run.
-    let out = host(
-        dir.path(),
-        &["customize", "-y", "--config-file", config.to_str().unwrap()],
-    )
-    .output()
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::customize(dir.path(), &config).await;
     let mut run = host(
         dir.path(),
         &["run", "--config-file", config.to_str().unwrap()],

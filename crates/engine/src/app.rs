@@ -17,6 +17,7 @@ use crate::config::resilient::Credentials;
 use crate::config::{AppConfig, ConfigError, ResilientOptions};
 use crate::customize::CustomizeError;
 use crate::dispatch::{DispatchOptions, Dispatcher, DuplicateFunction};
+use crate::journal::{Journal, Limits};
 use crate::load::LoadedComponent;
 use crate::rules::RuleDirectory;
 use crate::runtime::{self, RuntimeConfig, RuntimeError};
@@ -39,6 +40,8 @@ pub enum AppError {
     UnknownComponent { name: String, linked: String },
     #[error("threat service: {0}")]
     ThreatService(String),
+    #[error("{0}")]
+    Journal(String),
     #[error("{setting} = {value}: {source}")]
     Tls {
         setting: &'static str,
@@ -197,6 +200,9 @@ pub async fn run(
         num_workers: opts.num_workers as usize,
         prefetch: opts.stomp_prefetch_limit,
         shutdown_timeout: opts.shutdown_timeout,
+        journal: open_journal(opts.journal_path.as_deref()).await?,
+        stomp_max_retries: opts.stomp_max_retries,
+        heartbeat_timeout_threshold: opts.heartbeat_timeout_threshold,
     };
     // The components' threat services are served beside the functions.
     let threat_server = match threat_server(config, &components)? {
@@ -216,6 +222,22 @@ pub async fn run(
 }
 
 /// The threat-service server for the components' threat services (`None` when they have none).
+/// The journal at `path` (opened off the reactor), or one in memory for `journal_path = false`.
+pub async fn open_journal(path: Option<&std::path::Path>) -> Result<Journal, AppError> {
+    let Some(path) = path else {
+        tracing::warn!(
+            "journal_path = false: handled invocations are remembered in memory only; after a \
+             crash, redelivered messages run again"
+        );
+        return Ok(Journal::in_memory());
+    };
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || Journal::open(&path, Limits::default()))
+        .await
+        .map_err(|e| AppError::Journal(e.to_string()))?
+        .map_err(|e| AppError::Journal(e.to_string()))
+}
+
 pub fn threat_server(
     config: &AppConfig,
     components: &[LoadedComponent],

@@ -134,11 +134,13 @@ impl Dispatcher {
         d
     }
 
-    /// Handles one delivery (`key`: its message id). Never panics: a panicking handler becomes
+    /// Handles one delivery (`key`: its message id; `may_have_run`: an earlier run of it may
+    /// have started, see [`Context::may_have_run`]). Never panics: a panicking handler becomes
     /// an error reply.
     pub async fn dispatch(
         &self,
         key: &str,
+        may_have_run: bool,
         destination: &str,
         payload_type: Option<&str>,
         body: &[u8],
@@ -161,10 +163,13 @@ impl Dispatcher {
         };
         let message = Message::new(destination, payload_type, json);
         match message.kind().clone() {
-            MessageKind::Function(name) => {
-                Outcome::Reply(self.run_function(key, &name, message, status).await)
+            MessageKind::Function(name) => Outcome::Reply(
+                self.run_function(key, may_have_run, &name, message, status)
+                    .await,
+            ),
+            MessageKind::Rule => {
+                Outcome::Reply(self.run_rule(key, may_have_run, message, status).await)
             }
-            MessageKind::Rule => Outcome::Reply(self.run_rule(key, message, status).await),
             MessageKind::Inbound => {
                 tracing::warn!(
                     destination,
@@ -182,6 +187,7 @@ impl Dispatcher {
     async fn run_function(
         &self,
         key: &str,
+        may_have_run: bool,
         name: &str,
         message: Message,
         status: Arc<dyn StatusSink>,
@@ -212,7 +218,8 @@ impl Dispatcher {
             .unwrap_or_default();
         let inputs = Inputs::from_raw(raw_inputs);
         let recorded_inputs = inputs.normalized().clone();
-        let ctx = Context::new(message, self.rest.clone(), status.clone(), key);
+        let ctx = Context::new(message, self.rest.clone(), status.clone(), key)
+            .with_previous_run(may_have_run);
         let started = Instant::now();
         let outcome = AssertUnwindSafe(route.call(ctx, inputs))
             .catch_unwind()
@@ -261,7 +268,13 @@ impl Dispatcher {
         Reply::error(err.to_string())
     }
 
-    async fn run_rule(&self, key: &str, message: Message, status: Arc<dyn StatusSink>) -> Reply {
+    async fn run_rule(
+        &self,
+        key: &str,
+        may_have_run: bool,
+        message: Message,
+        status: Arc<dyn StatusSink>,
+    ) -> Reply {
         let queue = message.queue().to_string();
         let name = match message.action_id() {
             Some(id) => self.rule_names.name_of(id).await,
@@ -275,7 +288,8 @@ impl Dispatcher {
             tracing::info!(queue, rule = name, "no handler for this rule");
             return Reply::success("No handler returned a result for this action", None);
         };
-        let ctx = Context::new(message, self.rest.clone(), status.clone(), key);
+        let ctx = Context::new(message, self.rest.clone(), status.clone(), key)
+            .with_previous_run(may_have_run);
         let outcome = AssertUnwindSafe(route.call(ctx))
             .catch_unwind()
             .await

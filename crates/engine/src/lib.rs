@@ -14,6 +14,7 @@ pub mod app;
 pub mod config;
 pub mod customize;
 pub mod dispatch;
+pub mod journal;
 pub mod load;
 pub mod rules;
 pub mod runtime;

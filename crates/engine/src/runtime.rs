@@ -4,13 +4,14 @@
 //! resolve each function's message destination, then subscribe to `actions.<org>.<queue>` with
 //! `ack:client-individual` and a prefetch of `stomp_prefetch_limit` (default `num_workers`).
 //!
-//! For each message: status replies go out as the handler produces them, then the final reply
-//! with a `receipt`, and only once the broker has confirmed it (RECEIPT) the ACK. A crash can
-//! therefore repeat a reply but never lose one. A message redelivered while its first run is
-//! still known here is not run again: it is acknowledged, after re-sending its reply if that
-//! reply was never confirmed.
+//! For each message: the journal records that it starts, status replies go out as the handler
+//! produces them, the journal records the final reply, and the final reply and the ACK go to the
+//! broker in one STOMP transaction, so the broker applies both or neither. The wait for its
+//! RECEIPT lasts as long as the connection: a slow broker is never sent a reply twice. A message
+//! the journal knows is never run again: if its reply was confirmed it is only acknowledged,
+//! else its stored reply is sent (in a transaction with the ACK) on the new connection.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,17 +26,19 @@ use tokio::sync::{Semaphore, oneshot};
 use tokio::task::JoinSet;
 
 use crate::dispatch::{Dispatcher, Outcome};
+use crate::journal::{Journal, Stage, StoredReply};
 use crate::rules::RuleDirectory;
-
-/// How many finished message ids are remembered for redelivery handling, and for how long.
-const DONE_CAPACITY: usize = 1000;
-const DONE_TTL: Duration = Duration::from_secs(3600);
 
 /// Why the runtime stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     #[error(transparent)]
     Rest(#[from] RestError),
+    #[error(
+        "the broker's heart-beats kept timing out for {span:?}, longer than \
+         heartbeat_timeout_threshold ({threshold:?}); stopping"
+    )]
+    HeartBeats { span: Duration, threshold: Duration },
     #[error("STOMP connection to {address}: {source}{}", stomp_hint(source))]
     Stomp {
         address: String,
@@ -66,6 +69,7 @@ impl RuntimeError {
                 ..
             } => 31,
             RuntimeError::Stomp { .. } => 30,
+            RuntimeError::HeartBeats { .. } => 34,
         }
     }
 }
@@ -80,6 +84,13 @@ pub struct RuntimeConfig {
     pub prefetch: u32,
     /// How long in-flight messages may take to finish on shutdown.
     pub shutdown_timeout: Duration,
+    /// What was handled, across restarts.
+    pub journal: Journal,
+    /// `stomp_max_retries`: refused commits of one final reply before giving up on it; 0 = never.
+    pub stomp_max_retries: u32,
+    /// `heartbeat_timeout_threshold`: stop (exit code 34) when heart-beat timeouts keep
+    /// happening for longer than this.
+    pub heartbeat_timeout_threshold: Option<Duration>,
 }
 
 /// The message destinations to subscribe to, resolved from the platform; loads `rules`.
@@ -118,50 +129,11 @@ pub async fn resolve_queues(
         .collect())
 }
 
-#[derive(Debug)]
-struct Done {
-    /// The reply to send again if the broker never confirmed it.
-    unconfirmed_reply: Option<Frame>,
-    at: Instant,
-}
-
+/// Deliveries of messages whose handling (run, or reply re-sent) is under way here.
 #[derive(Debug, Default)]
-struct Tracker {
-    /// message-id → the latest delivery of a message whose handler is running.
-    inflight: HashMap<String, DeliveryTag>,
-    done: HashMap<String, Done>,
-    order: VecDeque<String>,
-}
-
-impl Tracker {
-    fn remember_done(&mut self, id: String, unconfirmed_reply: Option<Frame>) {
-        let now = Instant::now();
-        while let Some(oldest) = self.order.front() {
-            let expired = self
-                .done
-                .get(oldest)
-                .is_none_or(|d| now.duration_since(d.at) > DONE_TTL);
-            if expired || self.done.len() >= DONE_CAPACITY {
-                let oldest = self.order.pop_front().unwrap_or_default();
-                self.done.remove(&oldest);
-            } else {
-                break;
-            }
-        }
-        if self
-            .done
-            .insert(
-                id.clone(),
-                Done {
-                    unconfirmed_reply,
-                    at: now,
-                },
-            )
-            .is_none()
-        {
-            self.order.push_back(id);
-        }
-    }
+struct Inflight {
+    /// message-id → the latest delivery to acknowledge.
+    latest: HashMap<String, DeliveryTag>,
 }
 
 /// Sends status replies of one message on its `reply-to` queue.
@@ -216,19 +188,22 @@ pub async fn serve(
         })
         .collect();
     let (session, mut events) = Session::start(config.stomp.clone(), subscriptions);
-    let tracker = Arc::new(Mutex::new(Tracker::default()));
+    let inflight = Arc::new(Mutex::new(Inflight::default()));
     let workers = Arc::new(Semaphore::new(config.num_workers.max(1)));
     let stopping = Arc::new(AtomicBool::new(false));
     let shared = Shared {
         dispatcher: dispatcher.clone(),
         session: session.clone(),
-        tracker: tracker.clone(),
+        inflight: inflight.clone(),
+        journal: config.journal.clone(),
         workers: workers.clone(),
         stopping: stopping.clone(),
+        max_retries: config.stomp_max_retries,
     };
     let mut tasks = JoinSet::new();
     let mut ready = ready;
     let mut announced = false;
+    let mut heart_beats = HeartBeatWatch::default();
     tokio::pin!(shutdown);
 
     let result = loop {
@@ -242,6 +217,7 @@ pub async fn serve(
             event = events.recv() => match event {
                 None => break Err(RuntimeError::Stomp { address: address.clone(), source: StompError::Closed }),
                 Some(Event::Connected { generation, server, .. }) => {
+                    heart_beats.connected();
                     tracing::info!(generation, server = server.as_deref().unwrap_or("?"), "STOMP connected to {address}; subscribed to {}", queues.join(", "));
                     if !announced {
                         announced = true;
@@ -256,6 +232,9 @@ pub async fn serve(
                 }
                 Some(Event::Disconnected { error, .. }) => {
                     tracing::warn!("lost the STOMP connection to {address}: {error}; reconnecting");
+                    if let Some(e) = heart_beats.lost(&error, config.heartbeat_timeout_threshold) {
+                        break Err(e);
+                    }
                 }
                 Some(Event::ErrorFrame(frame)) => {
                     tracing::error!("the broker sent an ERROR: {}", frame.get("message").unwrap_or("(no message)"));
@@ -294,8 +273,8 @@ pub async fn serve(
                     Some(Event::Message { frame, tag }) => {
                         // A redelivery of a running message: acknowledge this delivery when done.
                         let running = frame.get("message-id").is_some_and(|id| {
-                            lock(&tracker)
-                                .inflight
+                            lock(&inflight)
+                                .latest
                                 .get_mut(id)
                                 .map(|slot| *slot = tag)
                                 .is_some()
@@ -319,13 +298,49 @@ pub async fn serve(
     if let Err(e) = session.disconnect().await {
         tracing::debug!("disconnect: {e}");
     }
+    config.journal.flush().await;
     result
 }
 
-/// The tracker, even if a task panicked while holding it: its maps stay consistent (every
+/// `heartbeat_timeout_threshold` as resilient-circuits means it: the host stops (exit code 34)
+/// when heart-beat timeouts keep happening for longer than the threshold, with no connection in
+/// between that stayed up that long.
+#[derive(Debug, Default)]
+struct HeartBeatWatch {
+    first_timeout: Option<Instant>,
+    connected_at: Option<Instant>,
+}
+
+impl HeartBeatWatch {
+    fn connected(&mut self) {
+        self.connected_at = Some(Instant::now());
+    }
+
+    fn lost(&mut self, error: &StompError, threshold: Option<Duration>) -> Option<RuntimeError> {
+        let threshold = threshold?;
+        let now = Instant::now();
+        if self
+            .connected_at
+            .take()
+            .is_some_and(|at| now.duration_since(at) >= threshold)
+        {
+            self.first_timeout = None;
+        }
+        if !matches!(error, StompError::HeartBeatTimeout { .. }) {
+            return None;
+        }
+        let first = *self.first_timeout.get_or_insert(now);
+        (now.duration_since(first) > threshold).then_some(RuntimeError::HeartBeats {
+            span: now.duration_since(first),
+            threshold,
+        })
+    }
+}
+
+/// The in-flight map, even if a task panicked while holding it: it stays consistent (every
 /// update is a single insert or remove), and giving up would strand messages unacknowledged.
-fn lock(tracker: &Mutex<Tracker>) -> std::sync::MutexGuard<'_, Tracker> {
-    tracker.lock().unwrap_or_else(|p| p.into_inner())
+fn lock(inflight: &Mutex<Inflight>) -> std::sync::MutexGuard<'_, Inflight> {
+    inflight.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// What every message task shares.
@@ -333,174 +348,231 @@ fn lock(tracker: &Mutex<Tracker>) -> std::sync::MutexGuard<'_, Tracker> {
 struct Shared {
     dispatcher: Arc<Dispatcher>,
     session: Session,
-    tracker: Arc<Mutex<Tracker>>,
+    inflight: Arc<Mutex<Inflight>>,
+    journal: Journal,
     workers: Arc<Semaphore>,
     stopping: Arc<AtomicBool>,
+    max_retries: u32,
+}
+
+/// What to do with a delivery, from what the journal knows of its message id.
+enum Plan {
+    /// Never seen, or started before a crash: run the handler.
+    Run { may_have_run: bool },
+    /// Answered but not confirmed: send the stored reply with the ACK.
+    Resend(Option<StoredReply>),
+    /// Answered and confirmed: acknowledge this delivery only.
+    AckOnly,
 }
 
 fn on_message(shared: &Shared, tasks: &mut JoinSet<()>, frame: Frame, tag: DeliveryTag) {
-    let Shared {
-        dispatcher,
-        session,
-        tracker,
-        workers,
-        stopping,
-    } = shared.clone();
+    let shared = shared.clone();
     let Some(message_id) = frame.get("message-id").map(str::to_string) else {
         tracing::error!(
             "rejected a MESSAGE without a message-id header (destination {:?}); acknowledged",
             frame.get("destination")
         );
-        let session = session.clone();
         tasks.spawn(async move {
-            let _ = session.ack(&tag).await;
+            let _ = shared.session.ack(&tag).await;
         });
         return;
     };
-    let resend = {
-        let mut t = lock(&tracker);
-        if let Some(slot) = t.inflight.get_mut(&message_id) {
-            tracing::debug!(message_id, "redelivered while still running; not run again");
+    {
+        let mut inflight = lock(&shared.inflight);
+        if let Some(slot) = inflight.latest.get_mut(&message_id) {
+            tracing::debug!(
+                message_id,
+                "redelivered while still being handled; not run again"
+            );
             *slot = tag;
             return;
         }
-        let resend = t
-            .done
-            .get_mut(&message_id)
-            .map(|done| done.unconfirmed_reply.take());
         // In flight until confirmed and acknowledged, whether it runs or its reply is re-sent:
         // a further redelivery meanwhile only updates the delivery to acknowledge.
-        t.inflight.insert(message_id.clone(), tag.clone());
-        resend
-    };
-    let session = session.clone();
-    if let Some(unconfirmed) = resend {
-        tracing::info!(
-            message_id,
-            "redelivered after it was handled; acknowledging again"
-        );
-        let tracker = tracker.clone();
-        tasks.spawn(async move {
-            confirm_and_ack(&session, &tracker, message_id, unconfirmed, tag).await;
-        });
-        return;
+        inflight.latest.insert(message_id.clone(), tag.clone());
     }
+    let redelivered = frame.get("redelivered") == Some("true");
+    let plan = match shared.journal.get(&message_id) {
+        None => Plan::Run {
+            may_have_run: redelivered,
+        },
+        Some(entry) => match entry.stage {
+            Stage::Started => Plan::Run { may_have_run: true },
+            Stage::Answered => Plan::Resend(entry.reply),
+            Stage::Done => Plan::AckOnly,
+        },
+    };
     tasks.spawn(async move {
-        let Ok(_permit) = workers.acquire_owned().await else {
-            return;
-        };
-        if stopping.load(Ordering::SeqCst) {
-            // Shutting down: not started, left unacknowledged for redelivery.
-            lock(&tracker).inflight.remove(&message_id);
-            return;
-        }
-        let destination = frame.get("destination").unwrap_or_default().to_string();
-        let reply_to = frame.get("reply-to").map(str::to_string);
-        let correlation_id = frame.get("correlation-id").map(str::to_string);
-        let status: Arc<dyn StatusSink> = match &reply_to {
-            Some(reply_to) => Arc::new(StompStatus {
-                session: session.clone(),
-                reply_to: reply_to.clone(),
-                correlation_id: correlation_id.clone(),
-            }),
-            None => Arc::new(DiscardStatus),
-        };
-        let outcome = dispatcher
-            .dispatch(
-                &message_id,
-                &destination,
-                frame.get("Co3MessagePayload"),
-                &frame.body,
-                status,
-            )
-            .await;
-        let reply = match (outcome, &reply_to) {
-            (Outcome::Reply(reply), Some(reply_to)) => {
-                Some(reply_frame(reply_to, correlation_id.as_deref(), &reply))
-            }
-            (Outcome::Reply(_), None) => {
-                tracing::error!(
+        match plan {
+            Plan::Run { may_have_run } => run(&shared, frame, message_id, tag, may_have_run).await,
+            Plan::Resend(reply) => {
+                tracing::info!(
                     message_id,
-                    "the message has no reply-to header; its result cannot be returned"
+                    "redelivered after it was answered; sending its reply again, not running it"
                 );
-                None
+                let reply = reply.map(|r| stored_frame(&r));
+                finish(&shared, message_id, reply, tag).await;
             }
-            (Outcome::AckOnly, _) => None,
-        };
-        // The message stays "in flight" until its reply is confirmed, so that a redelivery
-        // meanwhile only updates the delivery to acknowledge.
-        confirm_and_ack(&session, &tracker, message_id, reply, tag).await;
+            Plan::AckOnly => {
+                tracing::info!(
+                    message_id,
+                    "redelivered after its reply was confirmed; acknowledged, not run again"
+                );
+                finish(&shared, message_id, None, tag).await;
+            }
+        }
     });
 }
 
-/// How often an unconfirmed reply is sent again on the same connection, and the first pause.
-const REPLY_ATTEMPTS: u32 = 4;
-const REPLY_RETRY_DELAY: Duration = Duration::from_secs(1);
-
-/// Sends a final reply and waits for the broker's RECEIPT, retrying while the connection that
-/// delivered the message stays up (a broker holding sends back for flow control answers late).
-async fn send_confirmed(
-    session: &Session,
-    message_id: &str,
-    frame: &Frame,
-    tag: &DeliveryTag,
-) -> bool {
-    let mut delay = REPLY_RETRY_DELAY;
-    for attempt in 1..=REPLY_ATTEMPTS {
-        match session.send_with_receipt(frame.clone()).await {
-            Ok(()) => return true,
-            Err(e) if attempt < REPLY_ATTEMPTS && session.generation() == tag.generation => {
-                tracing::warn!(
-                    message_id,
-                    "reply not confirmed by the broker ({e}); sending it again in {delay:?}"
-                );
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-            }
-            Err(e) => {
-                tracing::warn!(
-                    message_id,
-                    "reply not confirmed by the broker ({e}); it is sent again when the message is redelivered"
-                );
-                return false;
-            }
-        }
-    }
-    false
-}
-
-/// Sends the reply with a receipt, then ACKs the latest delivery of the message; remembers the
-/// message as handled either way.
-async fn confirm_and_ack(
-    session: &Session,
-    tracker: &Mutex<Tracker>,
-    message_id: String,
-    reply: Option<Frame>,
-    tag: DeliveryTag,
-) {
-    let confirmed = match &reply {
-        Some(frame) => send_confirmed(session, &message_id, frame, &tag).await,
-        None => true,
+/// Runs the handler of a message and sends its final reply with the ACK.
+async fn run(shared: &Shared, frame: Frame, message_id: String, tag: DeliveryTag, rerun: bool) {
+    // The worker is busy while the handler runs, not while the broker confirms its reply.
+    let Ok(permit) = shared.workers.clone().acquire_owned().await else {
+        return;
     };
-    let tag = {
-        let mut t = lock(tracker);
-        let latest = t.inflight.remove(&message_id).unwrap_or(tag);
-        t.remember_done(message_id.clone(), if confirmed { None } else { reply });
-        latest
-    };
-    if !confirmed {
-        // Not confirmed on a connection that stayed up: give the message back to the broker, so
-        // that it is redelivered (and its stored reply sent again) instead of holding a prefetch
-        // slot for ever.
-        if session.generation() == tag.generation {
-            let _ = session.nack(&tag).await;
-        }
+    if shared.stopping.load(Ordering::SeqCst) {
+        // Shutting down: not started, left unacknowledged for redelivery.
+        lock(&shared.inflight).latest.remove(&message_id);
         return;
     }
-    if let Err(e) = session.ack(&tag).await {
+    if rerun {
         tracing::info!(
             message_id,
-            "ACK not sent ({e}); the reply is confirmed, so a redelivery is only acknowledged"
+            "an earlier run of this message may have started (redelivered after a crash or a \
+             lost connection); running it again, marked as a re-run"
         );
+    }
+    shared.journal.started(&message_id).await;
+    let destination = frame.get("destination").unwrap_or_default().to_string();
+    let reply_to = frame.get("reply-to").map(str::to_string);
+    let correlation_id = frame.get("correlation-id").map(str::to_string);
+    let status: Arc<dyn StatusSink> = match &reply_to {
+        Some(reply_to) => Arc::new(StompStatus {
+            session: shared.session.clone(),
+            reply_to: reply_to.clone(),
+            correlation_id: correlation_id.clone(),
+        }),
+        None => Arc::new(DiscardStatus),
+    };
+    let outcome = shared
+        .dispatcher
+        .dispatch(
+            &message_id,
+            rerun,
+            &destination,
+            frame.get("Co3MessagePayload"),
+            &frame.body,
+            status,
+        )
+        .await;
+    let reply = match (outcome, reply_to) {
+        (Outcome::Reply(reply), Some(destination)) => Some(StoredReply {
+            destination,
+            correlation_id,
+            body: reply.to_json(),
+        }),
+        (Outcome::Reply(_), None) => {
+            tracing::error!(
+                message_id,
+                "the message has no reply-to header; its result cannot be returned"
+            );
+            None
+        }
+        (Outcome::AckOnly, _) => None,
+    };
+    drop(permit);
+    let frame = match reply {
+        Some(reply) => {
+            let frame = stored_frame(&reply);
+            shared.journal.answered(&message_id, reply).await;
+            Some(frame)
+        }
+        None => None,
+    };
+    finish(shared, message_id, frame, tag).await;
+}
+
+fn stored_frame(reply: &StoredReply) -> Frame {
+    let mut frame = Frame::new(Command::Send).header("destination", reply.destination.as_str());
+    if let Some(c) = &reply.correlation_id {
+        frame = frame.header("correlation-id", c.as_str());
+    }
+    frame.with_body(reply.body.clone())
+}
+
+/// Pause before committing a refused reply again.
+const REFUSED_RETRY_DELAY: Duration = Duration::from_secs(1);
+
+/// Sends the final reply (if any) and the ACK of the latest delivery of the message in one
+/// transaction and waits for the broker to confirm it. When the connection is lost first, the
+/// broker redelivers the message and the journal's reply goes out then; when the broker refuses
+/// the commit (an ERROR), it is tried again, `stomp_max_retries` times at most.
+async fn finish(shared: &Shared, message_id: String, reply: Option<Frame>, tag: DeliveryTag) {
+    let mut tag = tag;
+    loop {
+        let result = match &reply {
+            Some(frame) => {
+                shared
+                    .session
+                    .commit_with_ack(vec![frame.clone()], &tag)
+                    .await
+            }
+            None => shared.session.ack(&tag).await,
+        };
+        let refused = match result {
+            Ok(()) => {
+                lock(&shared.inflight).latest.remove(&message_id);
+                shared.journal.done(&message_id);
+                return;
+            }
+            Err(e) => {
+                let refused = matches!(e, StompError::ServerError { .. });
+                if !refused {
+                    tracing::info!(
+                        message_id,
+                        "reply and ACK not confirmed ({e}); the broker redelivers the message \
+                         and its reply goes out then"
+                    );
+                }
+                refused.then_some(e)
+            }
+        };
+        // A newer delivery (on a new connection) arrived meanwhile: answer that one.
+        let newer = {
+            let mut inflight = lock(&shared.inflight);
+            match inflight.latest.get(&message_id) {
+                Some(latest) if latest.generation > tag.generation => Some(latest.clone()),
+                _ if refused.is_some() => None,
+                _ => {
+                    inflight.latest.remove(&message_id);
+                    return;
+                }
+            }
+        };
+        if let Some(newer) = newer {
+            tag = newer;
+            continue;
+        }
+        let attempts = shared.journal.failed_attempt(&message_id);
+        let error = refused.map(|e| e.to_string()).unwrap_or_default();
+        if shared.max_retries != 0 && attempts >= shared.max_retries {
+            tracing::error!(
+                message_id,
+                "the broker refused the final reply {attempts} times ({error}); giving up on it \
+                 (stomp_max_retries = {}): the message is acknowledged without a reply",
+                shared.max_retries
+            );
+            if shared.session.ack(&tag).await.is_ok() {
+                shared.journal.done(&message_id);
+            }
+            lock(&shared.inflight).latest.remove(&message_id);
+            return;
+        }
+        tracing::warn!(
+            message_id,
+            "the broker refused the final reply ({error}); trying again ({attempts} of {})",
+            shared.max_retries
+        );
+        tokio::time::sleep(REFUSED_RETRY_DELAY * attempts).await;
     }
 }

@@ -207,9 +207,15 @@ impl TestHost {
     pub async fn start_with(run: Vec<Run>, options: TestOptions) -> Result<TestHost, TestKitError> {
         let sim = Sim::start(options.sim.clone()).await?;
         let dir = tempfile::tempdir()?;
+        // Each test host its own journal, unless the test sets one.
+        let platform = format!(
+            "{}\njournal_path = {}\n",
+            sim.app_config().trim_end(),
+            dir.path().join("journal.redb").display()
+        );
         let text = format!(
             "{}\n{}\n",
-            merge_resilient(&sim.app_config(), &options.resilient),
+            merge_resilient(&platform, &options.resilient),
             options.sections
         );
         let config_path = dir.path().join("app.config");

@@ -34,6 +34,7 @@ struct Inner {
     rest: Option<Rest>,
     status: Arc<dyn StatusSink>,
     key: String,
+    may_have_run: bool,
 }
 
 impl std::fmt::Debug for Context {
@@ -42,6 +43,7 @@ impl std::fmt::Debug for Context {
             .field("queue", &self.inner.message.queue())
             .field("kind", self.inner.message.kind())
             .field("key", &self.inner.key)
+            .field("may_have_run", &self.inner.may_have_run)
             .finish_non_exhaustive()
     }
 }
@@ -60,8 +62,28 @@ impl Context {
                 rest,
                 status,
                 key: key.into(),
+                may_have_run: false,
             }),
         }
+    }
+
+    /// Marks the invocation as one whose earlier run may have started (builder style, on a new
+    /// context): the engine sets it when its journal saw the invocation start, or when the
+    /// broker redelivers the message.
+    pub fn with_previous_run(mut self, may_have_run: bool) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.may_have_run = may_have_run,
+            None => debug_assert!(false, "with_previous_run on a shared context"),
+        }
+        self
+    }
+
+    /// Whether an earlier run of this invocation may have started (and done its outside
+    /// action) before a crash or a lost connection interrupted it. A handler whose action must
+    /// happen once looks for the effect of that run (by [`invocation_key`](Self::invocation_key))
+    /// before acting again. False on a first delivery.
+    pub fn may_have_run(&self) -> bool {
+        self.inner.may_have_run
     }
 
     /// The message envelope: incident, workflow instance, principal, the raw body.

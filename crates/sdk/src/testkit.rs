@@ -134,6 +134,7 @@ pub struct TestKit {
     registration: &'static ComponentRegistration,
     component: Component,
     platform: Arc<FakePlatform>,
+    rerun: std::sync::atomic::AtomicBool,
 }
 
 impl TestKit {
@@ -155,6 +156,7 @@ impl TestKit {
             registration,
             component,
             platform: Arc::new(FakePlatform::default()),
+            rerun: Default::default(),
         })
     }
 
@@ -175,6 +177,13 @@ impl TestKit {
             statuses,
             "test-invocation",
         )
+        .with_previous_run(self.rerun.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    /// Makes the next calls re-runs of the same invocation (`ctx.may_have_run()` true, same
+    /// `ctx.invocation_key()`), as after a crash; `false` goes back to first runs.
+    pub fn set_rerun(&self, rerun: bool) {
+        self.rerun.store(rerun, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn destination_of(&self, function: &str) -> String {

@@ -5,7 +5,8 @@
 //! to invocations by `correlation-id`. It is strict on purpose: every mistake a client makes
 //! (frames before CONNECT, unknown or foreign ACK ids, NACKs, SENDs to the wrong place, replies
 //! without correlation-id, second final replies, SUBSCRIBE without a prefetch...) is recorded as a
-//! violation, and the broker keeps serving everyone else.
+//! violation, and the broker keeps serving everyone else. Transactions are ActiveMQ's: the SENDs
+//! and ACKs between BEGIN and COMMIT take effect together at COMMIT, or not at all.
 //!
 //! Structure: one task reads each connection (decoding with `StompCodec`) and handles frames
 //! under the broker's lock; one task per connection owns the socket's writes and is fed through
@@ -155,6 +156,8 @@ struct Conn {
     unacked: BTreeMap<u64, Unacked>,
     /// ack id -> delivery sequence number.
     ack_index: HashMap<String, u64>,
+    /// Open transactions: their SENDs and ACKs, applied at COMMIT.
+    transactions: HashMap<String, Vec<Frame>>,
 }
 
 impl Conn {
@@ -201,6 +204,7 @@ pub(crate) struct Broker {
     changed: watch::Sender<u64>,
     registry: Arc<Registry>,
     frame_delay: Mutex<Duration>,
+    receipt_delay: Mutex<Duration>,
 }
 
 /// `/queue/actions.201.x` -> `actions.201.x`; `actions.201.x` stays.
@@ -223,6 +227,7 @@ impl Broker {
             changed: watch::Sender::new(0),
             registry,
             frame_delay: Mutex::new(Duration::ZERO),
+            receipt_delay: Mutex::new(Duration::ZERO),
         })
     }
 
@@ -272,6 +277,10 @@ impl Broker {
 
     pub(crate) fn set_frame_delay(&self, delay: Duration) {
         *self.frame_delay.lock().unwrap_or_else(|p| p.into_inner()) = delay;
+    }
+
+    pub(crate) fn set_receipt_delay(&self, delay: Duration) {
+        *self.receipt_delay.lock().unwrap_or_else(|p| p.into_inner()) = delay;
     }
 
     fn frame_delay(&self) -> Duration {
@@ -551,6 +560,7 @@ impl Broker {
                 subs: Vec::new(),
                 unacked: BTreeMap::new(),
                 ack_index: HashMap::new(),
+                transactions: HashMap::new(),
             },
         );
         self.bump();
@@ -612,6 +622,16 @@ impl Broker {
                 return FrameOutcome::Continue;
             }
             Command::Unsubscribe => self.unsubscribe(&mut st, cid, &frame),
+            Command::Begin | Command::Commit | Command::Abort => {
+                if !self.transaction(&mut st, cid, &frame, receipt.as_deref()) {
+                    return FrameOutcome::Continue;
+                }
+            }
+            Command::Send | Command::Ack | Command::Nack if frame.get("transaction").is_some() => {
+                if !self.in_transaction(&mut st, cid, frame, receipt.as_deref()) {
+                    return FrameOutcome::Continue;
+                }
+            }
             Command::Ack => {
                 if !self.ack(&mut st, cid, &frame, receipt.as_deref()) {
                     // An ERROR went out instead of a RECEIPT.
@@ -627,15 +647,6 @@ impl Broker {
                 self.remove_conn(&mut st, cid, false);
                 return FrameOutcome::Closed;
             }
-            Command::Begin | Command::Commit | Command::Abort => {
-                self.violation(
-                    &mut st,
-                    format!(
-                        "connection {cid}: {} frame (transactions are not part of the platform protocol)",
-                        frame.command
-                    ),
-                );
-            }
             Command::Connected | Command::Message | Command::Receipt | Command::Error => {
                 self.violation(
                     &mut st,
@@ -647,9 +658,93 @@ impl Broker {
             }
         }
         if let (Some(r), Some(c)) = (receipt, st.conns.get(&cid)) {
-            c.send(Frame::new(Command::Receipt).header("receipt-id", r));
+            let frame = Frame::new(Command::Receipt).header("receipt-id", r);
+            let delay = *self.receipt_delay.lock().unwrap_or_else(|p| p.into_inner());
+            if delay.is_zero() {
+                c.send(frame);
+            } else {
+                // Held back without holding up the connection's other frames.
+                let tx = c.tx.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    let _ = tx.send(Outbound::Frame(frame));
+                });
+            }
         }
         FrameOutcome::Continue
+    }
+
+    /// BEGIN, COMMIT or ABORT (STOMP 1.2 transactions, as ActiveMQ has them): the SENDs and
+    /// ACKs of a transaction take effect together at COMMIT, or never (ABORT, or the connection
+    /// ends first). False when the frame was refused with an ERROR.
+    fn transaction(&self, st: &mut State, cid: u64, frame: &Frame, receipt: Option<&str>) -> bool {
+        let tx = frame.get("transaction").unwrap_or_default().to_string();
+        let Some(conn) = st.conns.get_mut(&cid) else {
+            return false;
+        };
+        let problem = match frame.command {
+            Command::Begin if tx.is_empty() => Some("BEGIN without a transaction header"),
+            Command::Begin => (conn.transactions.insert(tx.clone(), Vec::new()))
+                .map(|_| "BEGIN of a transaction that is already open"),
+            Command::Abort => match conn.transactions.remove(&tx) {
+                Some(_) => None,
+                None => Some("ABORT of an unknown transaction"),
+            },
+            _ => match conn.transactions.remove(&tx) {
+                Some(frames) => {
+                    for frame in frames {
+                        match frame.command {
+                            Command::Ack => drop(self.ack(st, cid, &frame, None)),
+                            Command::Nack => self.nack(st, cid, &frame),
+                            _ => self.send(st, cid, &frame),
+                        }
+                    }
+                    None
+                }
+                None => Some("COMMIT of an unknown transaction"),
+            },
+        };
+        let Some(problem) = problem else { return true };
+        self.violation(st, format!("connection {cid}: {problem} ({tx:?})"));
+        if let Some(c) = st.conns.get(&cid) {
+            c.send(Self::error_frame(
+                &format!("Invalid transaction id {tx}"),
+                problem,
+                receipt,
+            ));
+        }
+        false
+    }
+
+    /// Holds a SEND, ACK or NACK of an open transaction until its COMMIT.
+    fn in_transaction(
+        &self,
+        st: &mut State,
+        cid: u64,
+        frame: Frame,
+        receipt: Option<&str>,
+    ) -> bool {
+        let tx = frame.get("transaction").unwrap_or_default().to_string();
+        let Some(conn) = st.conns.get_mut(&cid) else {
+            return false;
+        };
+        if let Some(frames) = conn.transactions.get_mut(&tx) {
+            frames.push(frame);
+            return true;
+        }
+        let text = format!(
+            "connection {cid}: {} in unknown transaction {tx:?}",
+            frame.command
+        );
+        self.violation(st, text);
+        if let Some(c) = st.conns.get(&cid) {
+            c.send(Self::error_frame(
+                &format!("Invalid transaction id {tx}"),
+                "no such transaction is open on this connection",
+                receipt,
+            ));
+        }
+        false
     }
 
     fn connect(&self, st: &mut State, cid: u64, frame: &Frame) -> FrameOutcome {

@@ -927,6 +927,15 @@ impl Sim {
         }
     }
 
+    /// Holds back every RECEIPT (except SUBSCRIBE's and DISCONNECT's) by `delay` after the
+    /// frame it confirms took effect, without holding up other frames (zero to stop). A long
+    /// delay models a broker that applied a reply and an ACK but whose RECEIPT never arrived.
+    pub fn set_receipt_delay(&self, delay: Duration) {
+        if let Backend::Embedded { broker, .. } = &self.inner.backend {
+            broker.set_receipt_delay(delay);
+        }
+    }
+
     /// The next `n` deliveries are written twice: the duplicate has the same message-id, a new
     /// ack id and `redelivered:true`. Either ack id acknowledges the message; a second ACK is a
     /// violation.

@@ -580,3 +580,116 @@ async fn disconnect_gets_a_receipt_and_returns_unacked_messages() {
     assert_eq!(inv.deliveries(), 1);
     assert!(sim.violations().is_empty(), "{:?}", sim.violations());
 }
+
+fn finals(inv: &soar_sim::Invocation) -> usize {
+    inv.events()
+        .iter()
+        .filter(|e| matches!(e, InvocationEvent::Final(_)))
+        .count()
+}
+
+fn final_reply_in(tx: &str, message: &Frame) -> Frame {
+    Frame::new(Command::Send)
+        .header("destination", message.get("reply-to").expect("reply-to"))
+        .header(
+            "correlation-id",
+            message.get("correlation-id").expect("correlation-id"),
+        )
+        .header("transaction", tx)
+        .with_body(r#"{"message_type":0,"message":"Completed","complete":true}"#)
+}
+
+fn ack_in(tx: &str, message: &Frame) -> Frame {
+    Frame::new(Command::Ack)
+        .header("id", message.get("ack").expect("ack"))
+        .header("transaction", tx)
+}
+
+#[tokio::test]
+async fn a_transaction_applies_its_reply_and_ack_at_commit_or_never() {
+    let sim = start_sim().await;
+    sim.register_function("fn_hello", "fn_hello");
+    let (mut c, _) = RawClient::connect(&sim).await;
+    c.subscribe(Q, 5).await;
+    let a = sim.invoke("fn_hello", json!({"n": "a"})).await.unwrap();
+    let b = sim.invoke("fn_hello", json!({"n": "b"})).await.unwrap();
+    let ma = c.next_frame().await;
+    let mb = c.next_frame().await;
+
+    // a: committed, so both take effect.
+    c.send(Frame::new(Command::Begin).header("transaction", "t1"))
+        .await;
+    c.send(final_reply_in("t1", &ma)).await;
+    c.send(ack_in("t1", &ma)).await;
+    assert!(finals(&a) == 0, "nothing applies before COMMIT");
+    let before = c
+        .call(
+            Frame::new(Command::Commit).header("transaction", "t1"),
+            "c1",
+        )
+        .await;
+    assert!(before.is_empty(), "{before:?}");
+    a.wait_acked(WAIT).await.unwrap();
+    assert_eq!(finals(&a), 1);
+
+    // b: the connection is lost before COMMIT, so neither happens and b comes back.
+    c.send(Frame::new(Command::Begin).header("transaction", "t2"))
+        .await;
+    c.send(final_reply_in("t2", &mb)).await;
+    c.send(ack_in("t2", &mb)).await;
+    sim.drop_connections();
+    c.expect_closed().await;
+    assert!(finals(&b) == 0);
+    let (mut c2, _) = RawClient::connect(&sim).await;
+    c2.subscribe(Q, 5).await;
+    let again = c2.next_frame().await;
+    assert_eq!(again.get("message-id"), Some(b.message_id()));
+    assert_eq!(again.get("redelivered"), Some("true"));
+
+    // ABORT discards; an unknown transaction is refused and recorded.
+    c2.send(Frame::new(Command::Begin).header("transaction", "t3"))
+        .await;
+    c2.send(ack_in("t3", &again)).await;
+    c2.call(Frame::new(Command::Abort).header("transaction", "t3"), "a3")
+        .await;
+    assert_eq!(sim.queued(Q), 0, "still in flight, not acknowledged");
+    c2.send(
+        Frame::new(Command::Commit)
+            .header("transaction", "nope")
+            .header("receipt", "c4"),
+    )
+    .await;
+    let refused = c2.next_frame().await;
+    assert_eq!(refused.command, Command::Error);
+    assert_eq!(refused.get("receipt-id"), Some("c4"));
+    let v = sim.violations();
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert!(v[0].contains("COMMIT of an unknown transaction"), "{v:?}");
+    assert_eq!(finals(&b), 0);
+}
+
+#[tokio::test]
+async fn receipts_can_be_held_back_without_holding_other_frames() {
+    let sim = start_sim().await;
+    sim.register_function("fn_hello", "fn_hello");
+    let (mut c, _) = RawClient::connect(&sim).await;
+    c.subscribe(Q, 5).await;
+    sim.set_receipt_delay(Duration::from_secs(3600));
+    let a = sim.invoke("fn_hello", json!({})).await.unwrap();
+    let ma = c.next_frame().await;
+    c.send(ack_in("t1", &ma).header("receipt", "held")).await;
+    // Refused (no such transaction): the ERROR carries the receipt id and is not held back.
+    let error = c.next_frame().await;
+    assert_eq!(error.command, Command::Error);
+    c.send(
+        Frame::new(Command::Ack)
+            .header("id", ma.get("ack").unwrap())
+            .header("receipt", "r"),
+    )
+    .await;
+    a.wait_acked(WAIT).await.unwrap();
+    // A new message still arrives at once although the RECEIPT is held.
+    let _b = sim.invoke("fn_hello", json!({})).await.unwrap();
+    let next = c.next_frame().await;
+    assert_eq!(next.command, Command::Message);
+}

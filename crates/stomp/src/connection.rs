@@ -162,16 +162,34 @@ impl Link {
     /// An ERROR frame carrying the receipt id fails with [`StompError::ServerError`]; a dropped
     /// connection with [`StompError::NotConnected`].
     pub async fn call(&self, frame: Frame, timeout: Duration) -> Result<(), StompError> {
+        self.call_frames(Vec::new(), frame, Some(timeout)).await
+    }
+
+    /// Sends `before` in order, then `last` with a `receipt` header, and waits for the matching
+    /// RECEIPT for as long as this connection lives (`timeout: None`): a slow broker is waited
+    /// for, never sent the frames twice. Only the loss of the connection ends the wait early.
+    pub async fn call_frames(
+        &self,
+        before: Vec<Frame>,
+        last: Frame,
+        timeout: Option<Duration>,
+    ) -> Result<(), StompError> {
         let (id, rx) = self.receipts.register()?;
         let guard = RemoveOnDrop(&self.receipts, &id);
-        self.send(frame.header("receipt", id.as_str())).await?;
-        let result = match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(StompError::NotConnected),
-            Err(_) => Err(StompError::Timeout {
-                what: "a RECEIPT from the STOMP server",
-                after: timeout,
-            }),
+        for frame in before {
+            self.send(frame).await?;
+        }
+        self.send(last.header("receipt", id.as_str())).await?;
+        let result = match timeout {
+            None => rx.await.unwrap_or(Err(StompError::NotConnected)),
+            Some(after) => match tokio::time::timeout(after, rx).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(_)) => Err(StompError::NotConnected),
+                Err(_) => Err(StompError::Timeout {
+                    what: "a RECEIPT from the STOMP server",
+                    after,
+                }),
+            },
         };
         drop(guard);
         result

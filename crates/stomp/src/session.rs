@@ -30,7 +30,8 @@ pub const EVENT_QUEUE: usize = 1024;
 pub struct Backoff {
     /// Ceiling of the first delay.
     pub initial: Duration,
-    /// Largest ceiling. A connection that stayed up this long resets the attempt count.
+    /// Largest ceiling, so a broker that comes back is reached within this long, however long
+    /// it was away. A connection that stayed up this long resets the attempt count.
     pub max: Duration,
     /// Growth per failed attempt.
     pub factor: f64,
@@ -40,7 +41,7 @@ impl Default for Backoff {
     fn default() -> Self {
         Backoff {
             initial: Duration::from_millis(100),
-            max: Duration::from_secs(20),
+            max: Duration::from_secs(2),
             factor: 2.0,
         }
     }
@@ -177,6 +178,7 @@ struct Inner {
     config: ClientConfig,
     state: Mutex<State>,
     generation: AtomicU64,
+    next_tx: AtomicU64,
     closing: AtomicBool,
     stop: CancellationToken,
     task: Mutex<Option<JoinHandle<()>>>,
@@ -223,6 +225,7 @@ impl Session {
                 link: None,
             }),
             generation: AtomicU64::new(0),
+            next_tx: AtomicU64::new(1),
             closing: AtomicBool::new(false),
             stop: stop.clone(),
             task: Mutex::new(None),
@@ -279,6 +282,38 @@ impl Session {
         let link = self.link_for(delivery)?;
         link.send(Frame::new(Command::Ack).header("id", delivery.ack.as_str()))
             .await
+    }
+
+    /// Sends `frames` (replies) and the ACK of `delivery` in one STOMP transaction and waits
+    /// for the broker to confirm the COMMIT: the broker applies the replies and the ACK together
+    /// or, if the connection is lost first, neither (the message is then redelivered). The wait
+    /// lasts as long as the delivery's connection does: a late RECEIPT still counts.
+    /// [`StompError::StaleDelivery`] (nothing sent) if that connection is gone.
+    pub async fn commit_with_ack(
+        &self,
+        frames: Vec<Frame>,
+        delivery: &DeliveryTag,
+    ) -> Result<(), StompError> {
+        let link = self.link_for(delivery)?;
+        let tx = format!(
+            "tx-{}-{}",
+            delivery.generation,
+            self.inner.next_tx.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut before = Vec::with_capacity(frames.len() + 2);
+        before.push(Frame::new(Command::Begin).header("transaction", tx.as_str()));
+        before.extend(
+            frames
+                .into_iter()
+                .map(|f| f.header("transaction", tx.as_str())),
+        );
+        before.push(
+            Frame::new(Command::Ack)
+                .header("id", delivery.ack.as_str())
+                .header("transaction", tx.as_str()),
+        );
+        let commit = Frame::new(Command::Commit).header("transaction", tx.as_str());
+        link.call_frames(before, commit, None).await
     }
 
     /// `NACK id:<ack>`; same rules as [`Session::ack`].

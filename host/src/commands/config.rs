@@ -13,13 +13,10 @@ use soar_engine::load::select;
 use super::confirm;
 
 fn default_file() -> PathBuf {
-    if let Some(p) = std::env::var_os("APP_CONFIG_FILE") {
-        return PathBuf::from(p);
+    match std::env::var_os("APP_CONFIG_FILE") {
+        Some(p) => PathBuf::from(p),
+        None => soar_engine::config::resilient::resilient_dir().join("app.config"),
     }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_default();
-    home.join(".resilient").join("app.config")
 }
 
 pub fn run(create: bool, file: Option<PathBuf>, only: &[String], yes: bool) -> i32 {

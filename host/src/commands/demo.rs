@@ -112,9 +112,14 @@ async fn demo(repeat: usize) -> anyhow::Result<()> {
     }
     let dir = tempfile_dir()?;
     let path = dir.join("app.config");
-    let text = world
-        .app_config()
-        .replacen("[resilient]\n", "[resilient]\nnum_workers = 10\n", 1);
+    let text = world.app_config().replacen(
+        "[resilient]\n",
+        &format!(
+            "[resilient]\nnum_workers = 10\njournal_path = {}\n",
+            dir.join("journal.redb").display()
+        ),
+        1,
+    );
     std::fs::write(&path, &text)?;
     let config = AppConfig::load(&path)?;
     let components =

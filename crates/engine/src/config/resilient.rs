@@ -8,6 +8,7 @@
 //! fallback for `logdir`.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -27,6 +28,7 @@ pub const KEYS: &[&str] = &[
     "heartbeat_timeout_threshold",
     "host",
     "ignore_message_failure",
+    "journal_path",
     "log_backup_count",
     "log_max_bytes",
     "logdir",
@@ -226,6 +228,34 @@ pub struct ResilientOptions {
     pub no_prompt_password: bool,
     /// `shutdown_timeout` (ours), default 30 s: how long running functions may take to finish.
     pub shutdown_timeout: Duration,
+    /// `journal_path` (ours): the journal of handled invocations; `None` for `false` (kept in
+    /// memory only). Default: beside the lock file, see [`default_journal_path`].
+    pub journal_path: Option<PathBuf>,
+}
+
+/// The lock file resilient-circuits uses: `APP_LOCK_FILE`, else
+/// `~/.resilient/resilient_circuits_lockfile`.
+pub fn lock_file_path() -> PathBuf {
+    match std::env::var_os("APP_LOCK_FILE") {
+        Some(p) => PathBuf::from(p),
+        None => resilient_dir().join("resilient_circuits_lockfile"),
+    }
+}
+
+/// `~/.resilient`, where resilient-circuits keeps app.config and its lock file.
+pub fn resilient_dir() -> PathBuf {
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    home.join(".resilient")
+}
+
+/// The journal's default file: the lock file's path with `-journal.redb` appended, so that
+/// hosts given different lock files (`APP_LOCK_FILE`) get different journals too.
+pub fn default_journal_path() -> PathBuf {
+    let mut path = lock_file_path().into_os_string();
+    path.push("-journal.redb");
+    PathBuf::from(path)
 }
 
 /// Upstream `_is_true`: the first character is one of `1tTyY`.
@@ -468,6 +498,14 @@ impl ResilientOptions {
             log_backup_count: r.parse("log_backup_count")?.unwrap_or(10),
             no_prompt_password,
             shutdown_timeout: r.secs("shutdown_timeout", 30)?,
+            journal_path: match r.get("journal_path") {
+                None => Some(default_journal_path()),
+                Some(v) if parse_bool(&v) == Some(false) => None,
+                Some(v) => Some(super::expand_tilde(
+                    &v,
+                    std::env::var_os("HOME").map(PathBuf::from).as_deref(),
+                )),
+            },
         })
     }
 
