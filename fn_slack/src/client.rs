@@ -136,6 +136,13 @@ impl std::fmt::Debug for SlackClient {
     }
 }
 
+/// How a call's arguments travel.
+#[derive(Clone, Copy)]
+enum Args<'a> {
+    Json(&'a Value),
+    Query(&'a [(&'a str, &'a str)]),
+}
+
 impl SlackClient {
     /// A client over `http` (built by the SDK from `[fn_slack]`).
     pub fn new(
@@ -163,6 +170,26 @@ impl SlackClient {
         &self,
         method: &str,
         body: &Value,
+        on_wait: F,
+    ) -> Result<Value, SlackError>
+    where
+        F: FnMut(u64, u32) -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        self.request(method, Args::Json(body), on_wait).await
+    }
+
+    /// Calls a read method (`conversations.history`...) with its arguments in the query
+    /// string, as Slack takes them for every method; waits on a 429 like [`call`](Self::call).
+    pub async fn read(&self, method: &str, query: &[(&str, &str)]) -> Result<Value, SlackError> {
+        self.request(method, Args::Query(query), |_, _| async {})
+            .await
+    }
+
+    async fn request<F, Fut>(
+        &self,
+        method: &str,
+        args: Args<'_>,
         mut on_wait: F,
     ) -> Result<Value, SlackError>
     where
@@ -183,11 +210,12 @@ impl SlackClient {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let resp = self
-                .http
-                .post(&url)
+            let request = match args {
+                Args::Json(body) => self.http.post(&url).json(body),
+                Args::Query(query) => self.http.get(&url).query(query),
+            };
+            let resp = request
                 .header(AUTHORIZATION, auth.clone())
-                .json(body)
                 .send()
                 .await
                 .map_err(|e| transport_error(method, &url, &e))?;

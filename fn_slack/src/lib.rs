@@ -295,6 +295,29 @@ async fn post_message(
         Some(t) => format!("a reply in thread {t} of {channel}"),
         None => format!("a message to {channel}"),
     };
+    // Every post carries the invocation's key, so that a re-run after a crash can find it.
+    body.insert("metadata".into(), invocation_metadata(ctx.invocation_key()));
+    if ctx.may_have_run() {
+        match earlier_post(client, &channel, thread, ctx.invocation_key()).await {
+            Ok(Some(answer)) => {
+                ctx.status(format!(
+                    "fn_slack: an earlier run of this invocation already posted {what} (ts {}); not posting it again",
+                    answer.get("ts").and_then(Value::as_str).unwrap_or("?")
+                ))
+                .await;
+                return Ok(FunctionResult::new(answer));
+            }
+            Ok(None) => {}
+            Err(e) => {
+                // Posting is still better than losing the message; say why it may be twice.
+                ctx.status(format!(
+                    "fn_slack: could not check whether an interrupted earlier run already posted \
+                     {what} ({e}); posting it"
+                ))
+                .await;
+            }
+        }
+    }
     ctx.status(format!("fn_slack: posting {what}")).await;
     let status_ctx = ctx.clone();
     let answer = client
@@ -316,6 +339,98 @@ async fn post_message(
     ))
     .await;
     Ok(FunctionResult::new(answer))
+}
+
+/// The `event_type` of the message metadata fn_slack attaches to its posts.
+pub const METADATA_EVENT: &str = "soar_invocation";
+
+/// How many recent messages of the channel (or thread) a re-run looks through.
+const LOOKBACK: &str = "200";
+
+fn invocation_metadata(key: &str) -> Value {
+    json!({"event_type": METADATA_EVENT, "event_payload": {"invocation_key": key}})
+}
+
+/// The message an earlier run of invocation `key` posted to `channel` (or to `thread` in it),
+/// as chat.postMessage would have answered, if it is among the latest messages.
+async fn earlier_post(
+    client: &SlackClient,
+    channel: &str,
+    thread: Option<&str>,
+    key: &str,
+) -> Result<Option<Value>, SlackError> {
+    let id = channel_id(client, channel).await?;
+    let Some(id) = id else { return Ok(None) };
+    let answer = match thread {
+        Some(ts) => {
+            let query = [
+                ("channel", id.as_str()),
+                ("ts", ts),
+                ("limit", LOOKBACK),
+                ("include_all_metadata", "true"),
+            ];
+            client.read("conversations.replies", &query).await?
+        }
+        None => {
+            let query = [
+                ("channel", id.as_str()),
+                ("limit", LOOKBACK),
+                ("include_all_metadata", "true"),
+            ];
+            client.read("conversations.history", &query).await?
+        }
+    };
+    let found = answer
+        .get("messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|m| {
+            m.pointer("/metadata/event_type").and_then(Value::as_str) == Some(METADATA_EVENT)
+                && m.pointer("/metadata/event_payload/invocation_key")
+                    .and_then(Value::as_str)
+                    == Some(key)
+        });
+    Ok(found.map(|m| json!({"ok": true, "channel": id, "ts": m.get("ts"), "message": m})))
+}
+
+/// A channel's ID: as given if it looks like one, else looked up by name (`#` optional).
+async fn channel_id(client: &SlackClient, channel: &str) -> Result<Option<String>, SlackError> {
+    let looks_like_id = channel.len() >= 9
+        && channel.starts_with(['C', 'G', 'D'])
+        && channel
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+    if looks_like_id {
+        return Ok(Some(channel.to_string()));
+    }
+    let name = channel.trim_start_matches('#');
+    let mut cursor = String::new();
+    for _ in 0..20 {
+        let query = [
+            ("types", "public_channel,private_channel"),
+            ("exclude_archived", "true"),
+            ("limit", "200"),
+            ("cursor", cursor.as_str()),
+        ];
+        let page = client.read("conversations.list", &query).await?;
+        let channels = page.get("channels").and_then(Value::as_array);
+        if let Some(c) = channels
+            .into_iter()
+            .flatten()
+            .find(|c| c.get("name").and_then(Value::as_str) == Some(name))
+        {
+            return Ok(c.get("id").and_then(Value::as_str).map(str::to_string));
+        }
+        match page
+            .pointer("/response_metadata/next_cursor")
+            .and_then(Value::as_str)
+        {
+            Some(next) if !next.is_empty() => cursor = next.to_string(),
+            _ => break,
+        }
+    }
+    Ok(None)
 }
 
 fn slack_error(e: &SlackError) -> FunctionError {

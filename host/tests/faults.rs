@@ -265,3 +265,60 @@ async fn three_hosts_on_one_queue_with_one_killed_mid_load() {
         kill_9(&mut h).await;
     }
 }
+
+/// Waits (bounded) until `check` holds; for state outside the platform, which has no events.
+async fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_while_slack_answers_posts_each_message_once() {
+    let slack = slack_emulator::SlackEmulator::start(Default::default())
+        .await
+        .unwrap();
+    let section = format!(
+        "\n[fn_slack]\napi_token = {}\nusername = Resilient\nchannel = incidents\napi_url = {}\n",
+        slack.token(),
+        slack.api_url()
+    );
+    let s = setup(&section).await;
+    let queue = format!("actions.{}.slack", s.sim.org_id());
+    // Slack posts each message but the host never hears back before it is killed.
+    slack.hold_answers("chat.postMessage", Duration::from_secs(3600));
+    let mut child = run_host(s.dir.path(), &s.config);
+    s.sim.wait_subscribed(&queue, WAIT).await.unwrap();
+    let mut invocations = Vec::new();
+    for i in 0..3 {
+        let inputs = json!({"slack_channel": "incidents", "slack_text": format!("update {i}")});
+        invocations.push(s.sim.invoke("slack_post_message", inputs).await.unwrap());
+    }
+    let posted = || slack.channel("incidents").map_or(0, |c| c.messages.len());
+    wait_until("three posts", || posted() == 3).await;
+    kill_9(&mut child).await;
+    s.sim.wait_connections(0, WAIT).await.unwrap();
+
+    slack.hold_answers("chat.postMessage", Duration::ZERO);
+    let mut child = run_host(s.dir.path(), &s.config);
+    for inv in &invocations {
+        let reply = inv.final_reply(WAIT).await.unwrap();
+        assert_eq!(reply.message_type, 0, "{}", reply.message);
+        let ts = reply.results.unwrap()["content"]["ts"].clone();
+        let channel = slack.channel("incidents").unwrap();
+        assert!(
+            channel.messages.iter().any(|m| json!(m.ts) == ts),
+            "the reply names the message the first run posted: {ts}"
+        );
+    }
+    assert_eq!(posted(), 3, "{}", slack.transcript());
+    assert_exactly_once(&s, &invocations).await;
+    assert_eq!(slack.request_count("chat.postMessage"), 3);
+    println!(
+        "killed mid chat.postMessage: 3 invocations re-run, {} history lookups, 0 posted twice",
+        slack.request_count("conversations.history")
+    );
+    kill_9(&mut child).await;
+}

@@ -9,8 +9,9 @@
 //!
 //! Storage is one redb file (an embedded, crash-safe store; no server). Lookups are served from
 //! memory; writes go to one thread that commits whatever is queued in one transaction (a group
-//! commit: one fsync for many messages). `Started` and `Answered` are durable before the caller
-//! goes on; `Done` rides along with the next durable commit. The journal keeps entries for
+//! commit: one fsync for many messages). `Answered` is durable before the reply is sent;
+//! `Started` and `Done` ride along with the next durable commit (a message whose `Started` did not
+//! reach the disk before a crash is redelivered marked `redelivered`, which tells the same). The journal keeps entries for
 //! `max_age` and at most `max_entries` (oldest first out), prunes as it goes and compacts the file
 //! at start. Deleting the file is safe: the host then knows nothing of earlier runs, as a host
 //! without a journal. A file that cannot be read is moved aside with a warning.
@@ -220,9 +221,10 @@ impl Journal {
         self.len() == 0
     }
 
-    /// Records that the handler of `id` starts; on disk when this returns.
-    pub async fn started(&self, id: &str) {
-        self.put(id, Stage::Started, None, true).await;
+    /// Records that the handler of `id` starts (written with the next commit: if the host dies
+    /// before that, the broker's `redelivered` flag still marks the message as a re-run).
+    pub fn started(&self, id: &str) {
+        drop(self.put(id, Stage::Started, None, false));
     }
 
     /// Records the final reply of `id` before it is sent; on disk when this returns.
@@ -457,14 +459,14 @@ mod tests {
         let path = dir.path().join("sub/journal.redb");
         {
             let journal = Journal::open(&path, Limits::default()).expect("open");
-            journal.started("m1").await;
-            journal.started("m2").await;
+            journal.started("m1");
+            journal.started("m2");
             journal.answered("m2", reply()).await;
-            journal.started("m3").await;
+            journal.started("m3");
             journal.answered("m3", reply()).await;
             journal.done("m3");
             assert_eq!(journal.failed_attempt("m2"), 1);
-            journal.started("m4").await;
+            journal.started("m4");
             journal.flush().await;
         }
         // The writer thread still holds the file until it drains; wait for it to let go.

@@ -442,7 +442,7 @@ async fn run(shared: &Shared, frame: Frame, message_id: String, tag: DeliveryTag
              lost connection); running it again, marked as a re-run"
         );
     }
-    shared.journal.started(&message_id).await;
+    shared.journal.started(&message_id);
     let destination = frame.get("destination").unwrap_or_default().to_string();
     let reply_to = frame.get("reply-to").map(str::to_string);
     let correlation_id = frame.get("correlation-id").map(str::to_string);

@@ -10,13 +10,16 @@
 //!   `not_in_channel`;
 //! - `chat.getPermalink` (`p` + ts without the dot; replies add `?thread_ts=…&cid=…`);
 //! - `auth.test`, `api.test`, `conversations.list` (types, exclude_archived, cursor paging),
-//!   `conversations.history` and `conversations.replies`;
+//!   `conversations.history` and `conversations.replies` (`limit`, `has_more`);
+//! - message metadata: `metadata` (`event_type`, `event_payload`) kept with each post, and
+//!   returned by `conversations.history`/`replies` only with `include_all_metadata`;
 //! - auth as Slack does it: `Authorization: Bearer <token>` or a `token` argument (query or
 //!   form); `not_authed`, `invalid_auth`, `token_revoked`;
 //! - bodies as JSON or form-encoded, arguments in the query string too; malformed bodies get
 //!   `invalid_json`, `invalid_form_data`, `invalid_charset` or `invalid_post_type`;
 //! - fault injection: HTTP 429 with `Retry-After` ([`SlackEmulator::rate_limit_next`], the
-//!   request is not processed), any `{"ok": false, "error": …}` ([`SlackEmulator::fail_next`]);
+//!   request is not processed), any `{"ok": false, "error": …}` ([`SlackEmulator::fail_next`]),
+//!   answers held back after the call took effect ([`SlackEmulator::hold_answers`]);
 //! - inspection: each channel's messages as a person sees them and its threads
 //!   ([`SlackEmulator::channel`], [`SlackEmulator::transcript`]), every request
 //!   ([`SlackEmulator::requests`]), and the same as JSON at `GET /emulator/state`.
@@ -33,7 +36,7 @@ mod args;
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -147,6 +150,15 @@ impl SlackMessage {
         self.thread_ts.as_deref().is_some_and(|t| t != self.ts)
     }
 
+    /// The `metadata` the post carried (an object, or JSON text as in a form post).
+    fn metadata(&self) -> Option<Value> {
+        match self.args.get("metadata")? {
+            Value::String(text) => serde_json::from_str(text).ok(),
+            v @ Value::Object(_) => Some(v.clone()),
+            _ => None,
+        }
+    }
+
     fn api_json(&self, bot_id: &str) -> Value {
         let mut m = json!({
             "type": "message",
@@ -220,6 +232,8 @@ struct EmuState {
     config: SlackConfig,
     channels: Vec<Channel>,
     faults: BTreeMap<String, VecDeque<Fault>>,
+    /// Answers of these methods are held back this long after the call took effect.
+    held: BTreeMap<String, Duration>,
     requests: Vec<RecordedRequest>,
 }
 
@@ -340,6 +354,7 @@ impl SlackEmulator {
             config: config.clone(),
             channels: Vec::new(),
             faults: BTreeMap::new(),
+            held: BTreeMap::new(),
             requests: Vec::new(),
         };
         for spec in &config.channels {
@@ -411,6 +426,17 @@ impl SlackEmulator {
             q.push_back(Fault::Error {
                 code: code.to_string(),
             });
+        }
+    }
+
+    /// Holds back the answers of `method` by `delay` after each call took effect (zero to
+    /// stop): a client that gives up or dies meanwhile has posted without hearing so.
+    pub fn hold_answers(&self, method: &str, delay: Duration) {
+        let mut st = lock(&self.state);
+        if delay.is_zero() {
+            st.held.remove(method);
+        } else {
+            st.held.insert(method.to_string(), delay);
         }
     }
 
@@ -625,7 +651,28 @@ async fn api(
         })
         .map(|t| t.trim().to_string())
         .filter(|t| !t.is_empty());
-    let mut st = lock(&state);
+    let (answer, held) = record(&state, &method, parsed, bearer, content_type);
+    if let Some(delay) = held {
+        tokio::time::sleep(delay).await;
+    }
+    let mut resp = (answer.status, axum::Json(answer.body)).into_response();
+    if let Some(secs) = answer.retry_after
+        && let Ok(v) = header::HeaderValue::from_str(&secs.to_string())
+    {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
+}
+
+/// Handles and records one call under the lock; returns its answer and how long to hold it.
+fn record(
+    state: &Shared,
+    method: &str,
+    parsed: Result<Map<String, Value>, args::ArgsError>,
+    bearer: Option<String>,
+    content_type: Option<String>,
+) -> (Answer, Option<Duration>) {
+    let mut st = lock(state);
     let (answer, auth) = match parsed {
         Err(e) => (Answer::err(e.code()), Auth::None),
         Ok(mut a) => {
@@ -636,7 +683,7 @@ async fn api(
                 (None, Some(t)) => Auth::Form(t),
                 (None, None) => Auth::None,
             };
-            let answer = handle(&mut st, &method, &a, &auth);
+            let answer = handle(&mut st, method, &a, &auth);
             (answer, auth)
         }
     };
@@ -646,21 +693,15 @@ async fn api(
         .and_then(Value::as_str)
         .map(str::to_string);
     st.requests.push(RecordedRequest {
-        method: method.clone(),
+        method: method.to_string(),
         status: answer.status.as_u16(),
         ok: answer.body.get("ok") == Some(&json!(true)),
         error,
         auth: auth.kind(),
         content_type,
     });
-    drop(st);
-    let mut resp = (answer.status, axum::Json(answer.body)).into_response();
-    if let Some(secs) = answer.retry_after
-        && let Ok(v) = header::HeaderValue::from_str(&secs.to_string())
-    {
-        resp.headers_mut().insert(header::RETRY_AFTER, v);
-    }
-    resp
+    let held = st.held.get(method).copied();
+    (answer, held)
 }
 
 fn handle(st: &mut EmuState, method: &str, a: &Map<String, Value>, auth: &Auth) -> Answer {
@@ -873,14 +914,23 @@ fn history(st: &EmuState, a: &Map<String, Value>, thread: Option<String>) -> Ans
         return Answer::err("channel_not_found");
     };
     let v = st.view(&st.channels[idx]);
+    // Metadata only when asked for, as Slack does.
+    let metadata = args::boolean(a, "include_all_metadata") == Some(true);
+    let json = |m: &SlackMessage| {
+        let mut j = m.api_json(BOT_ID);
+        if let Some(md) = m.metadata().filter(|_| metadata) {
+            j["metadata"] = md;
+        }
+        j
+    };
+    let limit = args::string(a, "limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .filter(|l| *l > 0)
+        .unwrap_or(100)
+        .min(999);
     let messages: Vec<Value> = match thread {
         // conversations.history: newest first.
-        None => v
-            .messages
-            .iter()
-            .rev()
-            .map(|m| m.api_json(BOT_ID))
-            .collect(),
+        None => v.messages.iter().rev().map(json).collect(),
         // conversations.replies: the parent, then its replies, oldest first.
         Some(ts) => {
             let Some(parent) = v.messages.iter().find(|m| m.ts == ts && !m.is_reply()) else {
@@ -888,9 +938,11 @@ fn history(st: &EmuState, a: &Map<String, Value>, thread: Option<String>) -> Ans
             };
             std::iter::once(parent)
                 .chain(v.threads.get(&ts).into_iter().flatten())
-                .map(|m| m.api_json(BOT_ID))
+                .map(json)
                 .collect()
         }
     };
-    Answer::ok(json!({"messages": messages, "has_more": false}))
+    let has_more = messages.len() > limit;
+    let page: Vec<Value> = messages.into_iter().take(limit).collect();
+    Answer::ok(json!({"messages": page, "has_more": has_more}))
 }

@@ -399,3 +399,44 @@ async fn conversations_list_pages_and_filters() {
         .unwrap();
     assert_eq!(state["channels"].as_array().unwrap().len(), 6);
 }
+
+#[tokio::test]
+async fn metadata_is_kept_and_returned_only_when_asked_for() {
+    let (_slack, api) = Api::new().await;
+    let metadata =
+        json!({"event_type": "soar_invocation", "event_payload": {"invocation_key": "m-1"}});
+    let (_, posted) = api
+        .json(
+            "chat.postMessage",
+            json!({"channel": "incidents", "text": "one", "metadata": metadata}),
+        )
+        .await;
+    let channel = posted["channel"].as_str().unwrap().to_string();
+    // A form post carries metadata as JSON text.
+    let form = format!(
+        "token={}&channel={channel}&text=two&metadata=%7B%22event_type%22%3A%22x%22%2C%22event_payload%22%3A%7B%7D%7D",
+        api.token
+    );
+    assert_eq!(api.form("chat.postMessage", &form).await["ok"], json!(true));
+
+    let (_, plain) = api
+        .json("conversations.history", json!({"channel": channel}))
+        .await;
+    assert!(plain["messages"][1].get("metadata").is_none(), "{plain}");
+    let (_, with) = api
+        .json(
+            "conversations.history",
+            json!({"channel": channel, "include_all_metadata": true, "limit": 1}),
+        )
+        .await;
+    assert_eq!(with["messages"].as_array().unwrap().len(), 1);
+    assert_eq!(with["has_more"], json!(true));
+    assert_eq!(with["messages"][0]["metadata"]["event_type"], json!("x"));
+    let (_, all) = api
+        .json(
+            "conversations.history",
+            json!({"channel": channel, "include_all_metadata": "true"}),
+        )
+        .await;
+    assert_eq!(all["messages"][1]["metadata"], metadata);
+}

@@ -40,6 +40,9 @@ struct Args {
     /// The host binary (default: `host` next to this binary).
     #[arg(long)]
     host_bin: Option<PathBuf>,
+    /// Run the host without its durable journal (`journal_path = false`), to measure its cost.
+    #[arg(long)]
+    no_journal: bool,
 }
 
 fn rss_kib(pid: u32, field: &str) -> Option<u64> {
@@ -86,10 +89,15 @@ async fn main() -> anyhow::Result<()> {
     std::fs::write(
         &config,
         format!(
-            "{}num_workers = {}\nloglevel = WARNING\nlogdir = {}\n\n{}",
+            "{}num_workers = {}\nloglevel = WARNING\nlogdir = {}\n{}\n{}",
             sim.app_config(),
             args.workers,
             dir.path().display(),
+            if args.no_journal {
+                "journal_path = false\n"
+            } else {
+                ""
+            },
             "[fn_hello]\nmax_delay_ms = 60000\n"
         ),
     )?;
