@@ -705,5 +705,6 @@ fn backoff_grows_is_capped_and_jittered() {
     let delays: Vec<_> = (0..50).map(|_| backoff.delay(5)).collect();
     assert!(delays.iter().all(|d| *d <= backoff.ceiling(5)));
     assert!(delays.iter().any(|d| *d != delays[0]), "jittered");
-    assert_eq!(Backoff::default(), backoff);
+    // The default reaches a broker that is back within 2 s, however long it was away.
+    assert_eq!(Backoff::default().ceiling(u32::MAX), Duration::from_secs(2));
 }
