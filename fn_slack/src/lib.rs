@@ -359,27 +359,22 @@ async fn earlier_post(
     thread: Option<&str>,
     key: &str,
 ) -> Result<Option<Value>, SlackError> {
-    let id = channel_id(client, channel).await?;
-    let Some(id) = id else { return Ok(None) };
-    let answer = match thread {
-        Some(ts) => {
-            let query = [
-                ("channel", id.as_str()),
-                ("ts", ts),
-                ("limit", LOOKBACK),
-                ("include_all_metadata", "true"),
-            ];
-            client.read("conversations.replies", &query).await?
-        }
-        None => {
-            let query = [
-                ("channel", id.as_str()),
-                ("limit", LOOKBACK),
-                ("include_all_metadata", "true"),
-            ];
-            client.read("conversations.history", &query).await?
-        }
+    let Some(id) = channel_id(client, channel).await? else {
+        return Ok(None);
     };
+    let mut query = vec![
+        ("channel", id.as_str()),
+        ("limit", LOOKBACK),
+        ("include_all_metadata", "true"),
+    ];
+    let method = match thread {
+        Some(ts) => {
+            query.push(("ts", ts));
+            "conversations.replies"
+        }
+        None => "conversations.history",
+    };
+    let answer = client.read(method, &query).await?;
     let found = answer
         .get("messages")
         .and_then(Value::as_array)

@@ -8,8 +8,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Setup, WAIT, host, setup};
@@ -65,49 +63,29 @@ fn seed() -> u64 {
         })
 }
 
-/// Invokes fn_hello `n` times with delays below `max_delay_ms`; counts final replies as they
-/// arrive.
-async fn invoke_many(
-    s: &Setup,
-    n: usize,
-    rng: &mut Rng,
-    max_delay_ms: u64,
-) -> (Vec<Invocation>, Arc<AtomicUsize>) {
-    let done = Arc::new(AtomicUsize::new(0));
+/// Invokes fn_hello `n` times with delays below `max_delay_ms`.
+async fn invoke_many(s: &Setup, n: usize, rng: &mut Rng, max_delay_ms: u64) -> Vec<Invocation> {
     let mut invocations = Vec::new();
     for i in 0..n {
         let delay = rng.next(max_delay_ms.max(1));
-        let inv = s
-            .sim
-            .invoke(
-                "fn_hello",
-                json!({"hello_text": format!("m{i}"), "hello_delay_ms": delay}),
-            )
-            .await
-            .unwrap();
-        let watch = inv.clone();
-        let done = done.clone();
-        tokio::spawn(async move {
-            if watch.final_reply(Duration::from_secs(300)).await.is_ok() {
-                done.fetch_add(1, Ordering::SeqCst);
-            }
-        });
-        invocations.push(inv);
+        let inputs = json!({"hello_text": format!("m{i}"), "hello_delay_ms": delay});
+        invocations.push(s.sim.invoke("fn_hello", inputs).await.unwrap());
     }
-    (invocations, done)
+    invocations
 }
 
-/// Waits until `done` reaches `n` (event-driven through the invocations' own waits).
-async fn wait_count(done: &AtomicUsize, n: usize, invocations: &[Invocation]) {
+/// Waits until at least `n` of `invocations` have a final reply (on their own events).
+async fn wait_answered(n: usize, invocations: &[Invocation]) {
+    let answered = || invocations.iter().filter(|i| finals(i) > 0).count();
     let deadline = Instant::now() + Duration::from_secs(120);
     for inv in invocations {
-        if done.load(Ordering::SeqCst) >= n {
+        if answered() >= n {
             return;
         }
         let left = deadline.saturating_duration_since(Instant::now());
         let _ = inv.final_reply(left).await;
     }
-    assert!(done.load(Ordering::SeqCst) >= n, "only {done:?} of {n}");
+    assert!(answered() >= n, "only {} of {n}", answered());
 }
 
 /// Every invocation has exactly one final reply and was acknowledged; no violation.
@@ -149,11 +127,11 @@ async fn sigkill_at_random_points_under_load_loses_and_repeats_nothing() {
 
     const N: usize = 200;
     const KILLS: usize = 10;
-    let (invocations, done) = invoke_many(&s, N, &mut rng, 60).await;
+    let invocations = invoke_many(&s, N, &mut rng, 60).await;
     let mut threshold = 0;
     for _ in 0..KILLS {
         threshold = (threshold + 5 + rng.next(12) as usize).min(N - 1);
-        wait_count(&done, threshold, &invocations).await;
+        wait_answered(threshold, &invocations).await;
         kill_9(&mut child).await;
         s.sim.wait_connections(0, WAIT).await.unwrap();
         child = run_host(s.dir.path(), &s.config);
@@ -178,19 +156,19 @@ async fn sigkill_after_the_broker_applied_replies_but_held_their_receipts() {
     let s = setup("").await;
     let queue = format!("actions.{}.fn_hello", s.sim.org_id());
     // The broker applies each COMMIT (final reply + ACK) but never confirms it.
-    s.sim.set_receipt_delay(Duration::from_secs(3600));
+    s.sim.set_commit_receipt_delay(Duration::from_secs(3600));
     let mut child = run_host(s.dir.path(), &s.config);
     s.sim.wait_subscribed(&queue, WAIT).await.unwrap();
     let mut rng = Rng(7);
-    let (invocations, done) = invoke_many(&s, 30, &mut rng, 1).await;
-    wait_count(&done, 30, &invocations).await;
+    let invocations = invoke_many(&s, 30, &mut rng, 1).await;
+    wait_answered(30, &invocations).await;
     for inv in &invocations {
         inv.wait_acked(WAIT).await.unwrap();
     }
     kill_9(&mut child).await;
     s.sim.wait_connections(0, WAIT).await.unwrap();
 
-    s.sim.set_receipt_delay(Duration::ZERO);
+    s.sim.set_commit_receipt_delay(Duration::ZERO);
     let mut child = run_host(s.dir.path(), &s.config);
     s.sim.wait_subscribed(&queue, WAIT).await.unwrap();
     let after = s
@@ -235,23 +213,15 @@ async fn three_hosts_on_one_queue_with_one_killed_mid_load() {
         .collect();
     s.sim.wait_connections(3, WAIT).await.unwrap();
     let queue = format!("actions.{}.fn_hello", s.sim.org_id());
-    let deadline = Instant::now() + WAIT;
-    while s
-        .sim
-        .subscriptions()
-        .iter()
-        .filter(|x| x.destination == queue)
-        .count()
-        < 3
-    {
-        assert!(Instant::now() < deadline, "{:?}", s.sim.subscriptions());
-        s.sim.wait_subscribed(&queue, WAIT).await.unwrap();
-        tokio::task::yield_now().await;
-    }
+    let subscribed = || {
+        let all = s.sim.subscriptions();
+        all.iter().filter(|x| x.destination == queue).count()
+    };
+    wait_until("three subscriptions", || subscribed() == 3).await;
 
     const N: usize = 300;
-    let (invocations, done) = invoke_many(&s, N, &mut rng, 20).await;
-    wait_count(&done, N / 3, &invocations).await;
+    let invocations = invoke_many(&s, N, &mut rng, 20).await;
+    wait_answered(N / 3, &invocations).await;
     kill_9(&mut hosts[1]).await;
     assert_exactly_once(&s, &invocations).await;
     let stats = s.sim.stats();
@@ -266,7 +236,7 @@ async fn three_hosts_on_one_queue_with_one_killed_mid_load() {
     }
 }
 
-/// Waits (bounded) until `check` holds; for state outside the platform, which has no events.
+/// Waits (bounded) until `check` holds, for state that has no event to wait on.
 async fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + WAIT;
     while !check() {

@@ -38,6 +38,7 @@ async fn activemq_c_thousand_concurrent_with_ten_workers() {
     let probe = Arc::new(Probe::default());
     let host = scenarios::start(mq.sim_config(None), 10, probe.clone()).await;
     scenarios::many_concurrent(&host, &probe, 1000, 10).await;
+    assert_eq!(host.sim().violations(), Vec::<String>::new());
     host.stop().await.unwrap();
 }
 
@@ -56,5 +57,15 @@ async fn activemq_d_connection_cut_mid_load() {
     // Only the host goes through the proxy; the simulated platform keeps its own connection.
     let host = scenarios::start(mq.sim_config(Some(proxy.port)), 10, probe.clone()).await;
     scenarios::drop_mid_load(&host, &probe, 200, || proxy.cut_all()).await;
+    // Reply and ACK in one transaction: no second final reply although connections were cut.
+    // (ActiveMQ, freshly started, can queue a status message of a cut connection after the
+    // final reply; the host before transactions showed the same, so that one is left out here.)
+    let violations: Vec<String> = host
+        .sim()
+        .violations()
+        .into_iter()
+        .filter(|v| !v.starts_with("status reply after the final reply"))
+        .collect();
+    assert_eq!(violations, Vec::<String>::new());
     host.stop().await.unwrap();
 }

@@ -224,7 +224,8 @@ async fn slow_receipts_are_waited_for_and_never_cause_a_second_reply() {
     )
     .await
     .unwrap();
-    host.sim().set_receipt_delay(Duration::from_millis(2500));
+    host.sim()
+        .set_commit_receipt_delay(Duration::from_millis(2500));
     let mut invocations = Vec::new();
     for i in 0..10 {
         let inputs = json!({"probe_id": format!("slow{i}")});
@@ -235,7 +236,7 @@ async fn slow_receipts_are_waited_for_and_never_cause_a_second_reply() {
         inv.wait_acked(WAIT).await.unwrap();
     }
     // One more, after the held RECEIPTs have all arrived: the host is still the same.
-    host.sim().set_receipt_delay(Duration::ZERO);
+    host.sim().set_commit_receipt_delay(Duration::ZERO);
     let last = host
         .invoke("probe_fn", json!({"probe_id": "last"}))
         .await

@@ -17,7 +17,7 @@ use crate::config::resilient::Credentials;
 use crate::config::{AppConfig, ConfigError, ResilientOptions};
 use crate::customize::CustomizeError;
 use crate::dispatch::{DispatchOptions, Dispatcher, DuplicateFunction};
-use crate::journal::{Journal, Limits};
+use crate::journal::{Journal, JournalError, Limits};
 use crate::load::LoadedComponent;
 use crate::rules::RuleDirectory;
 use crate::runtime::{self, RuntimeConfig, RuntimeError};
@@ -40,8 +40,8 @@ pub enum AppError {
     UnknownComponent { name: String, linked: String },
     #[error("threat service: {0}")]
     ThreatService(String),
-    #[error("{0}")]
-    Journal(String),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
     #[error("{setting} = {value}: {source}")]
     Tls {
         setting: &'static str,
@@ -221,7 +221,6 @@ pub async fn run(
     Ok(())
 }
 
-/// The threat-service server for the components' threat services (`None` when they have none).
 /// The journal at `path` (opened off the reactor), or one in memory for `journal_path = false`.
 pub async fn open_journal(path: Option<&std::path::Path>) -> Result<Journal, AppError> {
     let Some(path) = path else {
@@ -232,12 +231,13 @@ pub async fn open_journal(path: Option<&std::path::Path>) -> Result<Journal, App
         return Ok(Journal::in_memory());
     };
     let path = path.to_owned();
-    tokio::task::spawn_blocking(move || Journal::open(&path, Limits::default()))
-        .await
-        .map_err(|e| AppError::Journal(e.to_string()))?
-        .map_err(|e| AppError::Journal(e.to_string()))
+    match tokio::task::spawn_blocking(move || Journal::open(&path, Limits::default())).await {
+        Ok(opened) => Ok(opened?),
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
 }
 
+/// The threat-service server for the components' threat services (`None` when they have none).
 pub fn threat_server(
     config: &AppConfig,
     components: &[LoadedComponent],

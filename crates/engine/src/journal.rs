@@ -10,14 +10,16 @@
 //! Storage is one redb file (an embedded, crash-safe store; no server). Lookups are served from
 //! memory; writes go to one thread that commits whatever is queued in one transaction (a group
 //! commit: one fsync for many messages). `Answered` is durable before the reply is sent;
-//! `Started` and `Done` ride along with the next durable commit (a message whose `Started` did not
-//! reach the disk before a crash is redelivered marked `redelivered`, which tells the same). The journal keeps entries for
-//! `max_age` and at most `max_entries` (oldest first out), prunes as it goes and compacts the file
-//! at start. Deleting the file is safe: the host then knows nothing of earlier runs, as a host
-//! without a journal. A file that cannot be read is moved aside with a warning.
+//! `Started` and `Done` ride along with the next durable commit (a message whose `Started` did
+//! not reach the disk before a crash comes back marked `redelivered`, which tells the same).
+//! The journal keeps entries for `max_age` and at most `max_entries` (oldest first out), prunes
+//! the file and its map in memory every 10,000 writes, and compacts the file at start. Deleting
+//! the file is safe: the host then knows nothing of earlier runs, as a host without a journal.
+//! A file that cannot be read is moved aside with a warning.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -89,25 +91,40 @@ pub enum JournalError {
         #[source]
         source: Box<redb::Error>,
     },
-    #[error("cannot create the directory of the journal {path}: {source}")]
-    Directory {
+    #[error("the journal {path}: cannot {what}: {source}")]
+    Io {
+        what: &'static str,
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
 }
 
-struct Write {
-    id: String,
-    entry: Option<Entry>,
-    /// Present for durable writes: told once the write is on disk.
-    done: Option<oneshot::Sender<()>>,
+/// What the writer thread is asked to do.
+enum Write {
+    /// Store an entry; `done`, for durable writes, is told once it is on disk.
+    Put {
+        id: String,
+        entry: Entry,
+        done: Option<oneshot::Sender<()>>,
+    },
+    /// Put every earlier write on disk, then say so.
+    Flush(oneshot::Sender<()>),
+}
+
+impl Write {
+    fn durable(&self) -> bool {
+        matches!(self, Write::Put { done: Some(_), .. } | Write::Flush(_))
+    }
 }
 
 struct Inner {
     entries: Mutex<HashMap<String, Entry>>,
     writes: Option<mpsc::UnboundedSender<Write>>,
     path: Option<PathBuf>,
+    limits: Limits,
+    /// Writes since the map was last pruned.
+    since_prune: AtomicUsize,
 }
 
 /// The journal; clones share it.
@@ -140,6 +157,8 @@ impl Journal {
                 entries: Mutex::default(),
                 writes: None,
                 path: None,
+                limits: Limits::default(),
+                since_prune: AtomicUsize::new(0),
             }),
         }
     }
@@ -148,7 +167,8 @@ impl Journal {
     /// it before the runtime serves, or from `spawn_blocking`.
     pub fn open(path: &Path, limits: Limits) -> Result<Journal, JournalError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| JournalError::Directory {
+            std::fs::create_dir_all(dir).map_err(|source| JournalError::Io {
+                what: "create its directory",
                 path: path.to_owned(),
                 source,
             })?;
@@ -162,8 +182,9 @@ impl Journal {
                     "{e}; moved it to {} and starting with an empty journal",
                     aside.display()
                 );
-                std::fs::rename(path, &aside).map_err(|source| JournalError::Directory {
-                    path: aside.clone(),
+                std::fs::rename(path, &aside).map_err(|source| JournalError::Io {
+                    what: "move it aside",
+                    path: path.to_owned(),
                     source,
                 })?;
                 load(path, limits)?
@@ -184,7 +205,8 @@ impl Journal {
         std::thread::Builder::new()
             .name("journal".into())
             .spawn(move || writer.run(rx))
-            .map_err(|source| JournalError::Directory {
+            .map_err(|source| JournalError::Io {
+                what: "start its writer thread",
                 path: path.to_owned(),
                 source,
             })?;
@@ -193,6 +215,8 @@ impl Journal {
                 entries: Mutex::new(entries),
                 writes: Some(tx),
                 path: Some(path.to_owned()),
+                limits,
+                since_prune: AtomicUsize::new(0),
             }),
         })
     }
@@ -240,8 +264,11 @@ impl Journal {
     /// Puts every earlier write on disk (at shutdown).
     pub async fn flush(&self) {
         let (tx, rx) = oneshot::channel();
-        self.write("", None, Some(tx));
-        let _ = rx.await;
+        if let Some(writes) = &self.inner.writes
+            && writes.send(Write::Flush(tx)).is_ok()
+        {
+            let _ = rx.await;
+        }
     }
 
     /// Counts a failed attempt to get the reply of `id` confirmed; returns the count.
@@ -255,7 +282,7 @@ impl Journal {
             entry.clone()
         };
         let attempts = entry.attempts;
-        self.write(id, Some(entry), None);
+        self.write(id, entry, None);
         attempts
     }
 
@@ -276,6 +303,10 @@ impl Journal {
                 attempts,
             };
             entries.insert(id.to_owned(), entry.clone());
+            if self.inner.since_prune.fetch_add(1, Ordering::Relaxed) >= PRUNE_EVERY {
+                self.inner.since_prune.store(0, Ordering::Relaxed);
+                prune(&mut entries, self.inner.limits);
+            }
             entry
         };
         let (tx, rx) = if durable {
@@ -284,7 +315,7 @@ impl Journal {
         } else {
             (None, None)
         };
-        self.write(id, Some(entry), tx);
+        self.write(id, entry, tx);
         async move {
             if let Some(rx) = rx {
                 // An error is logged by the writer; going on is better than stalling.
@@ -293,22 +324,21 @@ impl Journal {
         }
     }
 
-    fn write(&self, id: &str, entry: Option<Entry>, done: Option<oneshot::Sender<()>>) {
+    fn write(&self, id: &str, entry: Entry, done: Option<oneshot::Sender<()>>) {
         if let Some(writes) = &self.inner.writes {
-            let _ = writes.send(Write {
+            let _ = writes.send(Write::Put {
                 id: id.to_owned(),
                 entry,
                 done,
             });
         }
     }
+}
 
-    /// Forgets entries beyond the limits (in memory; the writer prunes the file likewise).
-    pub fn prune_memory(&self, limits: Limits) {
-        let mut entries = self.entries();
-        for id in expired(entries.iter().map(|(k, v)| (k.as_str(), v.at)), limits) {
-            entries.remove(&id);
-        }
+/// Forgets the entries beyond the limits (the writer prunes the file likewise).
+fn prune(entries: &mut HashMap<String, Entry>, limits: Limits) {
+    for id in expired(entries.iter().map(|(k, v)| (k.as_str(), v.at)), limits) {
+        entries.remove(&id);
     }
 }
 
@@ -375,7 +405,7 @@ struct Writer {
 
 /// Most writes committed together.
 const MAX_BATCH: usize = 4096;
-/// Prune the file after this many writes.
+/// Prune the file (and the map in memory) after this many writes.
 const PRUNE_EVERY: usize = 10_000;
 
 impl Writer {
@@ -388,7 +418,7 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let durable = batch.iter().any(|w| w.done.is_some());
+            let durable = batch.iter().any(Write::durable);
             if let Err(e) = self.commit(&batch, durable) {
                 tracing::error!(
                     "{}; invocations go on without being journaled",
@@ -396,7 +426,11 @@ impl Writer {
                 );
             }
             for write in batch {
-                if let Some(done) = write.done {
+                if let Write::Put {
+                    done: Some(done), ..
+                }
+                | Write::Flush(done) = write
+                {
                     let _ = done.send(());
                 }
             }
@@ -413,13 +447,10 @@ impl Writer {
         })?;
         {
             let mut table = txn.open_table(TABLE)?;
-            for write in batch.iter().filter(|w| !w.id.is_empty()) {
-                match &write.entry {
-                    Some(entry) => {
-                        let bytes = serde_json::to_vec(entry).unwrap_or_default();
-                        table.insert(write.id.as_str(), bytes.as_slice())?;
-                    }
-                    None => drop(table.remove(write.id.as_str())?),
+            for write in batch {
+                if let Write::Put { id, entry, .. } = write {
+                    let bytes = serde_json::to_vec(entry).unwrap_or_default();
+                    table.insert(id.as_str(), bytes.as_slice())?;
                 }
             }
             if self.since_prune >= PRUNE_EVERY {
@@ -516,6 +547,21 @@ mod tests {
             .filter_map(Result::ok)
             .any(|e| e.file_name().to_string_lossy().contains("broken-"));
         assert!(aside, "the broken file is kept for inspection");
+    }
+
+    #[tokio::test]
+    async fn a_long_run_keeps_the_map_in_memory_within_the_limits() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let limits = Limits {
+            max_entries: 100,
+            max_age: Duration::from_secs(3600),
+        };
+        let journal = Journal::open(&dir.path().join("j.redb"), limits).expect("open");
+        for i in 0..PRUNE_EVERY + 50 {
+            journal.done(&format!("m{i}"));
+        }
+        journal.flush().await;
+        assert!(journal.len() <= 151, "{} entries kept", journal.len());
     }
 
     #[test]

@@ -129,12 +129,9 @@ pub async fn resolve_queues(
         .collect())
 }
 
-/// Deliveries of messages whose handling (run, or reply re-sent) is under way here.
-#[derive(Debug, Default)]
-struct Inflight {
-    /// message-id → the latest delivery to acknowledge.
-    latest: HashMap<String, DeliveryTag>,
-}
+/// Messages whose handling (run, or reply re-sent) is under way here: message-id → the latest
+/// delivery to acknowledge.
+type Inflight = HashMap<String, DeliveryTag>;
 
 /// Sends status replies of one message on its `reply-to` queue.
 struct StompStatus {
@@ -145,7 +142,11 @@ struct StompStatus {
 
 impl StatusSink for StompStatus {
     fn send_status(&self, reply: Reply) -> BoxFuture<'_, ()> {
-        let frame = reply_frame(&self.reply_to, self.correlation_id.as_deref(), &reply);
+        let frame = reply_frame(
+            &self.reply_to,
+            self.correlation_id.as_deref(),
+            reply.to_json(),
+        );
         Box::pin(async move {
             if let Err(e) = self.session.send(frame).await {
                 tracing::warn!("status message not sent: {e}");
@@ -154,14 +155,23 @@ impl StatusSink for StompStatus {
     }
 }
 
-fn reply_frame(reply_to: &str, correlation_id: Option<&str>, reply: &Reply) -> Frame {
+/// A reply (status or final) to `reply_to`.
+fn reply_frame(reply_to: &str, correlation_id: Option<&str>, body: String) -> Frame {
     // Not `persistent`: resilient-circuits sends none either, and on ActiveMQ a persistent final
     // reply overtakes the non-persistent status messages before it on the same queue.
     let mut frame = Frame::new(Command::Send).header("destination", reply_to);
     if let Some(c) = correlation_id {
         frame = frame.header("correlation-id", c);
     }
-    frame.with_body(reply.to_json())
+    frame.with_body(body)
+}
+
+fn stored_frame(reply: &StoredReply) -> Frame {
+    reply_frame(
+        &reply.destination,
+        reply.correlation_id.as_deref(),
+        reply.body.clone(),
+    )
 }
 
 /// Serves messages until `shutdown` completes or the connection fails for good.
@@ -217,7 +227,7 @@ pub async fn serve(
             event = events.recv() => match event {
                 None => break Err(RuntimeError::Stomp { address: address.clone(), source: StompError::Closed }),
                 Some(Event::Connected { generation, server, .. }) => {
-                    heart_beats.connected();
+                    heart_beats.connected(Instant::now());
                     tracing::info!(generation, server = server.as_deref().unwrap_or("?"), "STOMP connected to {address}; subscribed to {}", queues.join(", "));
                     if !announced {
                         announced = true;
@@ -232,7 +242,7 @@ pub async fn serve(
                 }
                 Some(Event::Disconnected { error, .. }) => {
                     tracing::warn!("lost the STOMP connection to {address}: {error}; reconnecting");
-                    if let Some(e) = heart_beats.lost(&error, config.heartbeat_timeout_threshold) {
+                    if let Some(e) = heart_beats.lost(&error, config.heartbeat_timeout_threshold, Instant::now()) {
                         break Err(e);
                     }
                 }
@@ -274,7 +284,7 @@ pub async fn serve(
                         // A redelivery of a running message: acknowledge this delivery when done.
                         let running = frame.get("message-id").is_some_and(|id| {
                             lock(&inflight)
-                                .latest
+
                                 .get_mut(id)
                                 .map(|slot| *slot = tag)
                                 .is_some()
@@ -312,13 +322,17 @@ struct HeartBeatWatch {
 }
 
 impl HeartBeatWatch {
-    fn connected(&mut self) {
-        self.connected_at = Some(Instant::now());
+    fn connected(&mut self, now: Instant) {
+        self.connected_at = Some(now);
     }
 
-    fn lost(&mut self, error: &StompError, threshold: Option<Duration>) -> Option<RuntimeError> {
+    fn lost(
+        &mut self,
+        error: &StompError,
+        threshold: Option<Duration>,
+        now: Instant,
+    ) -> Option<RuntimeError> {
         let threshold = threshold?;
-        let now = Instant::now();
         if self
             .connected_at
             .take()
@@ -379,7 +393,7 @@ fn on_message(shared: &Shared, tasks: &mut JoinSet<()>, frame: Frame, tag: Deliv
     };
     {
         let mut inflight = lock(&shared.inflight);
-        if let Some(slot) = inflight.latest.get_mut(&message_id) {
+        if let Some(slot) = inflight.get_mut(&message_id) {
             tracing::debug!(
                 message_id,
                 "redelivered while still being handled; not run again"
@@ -389,7 +403,7 @@ fn on_message(shared: &Shared, tasks: &mut JoinSet<()>, frame: Frame, tag: Deliv
         }
         // In flight until confirmed and acknowledged, whether it runs or its reply is re-sent:
         // a further redelivery meanwhile only updates the delivery to acknowledge.
-        inflight.latest.insert(message_id.clone(), tag.clone());
+        inflight.insert(message_id.clone(), tag.clone());
     }
     let redelivered = frame.get("redelivered") == Some("true");
     let plan = match shared.journal.get(&message_id) {
@@ -432,7 +446,7 @@ async fn run(shared: &Shared, frame: Frame, message_id: String, tag: DeliveryTag
     };
     if shared.stopping.load(Ordering::SeqCst) {
         // Shutting down: not started, left unacknowledged for redelivery.
-        lock(&shared.inflight).latest.remove(&message_id);
+        lock(&shared.inflight).remove(&message_id);
         return;
     }
     if rerun {
@@ -492,14 +506,6 @@ async fn run(shared: &Shared, frame: Frame, message_id: String, tag: DeliveryTag
     finish(shared, message_id, frame, tag).await;
 }
 
-fn stored_frame(reply: &StoredReply) -> Frame {
-    let mut frame = Frame::new(Command::Send).header("destination", reply.destination.as_str());
-    if let Some(c) = &reply.correlation_id {
-        frame = frame.header("correlation-id", c.as_str());
-    }
-    frame.with_body(reply.body.clone())
-}
-
 /// Pause before committing a refused reply again.
 const REFUSED_RETRY_DELAY: Duration = Duration::from_secs(1);
 
@@ -521,7 +527,7 @@ async fn finish(shared: &Shared, message_id: String, reply: Option<Frame>, tag: 
         };
         let refused = match result {
             Ok(()) => {
-                lock(&shared.inflight).latest.remove(&message_id);
+                lock(&shared.inflight).remove(&message_id);
                 shared.journal.done(&message_id);
                 return;
             }
@@ -540,11 +546,11 @@ async fn finish(shared: &Shared, message_id: String, reply: Option<Frame>, tag: 
         // A newer delivery (on a new connection) arrived meanwhile: answer that one.
         let newer = {
             let mut inflight = lock(&shared.inflight);
-            match inflight.latest.get(&message_id) {
+            match inflight.get(&message_id) {
                 Some(latest) if latest.generation > tag.generation => Some(latest.clone()),
                 _ if refused.is_some() => None,
                 _ => {
-                    inflight.latest.remove(&message_id);
+                    inflight.remove(&message_id);
                     return;
                 }
             }
@@ -565,7 +571,7 @@ async fn finish(shared: &Shared, message_id: String, reply: Option<Frame>, tag: 
             if shared.session.ack(&tag).await.is_ok() {
                 shared.journal.done(&message_id);
             }
-            lock(&shared.inflight).latest.remove(&message_id);
+            lock(&shared.inflight).remove(&message_id);
             return;
         }
         tracing::warn!(
@@ -574,5 +580,45 @@ async fn finish(shared: &Shared, message_id: String, reply: Option<Frame>, tag: 
             shared.max_retries
         );
         tokio::time::sleep(REFUSED_RETRY_DELAY * attempts).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timeout() -> StompError {
+        StompError::HeartBeatTimeout {
+            after: Duration::from_secs(30),
+        }
+    }
+
+    #[test]
+    fn heart_beat_threshold_stops_only_on_timeouts_that_last() {
+        let threshold = Some(Duration::from_secs(60));
+        let t0 = Instant::now();
+        let at = |secs| t0 + Duration::from_secs(secs);
+        let mut watch = HeartBeatWatch::default();
+        // No threshold: never stops.
+        assert!(watch.lost(&timeout(), None, at(0)).is_none());
+        // The first timeout starts the span; other errors do not count.
+        assert!(watch.lost(&timeout(), threshold, at(0)).is_none());
+        assert!(
+            watch
+                .lost(&StompError::NotConnected, threshold, at(70))
+                .is_none()
+        );
+        // A short-lived connection in between does not reset it.
+        watch.connected(at(70));
+        let stop = watch.lost(&timeout(), threshold, at(80));
+        assert_eq!(stop.expect("80 s of timeouts").exit_code(), 34);
+
+        // A connection that stayed up as long as the threshold starts a new span.
+        let mut watch = HeartBeatWatch::default();
+        assert!(watch.lost(&timeout(), threshold, at(0)).is_none());
+        watch.connected(at(10));
+        assert!(watch.lost(&timeout(), threshold, at(80)).is_none());
+        assert!(watch.lost(&timeout(), threshold, at(100)).is_none());
+        assert!(watch.lost(&timeout(), threshold, at(141)).is_some());
     }
 }

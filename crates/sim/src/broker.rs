@@ -204,7 +204,7 @@ pub(crate) struct Broker {
     changed: watch::Sender<u64>,
     registry: Arc<Registry>,
     frame_delay: Mutex<Duration>,
-    receipt_delay: Mutex<Duration>,
+    commit_receipt_delay: Mutex<Duration>,
 }
 
 /// `/queue/actions.201.x` -> `actions.201.x`; `actions.201.x` stays.
@@ -227,7 +227,7 @@ impl Broker {
             changed: watch::Sender::new(0),
             registry,
             frame_delay: Mutex::new(Duration::ZERO),
-            receipt_delay: Mutex::new(Duration::ZERO),
+            commit_receipt_delay: Mutex::new(Duration::ZERO),
         })
     }
 
@@ -279,8 +279,11 @@ impl Broker {
         *self.frame_delay.lock().unwrap_or_else(|p| p.into_inner()) = delay;
     }
 
-    pub(crate) fn set_receipt_delay(&self, delay: Duration) {
-        *self.receipt_delay.lock().unwrap_or_else(|p| p.into_inner()) = delay;
+    pub(crate) fn set_commit_receipt_delay(&self, delay: Duration) {
+        *self
+            .commit_receipt_delay
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = delay;
     }
 
     fn frame_delay(&self) -> Duration {
@@ -592,6 +595,7 @@ impl Broker {
         };
         let connected = conn.connected;
         let receipt = frame.get("receipt").map(str::to_string);
+        let command = frame.command;
         match frame.command {
             Command::Connect | Command::Stomp => {
                 if connected {
@@ -659,7 +663,13 @@ impl Broker {
         }
         if let (Some(r), Some(c)) = (receipt, st.conns.get(&cid)) {
             let frame = Frame::new(Command::Receipt).header("receipt-id", r);
-            let delay = *self.receipt_delay.lock().unwrap_or_else(|p| p.into_inner());
+            let delay = match command {
+                Command::Commit => *self
+                    .commit_receipt_delay
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()),
+                _ => Duration::ZERO,
+            };
             if delay.is_zero() {
                 c.send(frame);
             } else {

@@ -927,12 +927,12 @@ impl Sim {
         }
     }
 
-    /// Holds back every RECEIPT (except SUBSCRIBE's and DISCONNECT's) by `delay` after the
-    /// frame it confirms took effect, without holding up other frames (zero to stop). A long
-    /// delay models a broker that applied a reply and an ACK but whose RECEIPT never arrived.
-    pub fn set_receipt_delay(&self, delay: Duration) {
+    /// Holds back the RECEIPT of every COMMIT by `delay` after the transaction took effect,
+    /// without holding up other frames (zero to stop). A long delay models a broker that applied
+    /// a final reply and its ACK but whose RECEIPT never arrived.
+    pub fn set_commit_receipt_delay(&self, delay: Duration) {
         if let Backend::Embedded { broker, .. } = &self.inner.backend {
-            broker.set_receipt_delay(delay);
+            broker.set_commit_receipt_delay(delay);
         }
     }
 

@@ -669,26 +669,32 @@ async fn a_transaction_applies_its_reply_and_ack_at_commit_or_never() {
 }
 
 #[tokio::test]
-async fn receipts_can_be_held_back_without_holding_other_frames() {
+async fn commit_receipts_can_be_held_back_without_holding_other_frames() {
     let sim = start_sim().await;
     sim.register_function("fn_hello", "fn_hello");
     let (mut c, _) = RawClient::connect(&sim).await;
     c.subscribe(Q, 5).await;
-    sim.set_receipt_delay(Duration::from_secs(3600));
+    sim.set_commit_receipt_delay(Duration::from_secs(3600));
     let a = sim.invoke("fn_hello", json!({})).await.unwrap();
     let ma = c.next_frame().await;
     c.send(ack_in("t1", &ma).header("receipt", "held")).await;
     // Refused (no such transaction): the ERROR carries the receipt id and is not held back.
     let error = c.next_frame().await;
     assert_eq!(error.command, Command::Error);
+    // Other receipts are not held.
+    let before = c
+        .call(Frame::new(Command::Begin).header("transaction", "t2"), "b")
+        .await;
+    assert!(before.is_empty(), "{before:?}");
+    c.send(ack_in("t2", &ma)).await;
     c.send(
-        Frame::new(Command::Ack)
-            .header("id", ma.get("ack").unwrap())
+        Frame::new(Command::Commit)
+            .header("transaction", "t2")
             .header("receipt", "r"),
     )
     .await;
     a.wait_acked(WAIT).await.unwrap();
-    // A new message still arrives at once although the RECEIPT is held.
+    // A new message still arrives at once although the COMMIT's RECEIPT is held.
     let _b = sim.invoke("fn_hello", json!({})).await.unwrap();
     let next = c.next_frame().await;
     assert_eq!(next.command, Command::Message);
