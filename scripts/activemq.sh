@@ -14,6 +14,8 @@
 #   ACTIVEMQ_HOME            package home               (default /usr/share/activemq)
 #   ACTIVEMQ_START_TIMEOUT   seconds to wait for ports  (default 60)
 #   ACTIVEMQ_STOP_TIMEOUT    seconds to wait for exit   (default 20, then SIGKILL)
+#   ACTIVEMQ_PERSISTENT      true: keep persistent messages in KahaDB under DIR/data across
+#                            restarts, as a production broker does   (default false)
 # Credentials (fixed): testkey / testsecret.  Broker log: DIR/data/activemq.log, JVM console: DIR/console.log.
 set -euo pipefail
 
@@ -63,14 +65,15 @@ show_logs() {
 }
 
 write_config() {
-  local stomp_port=$1 ssl_port=$2
+  local stomp_port=$1 ssl_port=$2 persistent=${ACTIVEMQ_PERSISTENT:-false}
+  [ "$persistent" = true ] || persistent=false
   cat > "$DIR/conf/activemq.xml" <<XML
 <beans xmlns="http://www.springframework.org/schema/beans"
   xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
   xsi:schemaLocation="http://www.springframework.org/schema/beans http://www.springframework.org/schema/beans/spring-beans-2.0.xsd
   http://activemq.apache.org/schema/core http://activemq.apache.org/schema/core/activemq-core.xsd">
   <bean class="org.springframework.beans.factory.config.PropertyPlaceholderConfigurer"/>
-  <broker xmlns="http://activemq.apache.org/schema/core" useJmx="false" persistent="false"
+  <broker xmlns="http://activemq.apache.org/schema/core" useJmx="false" persistent="$persistent"
           brokerName="test" dataDirectory="\${activemq.data}">
     <plugins>
       <simpleAuthenticationPlugin anonymousAccessAllowed="false">

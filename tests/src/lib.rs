@@ -1,9 +1,11 @@
 //! Shared pieces of the end-to-end tests and the benchmark: a probe function that counts runs
-//! and concurrency, the external ActiveMQ broker settings, and a TCP proxy that can cut every
-//! connection (to drop a real broker's connection mid-load).
+//! and concurrency, the external ActiveMQ broker settings, a broker of a test's own that it may
+//! restart, and a TCP proxy that can cut every connection (to drop a real broker's connection
+//! mid-load).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -135,6 +137,84 @@ impl ActiveMq {
                 cafile: Some(self.cafile.clone().into()),
             }),
             ..SimConfig::default()
+        }
+    }
+}
+
+/// An ActiveMQ of one test's own, started with `scripts/activemq.sh` on free loopback ports in
+/// a temporary directory, so that the test may restart it; stopped when dropped. Found where the
+/// shared broker is (the Debian package that `.ci/run` installs).
+#[derive(Debug)]
+pub struct OwnActiveMq {
+    pub broker: ActiveMq,
+    dir: tempfile::TempDir,
+    ports: (u16, u16),
+    persistent: bool,
+}
+
+impl OwnActiveMq {
+    /// Starts a broker; `persistent` keeps persistent messages (KahaDB) across restarts. `None`
+    /// where no ActiveMQ is configured for the tests (skipped, as with [`ActiveMq::from_env`]).
+    pub fn start(persistent: bool) -> Option<OwnActiveMq> {
+        let shared = ActiveMq::from_env()?;
+        let free = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .expect("a free port")
+        };
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let ports = (free(), free());
+        let own = OwnActiveMq {
+            broker: ActiveMq {
+                port: ports.1,
+                cafile: dir
+                    .path()
+                    .join("conf/broker-cert.pem")
+                    .display()
+                    .to_string(),
+                ..shared
+            },
+            dir,
+            ports,
+            persistent,
+        };
+        own.script("start").unwrap();
+        Some(own)
+    }
+
+    fn script(&self, command: &str) -> Result<(), String> {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/activemq.sh");
+        let out = std::process::Command::new("bash")
+            .arg(script)
+            .args([command, &self.dir.path().display().to_string()])
+            .env("ACTIVEMQ_STOMP_PORT", self.ports.0.to_string())
+            .env("ACTIVEMQ_STOMP_SSL_PORT", self.ports.1.to_string())
+            .env("ACTIVEMQ_PERSISTENT", self.persistent.to_string())
+            .output()
+            .map_err(|e| format!("bash scripts/activemq.sh: {e}"))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        Err(format!(
+            "activemq.sh {command}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+
+    /// Stops the broker as `systemctl restart` would (SIGTERM, waited for) and starts it
+    /// again on the same ports and data.
+    pub fn restart(&self) {
+        self.script("stop").unwrap();
+        self.script("start").unwrap();
+    }
+}
+
+impl Drop for OwnActiveMq {
+    fn drop(&mut self) {
+        if let Err(e) = self.script("stop") {
+            eprintln!("{e}");
         }
     }
 }

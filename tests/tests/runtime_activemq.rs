@@ -58,8 +58,11 @@ async fn activemq_d_connection_cut_mid_load() {
     let host = scenarios::start(mq.sim_config(Some(proxy.port)), 10, probe.clone()).await;
     scenarios::drop_mid_load(&host, &probe, 200, || proxy.cut_all()).await;
     // Reply and ACK in one transaction: no second final reply although connections were cut.
-    // (ActiveMQ, freshly started, can queue a status message of a cut connection after the
-    // final reply; the host before transactions showed the same, so that one is left out here.)
+    // Left out: a freshly started, non-persistent ActiveMQ 5.17 can dispatch the status reply
+    // of an invocation run after the cut behind its final reply, although both went out on one
+    // connection in that order (also with the status in a transaction of its own, or confirmed
+    // by a RECEIPT before the final reply was sent). Not seen without a cut, nor on the
+    // persistent broker of host/tests/faults_activemq.rs.
     let violations: Vec<String> = host
         .sim()
         .violations()

@@ -145,6 +145,41 @@ fn no_password() -> AppError {
     })
 }
 
+/// The longest wait between two logins of [`login`].
+const MAX_LOGIN_WAIT: Duration = Duration::from_secs(60);
+
+/// Logs in as `run` does at start: a platform that cannot be reached, or answers with a server
+/// error, is tried again `max_connection_retries` times in all (-1, the default: for ever, as
+/// resilient-circuits, so that an appliance reboot does not stop the host), waiting
+/// `request_retry_delay` × `request_retry_backoff`ⁿ (at most a minute) in between. Refused
+/// credentials and TLS errors stop at once.
+pub async fn login(opts: &ResilientOptions) -> Result<RestClient, AppError> {
+    let config = rest_config(opts)?;
+    let limit = opts.max_connection_retries;
+    let mut tries: i64 = 0;
+    loop {
+        tries += 1;
+        let error = match RestClient::connect(config.clone()).await {
+            Ok(rest) => return Ok(rest),
+            Err(e) if e.is_retryable() && (limit < 0 || tries < limit) => e,
+            Err(e) => return Err(e.into()),
+        };
+        let wait = config
+            .retry
+            .delay_for(u32::try_from(tries - 1).unwrap_or(u32::MAX))
+            .min(MAX_LOGIN_WAIT);
+        let of = if limit < 0 {
+            "unlimited: max_connection_retries = -1".to_string()
+        } else {
+            format!("of {limit}: max_connection_retries")
+        };
+        tracing::warn!(
+            "cannot log in to the platform: {error}; trying again in {wait:?} (try {tries} {of})"
+        );
+        tokio::time::sleep(wait).await;
+    }
+}
+
 /// The STOMP client settings from `[resilient]`.
 pub fn stomp_config(opts: &ResilientOptions) -> Result<soar_stomp::ClientConfig, AppError> {
     let ca = opts.stomp_cafile.as_deref().or(opts.cafile.as_deref());
@@ -172,7 +207,11 @@ pub async fn run(
 ) -> Result<(), AppError> {
     let opts = ResilientOptions::from_config(config)?;
     let stomp = stomp_config(&opts)?;
-    let rest = RestClient::connect(rest_config(&opts)?).await?;
+    tokio::pin!(shutdown);
+    let rest = tokio::select! {
+        rest = login(&opts) => rest?,
+        () = &mut shutdown => return Ok(()),
+    };
     tracing::info!(
         org = rest.org_name(),
         org_id = rest.org_id(),

@@ -157,9 +157,13 @@ impl StatusSink for StompStatus {
 
 /// A reply (status or final) to `reply_to`.
 fn reply_frame(reply_to: &str, correlation_id: Option<&str>, body: String) -> Frame {
-    // Not `persistent`: resilient-circuits sends none either, and on ActiveMQ a persistent final
-    // reply overtakes the non-persistent status messages before it on the same queue.
-    let mut frame = Frame::new(Command::Send).header("destination", reply_to);
+    // Persistent, so that a broker restart loses no reply it accepted (resilient-circuits sends
+    // them non-persistent). Status replies too: ActiveMQ keeps persistent and non-persistent
+    // messages of a queue in separate lists, so a persistent final reply could overtake the
+    // non-persistent status messages sent before it.
+    let mut frame = Frame::new(Command::Send)
+        .header("destination", reply_to)
+        .header("persistent", "true");
     if let Some(c) = correlation_id {
         frame = frame.header("correlation-id", c);
     }

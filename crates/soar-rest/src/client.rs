@@ -46,12 +46,11 @@ const RETRY: Opts<'static> = Opts {
     skip: &[],
     login: false,
     handle_format_names: false,
+    read_only: false,
 };
 const ONCE: Opts<'static> = Opts {
     retry: false,
-    skip: &[],
-    login: false,
-    handle_format_names: false,
+    ..RETRY
 };
 
 impl RestClient {
@@ -186,7 +185,9 @@ impl RestClient {
         self.json(Method::GET, self.org_url(uri), None, opts).await
     }
 
-    /// `POST` JSON to an org-relative `uri`, retried.
+    /// `POST` JSON to an org-relative `uri`. Retried only when the platform surely did not act
+    /// on it (no connection, HTTP 429 or 503): after a timeout the error is
+    /// [`RestError::Unconfirmed`], since a second POST could create a second note or artifact.
     pub async fn post(&self, uri: &str, body: &Value) -> Result<Value, RestError> {
         self.json(Method::POST, self.org_url(uri), Some(body), RETRY)
             .await
@@ -229,9 +230,13 @@ impl RestClient {
             .await
     }
 
-    /// `POST {base}/rest{uri}` (e.g. `/search_ex`), retried.
+    /// `POST {base}/rest{uri}` that only reads (e.g. `/search_ex`), retried like a GET.
     pub async fn post_absolute(&self, uri: &str, body: &Value) -> Result<Value, RestError> {
-        self.json(Method::POST, self.absolute_url(uri), Some(body), RETRY)
+        let opts = Opts {
+            read_only: true,
+            ..RETRY
+        };
+        self.json(Method::POST, self.absolute_url(uri), Some(body), opts)
             .await
     }
 

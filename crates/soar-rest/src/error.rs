@@ -137,6 +137,20 @@ pub enum RestError {
         /// The cause chain.
         reason: String,
     },
+    /// A call that creates something (POST, PATCH) got no complete answer after it was sent: the
+    /// platform may have done it, so it is not sent again blindly.
+    #[error(
+        "{method} {url}: {reason}; the platform may or may not have done it, so the request was \
+         not sent again (check on the platform before repeating it)"
+    )]
+    Unconfirmed {
+        /// HTTP method.
+        method: String,
+        /// Request URL.
+        url: String,
+        /// What happened (timeout, connection lost while waiting).
+        reason: String,
+    },
     /// A success response whose body is not the JSON expected.
     #[error("{method} {url}: unexpected response: {reason}")]
     Decode {
@@ -181,6 +195,14 @@ impl RestError {
         }
     }
 
+    /// Whether the platform may answer if asked again later: it could not be reached, did not
+    /// answer in time, or answered with a server-side failure (HTTP 5xx or 429). Refused
+    /// credentials, TLS failures and client errors are not.
+    pub fn is_retryable(&self) -> bool {
+        self.is_transient()
+            || matches!(self, RestError::Http { status, .. } if *status >= 500 || *status == 429)
+    }
+
     /// Whether a retry may help: connection failures, timeouts and transport errors (TLS
     /// failures are deterministic and are not retried).
     pub(crate) fn is_transient(&self) -> bool {
@@ -188,6 +210,28 @@ impl RestError {
             self,
             RestError::Connect { .. } | RestError::Timeout { .. } | RestError::Transport { .. }
         )
+    }
+
+    /// A timeout or transport failure of a call that creates something, as
+    /// [`RestError::Unconfirmed`]; other errors unchanged.
+    pub(crate) fn unconfirmed(self) -> RestError {
+        match self {
+            RestError::Timeout { method, url, after } => RestError::Unconfirmed {
+                method,
+                url,
+                reason: format!("no answer within {after:?}"),
+            },
+            RestError::Transport {
+                method,
+                url,
+                reason,
+            } => RestError::Unconfirmed {
+                method,
+                url,
+                reason,
+            },
+            other => other,
+        }
     }
 
     /// Classify a reqwest error: TLS, connect, timeout, or other transport failure.

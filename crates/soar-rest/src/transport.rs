@@ -36,7 +36,13 @@ pub(crate) struct Opts<'a> {
     pub login: bool,
     /// Send `handle_format: names` (PATCH).
     pub handle_format_names: bool,
+    /// A POST that only reads (`/search_ex`): safe to send again like a GET.
+    pub read_only: bool,
 }
+
+/// Statuses with which a server says it did not act on the request, so that even a POST may be
+/// sent again (RFC 9110 §15.6.4 and RFC 6585 §4).
+const NOT_PROCESSED: &[u16] = &[429, 503];
 
 /// Password-session state: CSRF token, `JSESSIONID` cookie, and a generation counter so that
 /// concurrent 401s cause a single re-login.
@@ -272,6 +278,9 @@ impl Transport {
             1
         };
         let m = method.as_str();
+        // A call that creates something (a note, an artifact) is sent again only when the
+        // platform surely did not act on it: a second POST after a timeout could add it twice.
+        let repeatable = method.is_idempotent() || opts.read_only || opts.login;
         let mut attempt = 0;
         loop {
             let (err, status) = match self.send_authed(&method, url, body, opts).await {
@@ -293,11 +302,16 @@ impl Transport {
                 }
                 Ok(raw) => {
                     let err = http_error(m, url, &raw);
-                    if opts.skip.contains(&raw.status) {
+                    if opts.skip.contains(&raw.status)
+                        || !(repeatable || NOT_PROCESSED.contains(&raw.status))
+                    {
                         return Err(err);
                     }
                     (err, Some(raw.status))
                 }
+                // Never sent (no connection): safe to send again whatever the method.
+                Err(e @ RestError::Connect { .. }) => (e, None),
+                Err(e) if e.is_transient() && !repeatable => return Err(e.unconfirmed()),
                 Err(e) if e.is_transient() => (e, None),
                 Err(e) => return Err(e),
             };

@@ -523,6 +523,72 @@ async fn retries_run_out_and_post_is_retried() {
     assert_eq!(posted.body, r#"{"a":1}"#);
 }
 
+/// A POST whose answer never comes (the platform took it, then stalled) is not sent again: a
+/// second note would appear. A GET in the same situation is retried.
+#[tokio::test]
+async fn post_without_an_answer_is_not_sent_again() {
+    let stall = || {
+        let body = futures::stream::pending::<Result<Vec<u8>, std::io::Error>>();
+        let mut resp = Response::new(axum::body::Body::from_stream(body));
+        *resp.status_mut() = StatusCode::CREATED;
+        resp
+    };
+    let s = start(Box::new(move |r: &Rec, _| {
+        r.path
+            .starts_with("/rest/orgs/201/incidents/2/")
+            .then(stall)
+    }))
+    .await;
+    let mut config = s.config(api_key(), Some("Test Org"));
+    config.timeout = Duration::from_millis(300);
+    let c = RestClient::connect(config).await.unwrap();
+    let e = c
+        .post("/incidents/2/comments", &json!({"text": "once"}))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, RestError::Unconfirmed { .. }), "{e:?}");
+    let text = e.to_string();
+    assert!(text.contains("may or may not have done it"), "{text}");
+    assert_eq!(
+        s.platform
+            .count("POST", "/rest/orgs/201/incidents/2/comments"),
+        1
+    );
+    assert_err_clean(&e);
+
+    let e = c.get("/incidents/2/comments").await.unwrap_err();
+    assert!(matches!(e, RestError::Timeout { .. }), "{e:?}");
+    assert_eq!(
+        s.platform
+            .count("GET", "/rest/orgs/201/incidents/2/comments"),
+        4
+    );
+}
+
+/// A POST refused with 500 may have half happened: not sent again. 429 and 503 say the server
+/// did not act on it: sent again.
+#[tokio::test]
+async fn post_is_sent_again_only_when_the_platform_did_not_act() {
+    let s = start(Box::new(|r: &Rec, earlier| match r.path.as_str() {
+        "/rest/orgs/201/artifacts_500" => Some(reply(500, json!({"message": "boom"}))),
+        "/rest/orgs/201/artifacts_429" if earlier == 0 => {
+            Some(reply(429, json!({"message": "slow down"})))
+        }
+        "/rest/orgs/201/artifacts_429" => Some(reply(200, json!({"id": 1}))),
+        _ => None,
+    }))
+    .await;
+    let c = s.connect(api_key(), Some("Test Org")).await.unwrap();
+    let e = c.post("/artifacts_500", &json!({})).await.unwrap_err();
+    assert!(matches!(e, RestError::Http { status: 500, .. }), "{e:?}");
+    assert_eq!(s.platform.count("POST", "/rest/orgs/201/artifacts_500"), 1);
+    assert_eq!(
+        c.post("/artifacts_429", &json!({})).await.unwrap(),
+        json!({"id": 1})
+    );
+    assert_eq!(s.platform.count("POST", "/rest/orgs/201/artifacts_429"), 2);
+}
+
 #[tokio::test]
 async fn put_500_is_not_retried() {
     let s = start(Box::new(|r: &Rec, _| {

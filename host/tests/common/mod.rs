@@ -1,12 +1,14 @@
 //! What the process tests share: a simulated platform with fn_hello customized by `host
-//! customize -y`, and the `host` binary started as an operator starts it.
+//! customize -y`, the `host` binary started as an operator starts it, and the fault tests'
+//! load, kills and exactly-once checks.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use soar_sim::{Sim, SimConfig};
+use serde_json::json;
+use soar_sim::{Invocation, InvocationEvent, Sim, SimConfig};
 use tokio::process::{Child, Command};
 
 pub const WAIT: Duration = Duration::from_secs(30);
@@ -18,12 +20,19 @@ pub struct Setup {
 }
 
 pub async fn setup(extra: &str) -> Setup {
-    let sim = Sim::start(SimConfig {
-        api_key_secret: "s3cr3t-api-key-value".into(),
-        ..SimConfig::default()
-    })
+    setup_on(
+        SimConfig {
+            api_key_secret: "s3cr3t-api-key-value".into(),
+            ..SimConfig::default()
+        },
+        extra,
+    )
     .await
-    .unwrap();
+}
+
+/// [`setup`] with a simulated platform of `config` (e.g. one that uses a real ActiveMQ).
+pub async fn setup_on(config: SimConfig, extra: &str) -> Setup {
+    let sim = Sim::start(config).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("app.config");
     std::fs::write(
@@ -78,4 +87,172 @@ pub fn sigterm(child: &Child) {
         .status()
         .unwrap();
     assert!(status.success());
+}
+
+/// Starts `host run` with `config`, its lock file (and so its journal) in `home`.
+pub fn run_host(home: &Path, config: &Path) -> Child {
+    host(home, &["run", "--config-file", config.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// SIGKILL, as `kill -9`, and reaps the process.
+pub async fn kill_9(child: &mut Child) {
+    child.start_kill().unwrap();
+    tokio::time::timeout(WAIT, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+pub fn finals(inv: &Invocation) -> usize {
+    inv.events()
+        .iter()
+        .filter(|e| matches!(e, InvocationEvent::Final(_)))
+        .count()
+}
+
+/// A small deterministic generator, so a failing run can be repeated from its printed seed.
+pub struct Rng(pub u64);
+impl Rng {
+    pub fn next(&mut self, below: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % below
+    }
+}
+
+pub fn seed() -> u64 {
+    std::env::var("FAULT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+                | 1
+        })
+}
+
+/// Invokes fn_hello `n` times with delays below `max_delay_ms`.
+pub async fn invoke_many(s: &Setup, n: usize, rng: &mut Rng, max_delay_ms: u64) -> Vec<Invocation> {
+    let mut invocations = Vec::new();
+    for i in 0..n {
+        let delay = rng.next(max_delay_ms.max(1));
+        let inputs = json!({"hello_text": format!("m{i}"), "hello_delay_ms": delay});
+        invocations.push(s.sim.invoke("fn_hello", inputs).await.unwrap());
+    }
+    invocations
+}
+
+/// Waits until at least `n` of `invocations` have a final reply (on their own events).
+pub async fn wait_answered(n: usize, invocations: &[Invocation]) {
+    let answered = || invocations.iter().filter(|i| finals(i) > 0).count();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for inv in invocations {
+        if answered() >= n {
+            return;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let _ = inv.final_reply(left).await;
+    }
+    assert!(answered() >= n, "only {} of {n}", answered());
+}
+
+/// Every invocation has exactly one final reply and was acknowledged; no violation.
+pub async fn assert_exactly_once(s: &Setup, invocations: &[Invocation]) {
+    for inv in invocations {
+        inv.wait_acked(WAIT).await.unwrap();
+    }
+    assert_one_final_reply(s, invocations).await;
+}
+
+/// Every invocation has exactly one final reply (what the platform sees of a real broker,
+/// whose ACKs it cannot see); no violation.
+pub async fn assert_one_final_reply(s: &Setup, invocations: &[Invocation]) {
+    for inv in invocations {
+        inv.final_reply(Duration::from_secs(120))
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", inv.message_id()));
+    }
+    let twice: Vec<_> = invocations
+        .iter()
+        .filter(|i| finals(i) != 1)
+        .map(|i| (i.message_id().to_string(), finals(i)))
+        .collect();
+    assert!(twice.is_empty(), "final replies per invocation: {twice:?}");
+    assert_eq!(s.sim.violations(), Vec::<String>::new());
+}
+
+pub fn log_count(dir: &Path, needle: &str) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .map(|text| text.matches(needle).count())
+        .sum()
+}
+
+/// A copy of `config` with its own log directory, for another host in `home`.
+pub fn host_config(s: &Setup, home: &Path) -> PathBuf {
+    std::fs::create_dir_all(home).unwrap();
+    let text = std::fs::read_to_string(&s.config).unwrap().replace(
+        &s.dir.path().join("logs").display().to_string(),
+        &home.join("logs").display().to_string(),
+    );
+    let path = home.join("app.config");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Waits (bounded) until `check` holds, for state that has no event to wait on.
+pub async fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Injects `faults` faults (`fault`), each once a few more invocations have their final reply.
+pub async fn at_random_points(
+    rng: &mut Rng,
+    faults: usize,
+    invocations: &[Invocation],
+    mut fault: impl AsyncFnMut(),
+) {
+    let mut threshold = 0;
+    for _ in 0..faults {
+        threshold = (threshold + 5 + rng.next(12) as usize).min(invocations.len() - 1);
+        wait_answered(threshold, invocations).await;
+        fault().await;
+    }
+}
+
+/// What the hosts logging to `logs` did with redeliveries, for a closing line.
+pub fn journal_counts(logs: &Path) -> String {
+    format!(
+        "{} re-runs after a start, {} replies re-sent from the journal, {} acknowledged only",
+        log_count(logs, "running it again, marked as a re-run"),
+        log_count(logs, "sending its reply again, not running it"),
+        log_count(logs, "acknowledged, not run again"),
+    )
+}
+
+/// Starts `n` hosts of `s`'s configuration, each with a home (lock file, journal, logs) of its
+/// own; returns their homes and processes.
+pub fn run_hosts(s: &Setup, n: usize) -> (Vec<PathBuf>, Vec<Child>) {
+    let homes: Vec<PathBuf> = (0..n)
+        .map(|i| s.dir.path().join(format!("host{i}")))
+        .collect();
+    let hosts = homes
+        .iter()
+        .map(|home| run_host(home, &host_config(s, home)))
+        .collect();
+    (homes, hosts)
 }
