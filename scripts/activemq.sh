@@ -14,6 +14,8 @@
 #   ACTIVEMQ_HOME            package home               (default /usr/share/activemq)
 #   ACTIVEMQ_START_TIMEOUT   seconds to wait for ports  (default 60)
 #   ACTIVEMQ_STOP_TIMEOUT    seconds to wait for exit   (default 20, then SIGKILL)
+#   ACTIVEMQ_NODELAY         true: the broker's sockets send without Nagle's delay
+#                            (transport.tcpNoDelay; ActiveMQ's default is false)  (default false)
 #   ACTIVEMQ_PERSISTENT      true: keep persistent messages in KahaDB under DIR/data across
 #                            restarts, as a production broker does   (default false)
 # Credentials (fixed): testkey / testsecret.  Broker log: DIR/data/activemq.log, JVM console: DIR/console.log.
@@ -67,6 +69,8 @@ show_logs() {
 write_config() {
   local stomp_port=$1 ssl_port=$2 persistent=${ACTIVEMQ_PERSISTENT:-false}
   [ "$persistent" = true ] || persistent=false
+  local options="transport.maximumConnections=100"
+  [ "${ACTIVEMQ_NODELAY:-false}" = true ] && options="$options&amp;transport.tcpNoDelay=true"
   cat > "$DIR/conf/activemq.xml" <<XML
 <beans xmlns="http://www.springframework.org/schema/beans"
   xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
@@ -87,8 +91,8 @@ write_config() {
       <sslContext keyStore="file:\${activemq.conf}/broker.p12" keyStoreType="PKCS12" keyStorePassword="changeit"/>
     </sslContext>
     <transportConnectors>
-      <transportConnector name="stomp"     uri="stomp://$HOST:$stomp_port?transport.maximumConnections=100"/>
-      <transportConnector name="stomp+ssl" uri="stomp+ssl://$HOST:$ssl_port?transport.maximumConnections=100"/>
+      <transportConnector name="stomp"     uri="stomp://$HOST:$stomp_port?$options"/>
+      <transportConnector name="stomp+ssl" uri="stomp+ssl://$HOST:$ssl_port?$options"/>
     </transportConnectors>
   </broker>
 </beans>

@@ -7,7 +7,6 @@
 
 mod common;
 
-
 use common::*;
 use e2e::{ActiveMq, OwnActiveMq};
 

@@ -219,6 +219,52 @@ impl Drop for OwnActiveMq {
     }
 }
 
+/// The benchmarks' options for the host they start.
+#[derive(Debug, clap::Args)]
+pub struct HostArgs {
+    /// The host binary (default: `host` next to this binary).
+    #[arg(long)]
+    pub host_bin: Option<PathBuf>,
+    /// Run the host without its durable journal (`journal_path = false`), to measure its cost.
+    #[arg(long)]
+    pub no_journal: bool,
+}
+
+impl HostArgs {
+    /// The host binary, which must have been built.
+    pub fn binary(&self) -> anyhow::Result<PathBuf> {
+        let path = match &self.host_bin {
+            Some(p) => p.clone(),
+            None => std::env::current_exe()?.with_file_name("host"),
+        };
+        if !path.exists() {
+            anyhow::bail!(
+                "{} not found: build it first (cargo build --release -p host -p e2e)",
+                path.display()
+            );
+        }
+        Ok(path)
+    }
+
+    /// The `[resilient]` line that turns the journal off, if asked.
+    pub fn journal_setting(&self) -> &'static str {
+        if self.no_journal {
+            "journal_path = false\n"
+        } else {
+            ""
+        }
+    }
+}
+
+/// The `p` quantile (0.0–1.0) of sorted durations; zero for none.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
 fn unique() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     NEXT.fetch_add(1, Ordering::SeqCst) % 100

@@ -8,12 +8,12 @@
 //! ```
 //! Bounded by count (`-n`) and time (`--max-seconds`).
 
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
+use e2e::{HostArgs, percentile};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use serde_json::json;
@@ -37,12 +37,8 @@ struct Args {
     /// Give up after this long.
     #[arg(long, default_value_t = 120)]
     max_seconds: u64,
-    /// The host binary (default: `host` next to this binary).
-    #[arg(long)]
-    host_bin: Option<PathBuf>,
-    /// Run the host without its durable journal (`journal_path = false`), to measure its cost.
-    #[arg(long)]
-    no_journal: bool,
+    #[command(flatten)]
+    host: HostArgs,
 }
 
 fn rss_kib(pid: u32, field: &str) -> Option<u64> {
@@ -56,27 +52,10 @@ fn rss_kib(pid: u32, field: &str) -> Option<u64> {
         .ok()
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let host_bin = match args.host_bin {
-        Some(p) => p,
-        None => std::env::current_exe()?.with_file_name("host"),
-    };
-    if !host_bin.exists() {
-        bail!(
-            "{} not found: build it first (cargo build --release -p host -p e2e)",
-            host_bin.display()
-        );
-    }
+    let host_bin = args.host.binary()?;
     let deadline = Instant::now() + Duration::from_secs(args.max_seconds);
     let sim = Sim::start(SimConfig::default()).await?;
     soar_engine::testkit::customize_sim(
@@ -93,11 +72,7 @@ async fn main() -> anyhow::Result<()> {
             sim.app_config(),
             args.workers,
             dir.path().display(),
-            if args.no_journal {
-                "journal_path = false\n"
-            } else {
-                ""
-            },
+            args.host.journal_setting(),
             "[fn_hello]\nmax_delay_ms = 60000\n"
         ),
     )?;
