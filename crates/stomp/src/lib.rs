@@ -7,6 +7,8 @@
 //!   and a single writer task that batches queued frames into one write.
 //! - [`session`]: the reconnecting [`Session`] most users want: backoff with jitter,
 //!   resubscription, connection generations for safe ACKs, and an ordered [`Event`] stream.
+//! - [`commit`]: group commits of final replies and their ACKs, one transaction in flight per
+//!   connection.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), soar_stomp::StompError> {
@@ -26,6 +28,7 @@
 //! ```
 
 pub mod codec;
+pub mod commit;
 pub mod connection;
 pub mod error;
 pub mod frame;

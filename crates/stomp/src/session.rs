@@ -13,11 +13,12 @@ use std::time::{Duration, Instant};
 
 use futures::future::try_join_all;
 use rand::Rng;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::{debug, info, warn};
 
+use crate::commit::{self, Commit};
 use crate::connection::{ClientConfig, Connection, Link, error_message};
 use crate::error::StompError;
 use crate::frame::{Command, Frame};
@@ -172,13 +173,14 @@ pub enum Event {
 struct State {
     subscriptions: Vec<Subscription>,
     link: Option<Link>,
+    /// The group committer of the current connection: its generation and queue.
+    committer: Option<(u64, mpsc::UnboundedSender<Commit>)>,
 }
 
 struct Inner {
     config: ClientConfig,
     state: Mutex<State>,
     generation: AtomicU64,
-    next_tx: AtomicU64,
     closing: AtomicBool,
     stop: CancellationToken,
     task: Mutex<Option<JoinHandle<()>>>,
@@ -223,9 +225,9 @@ impl Session {
             state: Mutex::new(State {
                 subscriptions,
                 link: None,
+                committer: None,
             }),
             generation: AtomicU64::new(0),
-            next_tx: AtomicU64::new(1),
             closing: AtomicBool::new(false),
             stop: stop.clone(),
             task: Mutex::new(None),
@@ -287,7 +289,8 @@ impl Session {
     /// Sends `frames` (replies) and the ACK of `delivery` in one STOMP transaction and waits
     /// for the broker to confirm the COMMIT: the broker applies the replies and the ACK together
     /// or, if the connection is lost first, neither (the message is then redelivered). The wait
-    /// lasts as long as the delivery's connection does: a late RECEIPT still counts.
+    /// lasts as long as the delivery's connection does: a late RECEIPT still counts. Commits
+    /// asked for at about the same time share one transaction (see [`crate::commit`]).
     /// [`StompError::StaleDelivery`] (nothing sent) if that connection is gone.
     pub async fn commit_with_ack(
         &self,
@@ -295,25 +298,29 @@ impl Session {
         delivery: &DeliveryTag,
     ) -> Result<(), StompError> {
         let link = self.link_for(delivery)?;
-        let tx = format!(
-            "tx-{}-{}",
-            delivery.generation,
-            self.inner.next_tx.fetch_add(1, Ordering::Relaxed)
-        );
-        let mut before = Vec::with_capacity(frames.len() + 2);
-        before.push(Frame::new(Command::Begin).header("transaction", tx.as_str()));
-        before.extend(
-            frames
-                .into_iter()
-                .map(|f| f.header("transaction", tx.as_str())),
-        );
-        before.push(
-            Frame::new(Command::Ack)
-                .header("id", delivery.ack.as_str())
-                .header("transaction", tx.as_str()),
-        );
-        let commit = Frame::new(Command::Commit).header("transaction", tx.as_str());
-        link.call_frames(before, commit, None).await
+        let queue = {
+            let mut state = self.inner.state();
+            match &state.committer {
+                Some((generation, queue))
+                    if *generation == link.generation() && !queue.is_closed() =>
+                {
+                    queue.clone()
+                }
+                _ => {
+                    let queue = commit::start(link.clone());
+                    state.committer = Some((link.generation(), queue.clone()));
+                    queue
+                }
+            }
+        };
+        let (done, result) = oneshot::channel();
+        let commit = Commit {
+            frames,
+            ack: delivery.ack.clone(),
+            done,
+        };
+        queue.send(commit).map_err(|_| StompError::NotConnected)?;
+        result.await.unwrap_or(Err(StompError::NotConnected))
     }
 
     /// `NACK id:<ack>`; same rules as [`Session::ack`].
@@ -479,6 +486,7 @@ impl Supervisor {
             .is_some_and(|l| l.generation() == generation)
         {
             state.link = None;
+            state.committer = None;
         }
     }
 

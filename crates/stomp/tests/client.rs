@@ -244,6 +244,113 @@ async fn connect_subscribe_message_ack_disconnect() {
     ));
 }
 
+impl Peer {
+    /// Expects one transaction (BEGIN, SEND and ACK pairs, COMMIT); returns the correlation ids
+    /// and ack ids it holds, and its COMMIT.
+    async fn transaction(&mut self) -> (Vec<String>, Vec<String>, Frame) {
+        let tx = self
+            .expect(Command::Begin)
+            .await
+            .get("transaction")
+            .unwrap()
+            .to_owned();
+        let (mut replies, mut acks) = (Vec::new(), Vec::new());
+        loop {
+            let frame = self.frame().await;
+            if frame.command != Command::Commit {
+                assert_eq!(frame.get("transaction"), Some(tx.as_str()), "{frame:?}");
+            }
+            match frame.command {
+                Command::Send => replies.push(frame.get("correlation-id").unwrap().to_owned()),
+                Command::Ack => acks.push(frame.get("id").unwrap().to_owned()),
+                Command::Commit => {
+                    assert_eq!(frame.get("transaction"), Some(tx.as_str()));
+                    return (replies, acks, frame);
+                }
+                other => panic!("{other:?} in a transaction"),
+            }
+        }
+    }
+}
+
+/// Final replies whose commits are asked for while another is in flight share one transaction;
+/// when the broker refuses it, each is committed alone, so that only the refused one fails.
+#[tokio::test]
+async fn commits_asked_together_share_a_transaction_and_a_refusal_is_split() {
+    let mut server = Server::start(None).await;
+    let (session, mut events) = Session::start(server.config(), vec![subscription("q")]);
+    let mut peer = server.accept().await;
+    peer.handshake("0,0").await;
+    peer.subscriptions(1).await;
+    assert_eq!(connected(&mut events).await, 1);
+    for i in 1..=4 {
+        peer.send(message(&format!("m{i}"), "{}")).await;
+    }
+    let mut tags = Vec::new();
+    for _ in 0..4 {
+        let Event::Message { tag, .. } = event(&mut events).await else {
+            panic!("message")
+        };
+        tags.push(tag);
+    }
+    let reply = |i: usize| {
+        vec![
+            Frame::new(Command::Send)
+                .header("destination", "/queue/acks.201.fn")
+                .header("correlation-id", format!("invid:{i}"))
+                .with_body("{}"),
+        ]
+    };
+    let first = tokio::spawn({
+        let (session, tag) = (session.clone(), tags[0].clone());
+        async move { session.commit_with_ack(reply(1), &tag).await }
+    });
+    let (replies, acks, commit) = peer.transaction().await;
+    assert_eq!(
+        (replies, acks),
+        (vec!["invid:1".to_owned()], vec!["m1".to_owned()])
+    );
+
+    // Three more are asked for before the first is confirmed: one transaction for them.
+    let server_side = async {
+        peer.receipt_for(&commit).await;
+        let (replies, acks, commit) = peer.transaction().await;
+        assert_eq!(replies, ["invid:2", "invid:3", "invid:4"]);
+        assert_eq!(acks, ["m2", "m3", "m4"]);
+        let refuse = |commit: &Frame| {
+            Frame::new(Command::Error)
+                .header("receipt-id", commit.get("receipt").unwrap())
+                .header("message", "not allowed: invid:3")
+        };
+        peer.send(refuse(&commit)).await;
+        for expected in ["invid:2", "invid:3", "invid:4"] {
+            let (replies, _, commit) = peer.transaction().await;
+            assert_eq!(replies, [expected]);
+            if expected == "invid:3" {
+                peer.send(refuse(&commit)).await;
+            } else {
+                peer.receipt_for(&commit).await;
+            }
+        }
+    };
+    let (r2, r3, r4, ()) = within("group commit", async {
+        tokio::join!(
+            session.commit_with_ack(reply(2), &tags[1]),
+            session.commit_with_ack(reply(3), &tags[2]),
+            session.commit_with_ack(reply(4), &tags[3]),
+            server_side
+        )
+    })
+    .await;
+    within("first commit", first)
+        .await
+        .unwrap()
+        .expect("first confirmed");
+    r2.expect("invid:2 confirmed");
+    assert!(matches!(r3, Err(StompError::ServerError { .. })), "{r3:?}");
+    r4.expect("invid:4 confirmed");
+}
+
 #[tokio::test]
 async fn messages_before_the_subscription_receipt_come_after_connected() {
     let mut server = Server::start(None).await;

@@ -50,13 +50,21 @@ struct Args {
     max_seconds: u64,
     #[command(flatten)]
     host: HostArgs,
-    /// The bare client sends its final reply and the ACK in a transaction and waits for the
-    /// RECEIPT, as the host does (ack:client-individual instead of ack:auto).
-    #[arg(long)]
-    bare_transactions: bool,
+    /// How the bare client acknowledges: `auto` (ack:auto, nothing sent), `ack` (an ACK after
+    /// the final reply) or `transaction` (final reply and ACK in a transaction, RECEIPT waited
+    /// for, as the host does).
+    #[arg(long, value_enum, default_value_t = BareAck::Auto)]
+    bare_ack: BareAck,
     /// More `[resilient]` settings for the host, e.g. "stomp_prefetch_limit = 100".
     #[arg(long, default_value = "")]
     host_settings: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum BareAck {
+    Auto,
+    Ack,
+    Transaction,
 }
 
 /// What one consumer achieved.
@@ -109,7 +117,7 @@ async fn main() -> anyhow::Result<()> {
             // Queued before the consumer starts: the drain rate is the consumer's own.
             let queued = invoke(&sim, args.burst, 0).await?;
             let consumer = if bare {
-                Consumer::Bare(bare_client(&mq, &sim, workers, args.bare_transactions))
+                Consumer::Bare(bare_client(&mq, &sim, workers, args.bare_ack))
             } else {
                 let (child, dir) = run_host(&host_bin, &sim, workers, &args)?;
                 Consumer::Host(child, dir)
@@ -251,7 +259,7 @@ fn run_host(
 
 /// The bare echo client: fn_hello's replies (two statuses, the final reply) and nothing else,
 /// `workers` messages at a time.
-fn bare_client(mq: &ActiveMq, sim: &Sim, workers: usize, transactions: bool) -> Session {
+fn bare_client(mq: &ActiveMq, sim: &Sim, workers: usize, mode: BareAck) -> Session {
     let mut config = ClientConfig::new(mq.host.clone(), mq.port);
     config.tls = Some(
         soar_tls::client_config(&soar_tls::CaSource::File(mq.cafile.clone().into()))
@@ -261,10 +269,10 @@ fn bare_client(mq: &ActiveMq, sim: &Sim, workers: usize, transactions: bool) -> 
     config.login = Some(mq.login.clone());
     config.passcode = Some(mq.passcode.clone());
     let queue = format!("actions.{}.fn_hello", sim.org_id());
-    let ack = if transactions {
-        AckMode::ClientIndividual
-    } else {
+    let ack = if mode == BareAck::Auto {
         AckMode::Auto
+    } else {
+        AckMode::ClientIndividual
     };
     let subscription =
         Subscription::new(queue, ack).header("activemq.prefetchSize", workers.to_string());
@@ -281,7 +289,7 @@ fn bare_client(mq: &ActiveMq, sim: &Sim, workers: usize, transactions: bool) -> 
             };
             let session = replies.clone();
             tokio::spawn(async move {
-                echo(&session, &frame, transactions.then_some(tag)).await;
+                echo(&session, &frame, mode, &tag).await;
                 drop(permit);
             });
         }
@@ -289,7 +297,7 @@ fn bare_client(mq: &ActiveMq, sim: &Sim, workers: usize, transactions: bool) -> 
     session
 }
 
-async fn echo(session: &Session, frame: &Frame, transacted: Option<soar_stomp::DeliveryTag>) {
+async fn echo(session: &Session, frame: &Frame, mode: BareAck, tag: &soar_stomp::DeliveryTag) {
     let body: Value = serde_json::from_slice(&frame.body).unwrap_or_default();
     let delay = body["inputs"]["hello_delay_ms"].as_u64().unwrap_or(0);
     let text = body["inputs"]["hello_text"].as_str().unwrap_or_default();
@@ -313,9 +321,13 @@ async fn echo(session: &Session, frame: &Frame, transacted: Option<soar_stomp::D
         "Completed",
         Some(json!({"hello_text": text})),
     ));
-    let _ = match transacted {
-        Some(tag) => session.commit_with_ack(vec![last], &tag).await,
-        None => session.send(last).await,
+    let _ = match mode {
+        BareAck::Auto => session.send(last).await,
+        BareAck::Ack => match session.send(last).await {
+            Ok(()) => session.ack(tag).await,
+            Err(e) => Err(e),
+        },
+        BareAck::Transaction => session.commit_with_ack(vec![last], tag).await,
     };
 }
 
