@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use serde_json::json;
 use soar_sim::{Invocation, InvocationEvent, Sim, SimConfig};
 use tokio::process::{Child, Command};
@@ -151,14 +153,12 @@ pub async fn invoke_many(s: &Setup, n: usize, rng: &mut Rng, max_delay_ms: u64) 
 /// Waits until at least `n` of `invocations` have a final reply (on their own events).
 pub async fn wait_answered(n: usize, invocations: &[Invocation]) {
     let answered = || invocations.iter().filter(|i| finals(i) > 0).count();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    for inv in invocations {
-        if answered() >= n {
-            return;
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        let _ = inv.final_reply(left).await;
-    }
+    // Whichever are answered first: each wait ends at its invocation's reply (or the deadline).
+    let mut replies: FuturesUnordered<_> = invocations
+        .iter()
+        .map(|i| i.final_reply(Duration::from_secs(120)))
+        .collect();
+    while answered() < n && replies.next().await.is_some() {}
     assert!(answered() >= n, "only {} of {n}", answered());
 }
 
