@@ -10,8 +10,10 @@
 //! Storage is one redb file (an embedded, crash-safe store; no server). Lookups are served from
 //! memory; writes go to one thread that commits whatever is queued in one transaction (a group
 //! commit: one fsync for many messages). `Answered` is durable before the reply is sent;
-//! `Started` and `Done` ride along with the next durable commit (a message whose `Started` did
-//! not reach the disk before a crash comes back marked `redelivered`, which tells the same).
+//! `Started` and `Done` ride along with the next durable commit, or are committed on their own
+//! after a second (a message whose `Started` did not reach the disk before a crash comes back
+//! marked `redelivered`, which tells the same; a lost `Done` leaves `Answered`, and a message
+//! whose reply and ACK were committed is not delivered again).
 //! The journal keeps entries for `max_age` and at most `max_entries` (oldest first out), prunes
 //! the file and its map in memory every 10,000 writes, and compacts the file at start. Deleting
 //! the file is safe: the host then knows nothing of earlier runs, as a host without a journal.
@@ -25,7 +27,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redb::{Database, Durability, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot};
+use std::sync::mpsc::{self, RecvTimeoutError};
+
+use tokio::sync::oneshot;
 
 const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("invocations");
 
@@ -120,7 +124,7 @@ impl Write {
 
 struct Inner {
     entries: Mutex<HashMap<String, Entry>>,
-    writes: Option<mpsc::UnboundedSender<Write>>,
+    writes: Option<mpsc::Sender<Write>>,
     path: Option<PathBuf>,
     limits: Limits,
     /// Writes since the map was last pruned.
@@ -195,7 +199,7 @@ impl Journal {
             entries = entries.len(),
             "journal of handled invocations opened"
         );
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel();
         let writer = Writer {
             db,
             path: path.to_owned(),
@@ -403,15 +407,30 @@ struct Writer {
     since_prune: usize,
 }
 
+/// How long a lazy write (`Started`, `Done`) may wait for a durable one to ride along with.
+const LAZY_WRITES: Duration = Duration::from_secs(1);
 /// Most writes committed together.
 const MAX_BATCH: usize = 4096;
 /// Prune the file (and the map in memory) after this many writes.
 const PRUNE_EVERY: usize = 10_000;
 
 impl Writer {
-    fn run(mut self, mut rx: mpsc::UnboundedReceiver<Write>) {
-        while let Some(first) = rx.blocking_recv() {
-            let mut batch = vec![first];
+    /// Commits what is queued: at once when a write must be durable, else (lazy writes only)
+    /// once they have waited [`LAZY_WRITES`] or fill a batch, so that they usually ride along
+    /// with the next durable commit.
+    fn run(mut self, rx: mpsc::Receiver<Write>) {
+        let mut batch: Vec<Write> = Vec::new();
+        loop {
+            let received = if batch.is_empty() {
+                rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+            } else {
+                rx.recv_timeout(LAZY_WRITES)
+            };
+            let closed = matches!(received, Err(RecvTimeoutError::Disconnected));
+            let waited = matches!(received, Err(RecvTimeoutError::Timeout));
+            if let Ok(write) = received {
+                batch.push(write);
+            }
             while batch.len() < MAX_BATCH {
                 match rx.try_recv() {
                     Ok(write) => batch.push(write),
@@ -419,20 +438,29 @@ impl Writer {
                 }
             }
             let durable = batch.iter().any(Write::durable);
-            if let Err(e) = self.commit(&batch, durable) {
-                tracing::error!(
-                    "{}; invocations go on without being journaled",
-                    store_error(&self.path, e)
-                );
+            if !batch.is_empty() && (durable || waited || closed || batch.len() >= MAX_BATCH) {
+                self.commit_and_tell(std::mem::take(&mut batch), durable);
             }
-            for write in batch {
-                if let Write::Put {
-                    done: Some(done), ..
-                }
-                | Write::Flush(done) = write
-                {
-                    let _ = done.send(());
-                }
+            if closed {
+                return;
+            }
+        }
+    }
+
+    fn commit_and_tell(&mut self, batch: Vec<Write>, durable: bool) {
+        if let Err(e) = self.commit(&batch, durable) {
+            tracing::error!(
+                "{}; invocations go on without being journaled",
+                store_error(&self.path, e)
+            );
+        }
+        for write in batch {
+            if let Write::Put {
+                done: Some(done), ..
+            }
+            | Write::Flush(done) = write
+            {
+                let _ = done.send(());
             }
         }
     }
