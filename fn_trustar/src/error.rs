@@ -83,6 +83,9 @@ pub enum FlowError {
         "This type of incident can't be submitted to TruSTAR (incident_types_to_exclude in [{account}] lists '{label}')"
     )]
     Excluded { account: String, label: String },
+    /// The incident was deleted while the flow ran (an update racing the deletion).
+    #[error("Incident {0} no longer exists on the platform")]
+    IncidentGone(i64),
     /// Anything else, described for a person.
     #[error("{0}")]
     Other(String),

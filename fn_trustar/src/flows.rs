@@ -224,7 +224,7 @@ impl Integration {
         rest: &RestClient,
         incident_id: i64,
     ) -> Result<IncidentData, FlowError> {
-        let incident = rest.get(&format!("/incidents/{incident_id}")).await?;
+        let incident = incident(rest, incident_id).await?;
         let notes = entities(
             rest.get(&format!("/incidents/{incident_id}/comments"))
                 .await?,
@@ -416,7 +416,7 @@ impl Integration {
         routed: &Routed,
         incident_id: i64,
     ) -> Result<Vec<(String, String)>, FlowError> {
-        let incident = rest.get(&format!("/incidents/{incident_id}")).await?;
+        let incident = incident(rest, incident_id).await?;
         if incident["plan_status"] == "C" {
             return Ok(Vec::new());
         }
@@ -509,6 +509,17 @@ impl Integration {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// `GET /incidents/{id}`; a 404 means the incident was deleted meanwhile (its own rule
+/// deletes the report).
+async fn incident(rest: &RestClient, incident_id: i64) -> Result<Value, FlowError> {
+    rest.get(&format!("/incidents/{incident_id}"))
+        .await
+        .map_err(|e| match e.status() {
+            Some(404) => FlowError::IncidentGone(incident_id),
+            _ => e.into(),
+        })
 }
 
 /// `GET /workspaces/{id}` → `display_name` (a name given instead of an id is used as it is).

@@ -424,34 +424,47 @@ impl RuleRun {
 
     /// Submits (or updates) the incident's report and enriches the incident.
     async fn submit(&self, i: &Integration, incident: &Incident) -> Result<String, FunctionError> {
-        match i
+        let answer = match i
             .submit_or_update(&self.rest, &self.routed, incident.json())
             .await
         {
-            Ok(_) => {
-                i.enrich(&self.rest, &self.routed, incident.id).await?;
-                Ok(DONE.to_string())
-            }
+            Ok(_) => i
+                .enrich(&self.rest, &self.routed, incident.id)
+                .await
+                .map(|_| DONE.to_string()),
             Err(FlowError::Excluded { .. }) => {
                 Ok("This type of incident can't be submitted to TruSTAR".to_string())
             }
-            Err(e) => Err(e.into()),
-        }
+            Err(e) => Err(e),
+        };
+        gone_is_done(answer)
     }
 
     /// Updates an existing report and enriches the incident.
     async fn update(&self, i: &Integration, id: i64) -> Result<String, FunctionError> {
-        match i.update(&self.rest, &self.routed, id).await {
-            Ok(_) => {
-                i.enrich(&self.rest, &self.routed, id).await?;
-                Ok(DONE.to_string())
-            }
+        let answer = match i.update(&self.rest, &self.routed, id).await {
+            Ok(_) => i
+                .enrich(&self.rest, &self.routed, id)
+                .await
+                .map(|_| DONE.to_string()),
             Err(FlowError::Trustar(e)) if e.is_not_found() => Ok(format!(
                 "Incident {id} has no TruSTAR report yet in [{}]",
                 self.routed.account.section
             )),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
+        };
+        gone_is_done(answer)
+    }
+}
+
+/// A rule that fired just before its incident was deleted has nothing left to do: the
+/// "Incident Deleted" rule deletes the report.
+fn gone_is_done(answer: Result<String, FlowError>) -> Result<String, FunctionError> {
+    match answer {
+        Err(FlowError::IncidentGone(id)) => {
+            Ok(format!("Incident {id} no longer exists: nothing to do"))
         }
+        other => other.map_err(FunctionError::from),
     }
 }
 

@@ -34,6 +34,19 @@ fn sections(emu: &TrustarEmulator, extra: &str) -> String {
     )
 }
 
+/// The host running fn_trustar against `emu` with the default sections.
+async fn start_host(emu: &TrustarEmulator) -> TestHost {
+    TestHost::start_with(
+        vec![Run::Registered("fn_trustar")],
+        TestOptions {
+            sections: sections(emu, ""),
+            ..TestOptions::default()
+        },
+    )
+    .await
+    .unwrap()
+}
+
 fn http() -> reqwest::Client {
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     let tls = rustls::ClientConfig::builder_with_provider(provider)
@@ -60,15 +73,7 @@ async fn incident_lifecycle_reports_enriches_updates_and_deletes() {
         "Seen 203.0.113.5 with 198.51.100.7, evil-domain.example and CVE-2017-0144 and HKEY_LOCAL_MACHINE\\Software\\Evil",
         &enclave,
     );
-    let host = TestHost::start_with(
-        vec![Run::Registered("fn_trustar")],
-        TestOptions {
-            sections: sections(&emu, ""),
-            ..TestOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let host = start_host(&emu).await;
     let sim = host.sim();
     sim.add_workspace("SOC Team").unwrap();
     let t0 = Instant::now();
@@ -282,20 +287,50 @@ async fn incident_lifecycle_reports_enriches_updates_and_deletes() {
     host.stop().await.unwrap();
 }
 
+/// A rule message about an incident deleted meanwhile (an update fired just before the
+/// deletion) ends at once with a completed action: the platform's 404 is not retried for half
+/// a minute while the incident's other flows, its deletion among them, wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_on_a_deleted_incident_ends_at_once() {
+    let emu = TrustarEmulator::start(TrustarConfig::default())
+        .await
+        .unwrap();
+    let host = start_host(&emu).await;
+    let sim = host.sim();
+    sim.add_workspace("SOC Team").unwrap();
+    let gone = 999_999;
+    let inv = sim
+        .send_rule_message(
+            "trustar",
+            "Send To TruSTAR",
+            json!({"incident": {"id": gone, "name": "Gone", "workspace": "SOC Team"}}),
+        )
+        .await
+        .unwrap();
+    let reply = inv.final_reply(Duration::from_secs(20)).await.unwrap();
+    assert_eq!(reply.message_type, 0, "{reply:?}");
+    assert!(
+        reply
+            .message
+            .contains(&format!("Incident {gone} no longer exists")),
+        "{reply:?}"
+    );
+    let gets: Vec<_> = sim
+        .rest_log()
+        .into_iter()
+        .filter(|(_, path, _)| path.contains(&format!("/incidents/{gone}")))
+        .collect();
+    assert_eq!(gets.len(), 1, "{gets:?}");
+    assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+    host.stop().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn excluded_types_and_unknown_workspaces_are_not_submitted() {
     let emu = TrustarEmulator::start(TrustarConfig::default())
         .await
         .unwrap();
-    let host = TestHost::start_with(
-        vec![Run::Registered("fn_trustar")],
-        TestOptions {
-            sections: sections(&emu, ""),
-            ..TestOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let host = start_host(&emu).await;
     let sim = host.sim();
     sim.add_workspace("Elsewhere").unwrap();
     let other = sim
@@ -330,15 +365,7 @@ async fn faults_expired_token_429_and_trustar_down() {
     let emu = TrustarEmulator::start(TrustarConfig::default())
         .await
         .unwrap();
-    let host = TestHost::start_with(
-        vec![Run::Registered("fn_trustar")],
-        TestOptions {
-            sections: sections(&emu, ""),
-            ..TestOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let host = start_host(&emu).await;
     let sim = host.sim();
     let invoke_priority = || async {
         host.invoke(

@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redb::{Database, Durability, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -407,6 +407,24 @@ struct Writer {
     since_prune: usize,
 }
 
+/// When the last commit held several durable writes (messages are answered concurrently),
+/// durable writes are gathered while they keep coming at most this far apart...
+const GAP: Duration = Duration::from_micros(200);
+/// ...for at most this long, before they are committed. One at a time, each is committed at once.
+const GATHER: Duration = Duration::from_millis(1);
+
+/// Adds to `batch` what arrives while writes keep coming (see [`GAP`], [`GATHER`]).
+fn gather(rx: &mpsc::Receiver<Write>, batch: &mut Vec<Write>) {
+    let until = Instant::now() + GATHER;
+    while batch.len() < MAX_BATCH {
+        let wait = GAP.min(until.saturating_duration_since(Instant::now()));
+        match rx.recv_timeout(wait) {
+            Ok(write) => batch.push(write),
+            Err(_) => break,
+        }
+    }
+}
+
 /// How long a lazy write (`Started`, `Done`) may wait for a durable one to ride along with.
 const LAZY_WRITES: Duration = Duration::from_secs(1);
 /// Most writes committed together.
@@ -420,6 +438,8 @@ impl Writer {
     /// with the next durable commit.
     fn run(mut self, rx: mpsc::Receiver<Write>) {
         let mut batch: Vec<Write> = Vec::new();
+        // Durable writes in the last commit.
+        let mut last_durable = 0;
         loop {
             let received = if batch.is_empty() {
                 rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
@@ -438,7 +458,13 @@ impl Writer {
                 }
             }
             let durable = batch.iter().any(Write::durable);
+            if durable && !closed && last_durable > 1 {
+                // Under load, a moment's wait gathers the durable writes of many messages
+                // into one commit; one at a time, each is committed at once.
+                gather(&rx, &mut batch);
+            }
             if !batch.is_empty() && (durable || waited || closed || batch.len() >= MAX_BATCH) {
+                last_durable = batch.iter().filter(|w| w.durable()).count();
                 self.commit_and_tell(std::mem::take(&mut batch), durable);
             }
             if closed {

@@ -56,7 +56,8 @@ impl PlatformApi for soar_rest::RestClient {
         Box::pin(async move {
             let body = body.unwrap_or(&empty);
             match method {
-                Method::Get => self.get(path).await,
+                // A 404 is an answer, not a fault: retrying it only holds the handler up.
+                Method::Get => self.get_skip(path, &[404]).await,
                 Method::Post => self.post(path, body).await,
                 Method::Put => self.put(path, body).await,
                 Method::Patch => self.patch(path, body).await,
@@ -81,7 +82,9 @@ impl Rest {
         Rest(api)
     }
 
-    /// `GET` an org-relative path, e.g. `/incidents/5`.
+    /// `GET` an org-relative path, e.g. `/incidents/5`. Faults are retried as the `[resilient]`
+    /// retry settings say; HTTP 404 (the object does not exist, e.g. was deleted) is returned
+    /// at once.
     pub async fn get(&self, path: &str) -> Result<Value, RestError> {
         self.0.call(Method::Get, path, None).await
     }
