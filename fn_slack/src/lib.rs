@@ -5,6 +5,7 @@
 //! result content, so that a workflow can keep `ts` as the incident's thread id and post later
 //! notes as replies in that thread (the 2018 threaded design of IBM's fn_slack, spec part A).
 //!
+//! - [`html`]: HTML to readable text in one pass (linear whatever the nesting).
 //! - [`render`]: `slack_details` (`{"Label": {"type": …, "data": …}}`) to message text.
 //! - [`client`]: the Slack Web API client (JSON + Bearer, 429 `Retry-After` handling).
 //! - `customize/fn_slack.yaml`: the destination, the function and its inputs, the incident
@@ -18,6 +19,7 @@
 //! from paths and cannot build JSON in a script as the original workflows did.
 
 pub mod client;
+pub mod html;
 pub mod render;
 
 use std::sync::Arc;
@@ -27,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use soar_sdk::http::HttpOptions;
 use soar_sdk::prelude::*;
+use soar_sdk::text::offload;
 
 use crate::client::{SlackClient, SlackError};
 
@@ -432,31 +435,36 @@ fn slack_error(e: &SlackError) -> FunctionError {
     FunctionError::external("fn_slack", e)
 }
 
-/// The message text from the inputs (see the crate docs for the precedence).
+/// The message text from the inputs (see the crate docs for the precedence), cut at Slack's
+/// limit. Rendering megabytes of HTML runs off the async threads ([`soar_sdk::text::offload`]).
 async fn message_text(
     ctx: &Context,
     inputs: &SlackInputs,
     incident_base: &str,
 ) -> Result<String, FunctionError> {
-    if let Some(details) = non_empty(&inputs.slack_details) {
-        return render::render(details, incident_base)
-            .map_err(|e| FunctionError::invalid_input("slack_details", e));
-    }
-    if let Some(text) = non_empty(&inputs.slack_text) {
-        return Ok(render::escape(&render::text_or_html(text)));
-    }
-    if let Some(id) = inputs.incident_id {
+    let base = incident_base.to_string();
+    let rendered = if let Some(details) = non_empty(&inputs.slack_details) {
+        let details = details.to_string();
+        offload(move || render::render(&details, &base)).await?
+    } else if let Some(text) = non_empty(&inputs.slack_text) {
+        let text = text.to_string();
+        offload(move || Ok::<_, render::RenderError>(render::escape(&render::text_or_html(&text))))
+            .await?
+    } else if let Some(id) = inputs.incident_id {
         let incident = ctx
             .rest()?
             .get(&format!("/incidents/{id}?handle_format=names"))
             .await?;
-        return render::render_details(&incident_details(&incident), incident_base)
-            .map_err(|e| FunctionError::invalid_input("slack_details", e));
-    }
-    Err(FunctionError::invalid_input(
-        "slack_details",
-        "is mandatory and is not set (or set slack_text, or incident_id to post the incident's summary)",
-    ))
+        offload(move || render::render_details(&incident_details(&incident), &base)).await?
+    } else {
+        return Err(FunctionError::invalid_input(
+            "slack_details",
+            "is mandatory and is not set (or set slack_text, or incident_id to post the incident's summary)",
+        ));
+    };
+    rendered
+        .map(|text| render::fit_message(&text).into_owned())
+        .map_err(|e| FunctionError::invalid_input("slack_details", e))
 }
 
 /// The seed's "Create Slack Message" details for an incident (select values as names).

@@ -8,7 +8,7 @@
 //! |---|---|---|
 //! | `string` | text, number, list | the text; a list as `[a, b]` |
 //! | `incident` | incident id | `https://<host>:<port>/#incidents/<id>` |
-//! | `richtext` | HTML | readable text (html2text), trailing blank lines removed |
+//! | `richtext` | HTML | readable text ([`crate::html`]), trailing blank lines removed |
 //! | `boolean` | `true`/`"yes"`/`"1"`/`1` … | `Yes` or `No` (the original's truthy rules) |
 //! | `datetime` | epoch milliseconds | `YYYY-MM-DDTHH:MM:SSZ` (UTC) |
 //!
@@ -18,8 +18,11 @@
 //! workspace; a boolean `false` reads `No` instead of vanishing; an unknown type is an error
 //! even without data, and every error names its label.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
+use soar_sdk::text::{MAX_TEXT_BYTES, truncated};
 
 /// Why `slack_details` (or another text input) cannot be rendered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -304,11 +307,27 @@ pub fn looks_like_html(text: &str) -> bool {
 /// HTML as readable text: block elements become lines, entities are decoded, no decoration,
 /// no wrapping; trailing whitespace and runs of blank lines are removed.
 pub fn html_to_text(html: &str) -> String {
-    let text = html2text::config::plain_no_decorate()
-        .allow_width_overflow()
-        .string_from_read(html.as_bytes(), 100_000)
-        .unwrap_or_else(|_| html.to_string());
+    // Bounded work: HTML over the limit is cut first (the cut shows in the text).
+    let text = crate::html::to_text(&truncated(html, MAX_TEXT_BYTES));
     tidy(&text)
+}
+
+/// Slack cuts a message's text at 40,000 characters.
+pub const MAX_MESSAGE_CHARS: usize = 40_000;
+
+/// `text` as Slack will show it all: over [`MAX_MESSAGE_CHARS`], cut (never inside an escape
+/// such as `&amp;`) with a note saying so.
+pub fn fit_message(text: &str) -> Cow<'_, str> {
+    const NOTE: &str = "\n[message cut at Slack's 40,000 characters]";
+    let Some((mut end, _)) = text.char_indices().nth(MAX_MESSAGE_CHARS - NOTE.len()) else {
+        return text.into();
+    };
+    // An escape is at most 5 bytes (`&amp;`): do not leave half of one.
+    let from = end.saturating_sub(4);
+    if let Some(amp) = text.as_bytes()[from..end].iter().rposition(|&b| b == b'&') {
+        end = from + amp;
+    }
+    format!("{}{NOTE}", &text[..end]).into()
 }
 
 /// Plain text or HTML (as [`looks_like_html`] decides) as readable text.

@@ -290,11 +290,17 @@ impl Integration {
     }
 
     /// The incident's report as it should be now.
-    fn report_for(&self, account: &Account, data: &IncidentData) -> Report {
+    async fn report_for(&self, account: &Account, data: IncidentData) -> Result<Report, FlowError> {
         let id = data.incident["id"].as_i64().unwrap_or_default();
-        Report {
-            report_body: Some(report::body(data, &account.content)),
-            title: Some(report::title(&data.incident)),
+        let title = report::title(&data.incident);
+        // Megabytes of description or notes: built where it cannot hold up the async threads.
+        let parts = account.content.clone();
+        let body = soar_sdk::text::offload(move || report::body(&data, &parts))
+            .await
+            .map_err(|e| FlowError::Other(e.to_string()))?;
+        Ok(Report {
+            report_body: Some(body),
+            title: Some(title),
             distribution_type: Some("ENCLAVE".to_string()),
             enclave_ids: account.enclaves_for_submission.clone(),
             external_tracking_id: Some(report::external_id(id)),
@@ -302,7 +308,7 @@ impl Integration {
                 chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
             )),
             ..Report::default()
-        }
+        })
     }
 
     /// Updates the existing report (GET by external id, then PUT the full report).
@@ -317,7 +323,7 @@ impl Integration {
             .get_report(&report::external_id(incident_id), IdType::External)
             .await?;
         let data = self.incident_data(rest, incident_id).await?;
-        let fresh = self.report_for(&routed.account, &data);
+        let fresh = self.report_for(&routed.account, data).await?;
         existing.report_body = fresh.report_body;
         existing.title = fresh.title;
         existing.enclave_ids = fresh.enclave_ids;
@@ -333,7 +339,7 @@ impl Integration {
         incident_id: i64,
     ) -> Result<Report, FlowError> {
         let data = self.incident_data(rest, incident_id).await?;
-        let mut report = self.report_for(&routed.account, &data);
+        let mut report = self.report_for(&routed.account, data).await?;
         let id = routed.client.submit_report(&report).await?;
         report.id = Some(id.clone());
         if let Some(tag) = &routed.account.tag {

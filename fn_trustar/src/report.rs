@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use soar_sdk::python::json_dumps;
+use soar_sdk::text::{MAX_TEXT_BYTES, truncated};
 
 use crate::config::Content;
 
@@ -88,21 +89,27 @@ pub fn py_repr(v: &Value) -> String {
     }
 }
 
-/// `re.sub('<.*?>', ' ', s).replace('&nbsp;', ' ')`.
+/// `re.sub('<.*?>', ' ', s).replace('&nbsp;', ' ')`, in one pass over `s`.
 pub fn strip_tags(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(start) = rest.find('<') {
-        match rest[start + 1..].find('>') {
-            // `.` does not match a newline in Python's re: a tag spans one line only.
-            Some(end) if !rest[start + 1..start + 1 + end].contains('\n') => {
+        let after = &rest[start + 1..];
+        // `.` does not match a newline in Python's re: a tag ends at the first `>` of its
+        // line. When the line ends first, no `<` before its end starts a tag either.
+        match after.find(['>', '\n']) {
+            Some(end) if after.as_bytes()[end] == b'>' => {
                 out.push_str(&rest[..start]);
                 out.push(' ');
-                rest = &rest[start + 1 + end + 1..];
+                rest = &after[end + 1..];
             }
-            _ => {
-                out.push_str(&rest[..=start]);
-                rest = &rest[start + 1..];
+            Some(end) => {
+                out.push_str(&rest[..start + 1 + end]);
+                rest = &after[end..];
+            }
+            None => {
+                out.push_str(rest);
+                rest = "";
             }
         }
     }
@@ -117,7 +124,8 @@ pub fn html_unescape(s: &str) -> String {
     while let Some(amp) = rest.find('&') {
         out.push_str(&rest[..amp]);
         let after = &rest[amp + 1..];
-        let end = after.find(';').filter(|e| *e <= 10);
+        // An entity name is short: look for its `;` in the next 11 bytes only.
+        let end = after.bytes().take(11).position(|b| b == b';');
         let decoded = end.and_then(|e| {
             let name = &after[..e];
             let c = match name {
@@ -175,7 +183,13 @@ fn line(body: &mut String, label: &str, value: &str) {
     body.push_str(value);
 }
 
-/// The report body (D.4).
+/// A user's text as the report shows it: tags stripped, cut at [`MAX_TEXT_BYTES`] with a note.
+fn clean(text: &str) -> String {
+    strip_tags(&truncated(text, MAX_TEXT_BYTES))
+}
+
+/// The report body (D.4). Each value is cut at [`MAX_TEXT_BYTES`] (1 MiB); the work is linear
+/// in the incident's size.
 pub fn body(data: &IncidentData, parts: &[Content]) -> String {
     let inc = &data.incident;
     let mut body = format!(
@@ -189,16 +203,16 @@ pub fn body(data: &IncidentData, parts: &[Content]) -> String {
         match part {
             Content::Summary => {
                 body.push_str("Summary");
-                line(&mut body, "ID", &strip_tags(&py_str(&inc["id"])));
+                line(&mut body, "ID", &clean(&py_str(&inc["id"])));
                 line(
                     &mut body,
                     "Description",
-                    &strip_tags(&py_str(&text_of(&inc["description"]))),
+                    &clean(&py_str(&text_of(&inc["description"]))),
                 );
                 line(
                     &mut body,
                     "Phase",
-                    &strip_tags(data.phase.as_deref().unwrap_or_default()),
+                    &clean(data.phase.as_deref().unwrap_or_default()),
                 );
                 line(
                     &mut body,
@@ -219,7 +233,7 @@ pub fn body(data: &IncidentData, parts: &[Content]) -> String {
                 line(
                     &mut body,
                     "Data Compromised",
-                    &strip_tags(&py_str(&inc["data_compromised"])),
+                    &clean(&py_str(&inc["data_compromised"])),
                 );
                 line(
                     &mut body,
@@ -235,7 +249,7 @@ pub fn body(data: &IncidentData, parts: &[Content]) -> String {
                     line(
                         &mut body,
                         "Resolution Summary",
-                        &strip_tags(&py_str(&text_of(&inc["resolution_summary"]))),
+                        &clean(&py_str(&text_of(&inc["resolution_summary"]))),
                     );
                 }
                 body.push_str("\n\n");
@@ -250,7 +264,7 @@ pub fn body(data: &IncidentData, parts: &[Content]) -> String {
                     ("data_source_ids", "Data Source IDs"),
                     ("data_format", "Data Format"),
                 ] {
-                    line(&mut body, label, &strip_tags(&py_str(&pii[key])));
+                    line(&mut body, label, &clean(&py_str(&pii[key])));
                 }
                 body.push_str("\n\n");
             }
@@ -268,8 +282,8 @@ pub fn body(data: &IncidentData, parts: &[Content]) -> String {
                     }
                     n += 1;
                     body.push_str(&format!("\n\n\tNote {n}"));
-                    line(&mut body, "ID", &strip_tags(&py_str(&note["id"])));
-                    line(&mut body, "Text", &strip_tags(&html_unescape(&text)));
+                    line(&mut body, "ID", &clean(&py_str(&note["id"])));
+                    line(&mut body, "Text", &clean(&html_unescape(&text)));
                 }
                 body.push_str("\n\n");
             }
@@ -293,12 +307,8 @@ pub fn body(data: &IncidentData, parts: &[Content]) -> String {
                             body.push_str(&format!("\n\t\tHit {}: {}", k + 1, json_dumps(&props)));
                         }
                     }
-                    line(
-                        &mut body,
-                        "Created",
-                        &strip_tags(&py_str(&artifact["created"])),
-                    );
-                    line(&mut body, "Value", &strip_tags(&py_str(&artifact["value"])));
+                    line(&mut body, "Created", &clean(&py_str(&artifact["created"])));
+                    line(&mut body, "Value", &clean(&py_str(&artifact["value"])));
                     let type_name = match &artifact["type"] {
                         Value::Number(n) => n
                             .as_i64()
@@ -306,8 +316,8 @@ pub fn body(data: &IncidentData, parts: &[Content]) -> String {
                             .unwrap_or_else(|| "None".to_string()),
                         other => py_str(other),
                     };
-                    line(&mut body, "Type", &strip_tags(&type_name));
-                    line(&mut body, "ID", &strip_tags(&py_str(&artifact["id"])));
+                    line(&mut body, "Type", &clean(&type_name));
+                    line(&mut body, "ID", &clean(&py_str(&artifact["id"])));
                 }
                 body.push_str("\n\n");
             }

@@ -11,6 +11,11 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::prelude::*;
 
 /// A file that rotates to `name.1 … name.N` when it would exceed `max_bytes` (0 = never).
+///
+/// A rotation that fails (a backup that cannot be renamed, a directory that refuses new
+/// names) puts the current file back and writing goes on into it; stderr says so, and the
+/// next attempt waits until another `max_bytes` have been written, so that repeated attempts
+/// cannot shift the backups away one by one. Only the oldest backup is ever replaced.
 #[derive(Debug)]
 pub struct RotatingFile {
     path: PathBuf,
@@ -18,6 +23,8 @@ pub struct RotatingFile {
     backups: u32,
     file: File,
     written: u64,
+    /// No rotation before this many bytes are written (after a failed one).
+    retry_at: u64,
 }
 
 impl RotatingFile {
@@ -30,32 +37,42 @@ impl RotatingFile {
             backups,
             file,
             written,
+            retry_at: 0,
         })
     }
 
-    fn backup(&self, n: u32) -> PathBuf {
+    fn backup(&self, suffix: impl std::fmt::Display) -> PathBuf {
         let mut name = self.path.clone().into_os_string();
-        name.push(format!(".{n}"));
+        name.push(format!(".{suffix}"));
         PathBuf::from(name)
     }
 
     fn rotate(&mut self) -> io::Result<()> {
         if self.backups == 0 {
             self.file.set_len(0)?;
-        } else {
-            for n in (1..self.backups).rev() {
-                let from = self.backup(n);
-                if from.exists() {
-                    std::fs::rename(&from, self.backup(n + 1))?;
-                }
-            }
-            std::fs::rename(&self.path, self.backup(1))?;
+            self.written = 0;
+            return Ok(());
+        }
+        // The current file goes aside first: if that fails, nothing has changed.
+        let aside = self.backup("rotating");
+        std::fs::rename(&self.path, &aside)?;
+        let moved = (1..self.backups)
+            .rev()
+            .map(|n| (self.backup(n), self.backup(n + 1)))
+            .filter(|(from, _)| from.exists())
+            .try_for_each(|(from, to)| std::fs::rename(from, to))
+            .and_then(|()| std::fs::rename(&aside, self.backup(1)));
+        if let Err(e) = moved {
+            // Back where it was: the open handle still writes into it.
+            std::fs::rename(&aside, &self.path)?;
+            return Err(e);
         }
         self.file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.path)?;
         self.written = 0;
+        self.retry_at = 0;
         Ok(())
     }
 }
@@ -64,9 +81,17 @@ impl Write for RotatingFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if self.max_bytes > 0
             && self.written > 0
+            && self.written >= self.retry_at
             && self.written + buf.len() as u64 > self.max_bytes
+            && let Err(e) = self.rotate()
         {
-            self.rotate()?;
+            self.retry_at = self.written + self.max_bytes;
+            eprintln!(
+                "cannot rotate the log file {} ({e}); writing on to it, next attempt after \
+                 another {} bytes",
+                self.path.display(),
+                self.max_bytes
+            );
         }
         self.file.write_all(buf)?;
         self.written += buf.len() as u64;
@@ -76,6 +101,30 @@ impl Write for RotatingFile {
     fn flush(&mut self) -> io::Result<()> {
         self.file.flush()
     }
+}
+
+/// A log line with control characters escaped (`\n`, `\r`, `\u{1b}`…) but its final newline,
+/// so that a value from outside (an artifact value, an error message quoting an answer) cannot
+/// start a forged line. `keep_esc` keeps ESC for the colours of a terminal.
+pub fn escape_line(line: &str, keep_esc: bool) -> std::borrow::Cow<'_, str> {
+    let body = line.strip_suffix('\n').unwrap_or(line);
+    let unsafe_char = |c: char| c.is_control() && c != '\t' && !(keep_esc && c == '\u{1b}');
+    if !body.contains(unsafe_char) {
+        return line.into();
+    }
+    let mut out = String::with_capacity(line.len() + 16);
+    for c in body.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c if unsafe_char(c) => out.push_str(&c.escape_unicode().to_string()),
+            c => out.push(c),
+        }
+    }
+    if body.len() < line.len() {
+        out.push('\n');
+    }
+    out.into()
 }
 
 /// Replaces every known secret value with `***` before a line is written.
@@ -107,15 +156,19 @@ impl Redactor {
     }
 }
 
-/// A writer that redacts, then writes to the inner writer.
+/// A writer that escapes and redacts each line (one `write` is one event), then writes it to
+/// the inner writer.
 pub struct RedactingWriter<W: Write> {
     inner: W,
     redactor: Redactor,
+    /// Keep ESC (the colours of a terminal).
+    keep_esc: bool,
 }
 
 impl<W: Write> Write for RedactingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let text = String::from_utf8_lossy(buf);
+        let text = escape_line(&text, self.keep_esc);
         self.inner
             .write_all(self.redactor.redact(&text).as_bytes())?;
         Ok(buf.len())
@@ -135,6 +188,7 @@ impl<'a> MakeWriter<'a> for Stderr {
         RedactingWriter {
             inner: io::stderr(),
             redactor: self.0.clone(),
+            keep_esc: true,
         }
     }
 }
@@ -165,6 +219,7 @@ impl<'a> MakeWriter<'a> for Shared {
         RedactingWriter {
             inner: SharedGuard(self.0.clone()),
             redactor: self.1.clone(),
+            keep_esc: false,
         }
     }
 }
@@ -244,6 +299,55 @@ mod tests {
         assert!(dir.path().join("app.log.2").exists());
         assert!(!dir.path().join("app.log.3").exists());
         assert!(std::fs::metadata(&path).unwrap().len() <= 100);
+    }
+
+    #[test]
+    fn a_failed_rotation_keeps_writing_and_loses_no_backup() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        std::fs::write(dir.path().join("app.log.1"), "backup one\n").unwrap();
+        std::fs::write(dir.path().join("app.log.2"), "backup two\n").unwrap();
+        // app.log.2 cannot move up: app.log.3 is a directory that is not empty.
+        std::fs::create_dir_all(dir.path().join("app.log.3/x")).unwrap();
+        let mut f = RotatingFile::open(&path, 100, 3).unwrap();
+        for i in 0..30 {
+            writeln!(f, "{i:0>60}").unwrap();
+        }
+        let current = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            current.lines().count(),
+            30,
+            "every line is in the current file"
+        );
+        let one = std::fs::read_to_string(dir.path().join("app.log.1")).unwrap();
+        let two = std::fs::read_to_string(dir.path().join("app.log.2")).unwrap();
+        assert_eq!(
+            (one.as_str(), two.as_str()),
+            ("backup one\n", "backup two\n")
+        );
+        assert!(!dir.path().join("app.log.rotating").exists());
+
+        // Once the obstacle is gone, rotation works again.
+        std::fs::remove_dir_all(dir.path().join("app.log.3")).unwrap();
+        for i in 0..60 {
+            writeln!(f, "{i:0>60}").unwrap();
+        }
+        assert!(std::fs::metadata(&path).unwrap().len() <= 100);
+        assert!(dir.path().join("app.log.3").is_file());
+    }
+
+    #[test]
+    fn control_characters_cannot_forge_a_line() {
+        assert_eq!(escape_line("plain line\n", false), "plain line\n");
+        assert_eq!(
+            escape_line("lookup value=a\nINFO forged\r\u{1b}[2J\n", false),
+            "lookup value=a\\nINFO forged\\r\\u{1b}[2J\n"
+        );
+        assert_eq!(
+            escape_line("\u{1b}[32mINFO\u{1b}[0m x\n", true),
+            "\u{1b}[32mINFO\u{1b}[0m x\n"
+        );
+        assert_eq!(escape_line("tab\tkept", false), "tab\tkept");
     }
 
     #[test]

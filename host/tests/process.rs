@@ -79,6 +79,42 @@ async fn run_serves_then_finishes_in_flight_work_on_sigterm() {
     );
 }
 
+/// A value from outside (here a function name in a message) with a newline cannot forge a
+/// line in app.log: control characters are escaped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outside_values_cannot_forge_log_lines() {
+    let s = setup("").await;
+    let mut child = common::run_host(s.dir.path(), &s.config);
+    let queue = format!("actions.{}.fn_hello", s.sim.org_id());
+    s.sim.wait_subscribed(&queue, WAIT).await.unwrap();
+    let body =
+        json!({"function": {"name": "nope\n2026-01-01T00:00:00Z  INFO forged: all clear\r"}});
+    let inv = s
+        .sim
+        .send_raw(
+            "fn_hello",
+            vec![],
+            serde_json::to_vec(&body).unwrap().into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(inv.final_reply(WAIT).await.unwrap().message_type, 1);
+    sigterm(&child);
+    tokio::time::timeout(WAIT, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    let log = std::fs::read_to_string(s.dir.path().join("logs/app.log")).unwrap();
+    assert!(
+        log.contains("nope\\n2026-01-01T00:00:00Z  INFO forged: all clear\\r"),
+        "{log}"
+    );
+    assert!(
+        !log.lines().any(|l| l.starts_with("2026-01-01T00:00:00Z")),
+        "a forged line: {log}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn selftest_checks_rest_stomp_and_components() {
     let s = setup("").await;

@@ -246,6 +246,26 @@ impl HostArgs {
         Ok(path)
     }
 
+    /// `host run --config-file config` with its lock file (and so its journal) in `home`; its
+    /// stderr goes to ours. Killed when dropped.
+    pub fn spawn(
+        &self,
+        config: &std::path::Path,
+        home: &std::path::Path,
+    ) -> anyhow::Result<tokio::process::Child> {
+        use anyhow::Context as _;
+        let bin = self.binary()?;
+        tokio::process::Command::new(&bin)
+            .args(["run", "--config-file"])
+            .arg(config)
+            .env("APP_LOCK_FILE", home.join("lock"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))
+    }
+
     /// The `[resilient]` line that turns the journal off, if asked.
     pub fn journal_setting(&self) -> &'static str {
         if self.no_journal {

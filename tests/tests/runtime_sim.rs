@@ -8,7 +8,7 @@ use e2e::scenarios::{self, WAIT};
 use e2e::{Probe, probe_component};
 use serde_json::json;
 use soar_engine::testkit::{Run, TestHost, TestOptions};
-use soar_sim::SimConfig;
+use soar_sim::{InvocationEvent, Mangle, SimConfig};
 
 use fn_hello as _;
 
@@ -106,7 +106,7 @@ functions:
         reply.message
     );
     inv.wait_acked(WAIT).await.unwrap();
-    // Garbage on the wire: the host drops that connection, reconnects and keeps serving.
+    // Garbage on the wire: skipped up to its NUL; the host keeps serving.
     sim.send_garbage(b"\x00\x01NOT-A-COMMAND\nheader\n\n\x00")
         .await;
     let inv = host
@@ -118,6 +118,86 @@ functions:
         reply.results.unwrap()["content"]["text"],
         json!("still here")
     );
+    host.stop().await.unwrap();
+}
+
+/// Poison frames (a bad header escape, a header that is not UTF-8, a bad or lying
+/// content-length, a frame over `stomp_max_frame_size`): each is answered once with an error
+/// that says what is wrong and acknowledged; the connection stays up and a valid message
+/// queued right behind it is answered at once (before: the connection dropped, the poison came
+/// back 16 times and the message behind waited 30 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2_poison_frames_are_answered_once_and_hold_up_no_one() {
+    let options = TestOptions {
+        resilient: "num_workers = 5\nstomp_max_frame_size = 65536\n".into(),
+        ..TestOptions::default()
+    };
+    let host = TestHost::start_with(vec![Run::Registered(fn_hello::NAME)], options)
+        .await
+        .unwrap();
+    let sim = host.sim();
+    let connections = sim.stats().connections_accepted;
+    let body = Bytes::from_static(br#"{"function": {"name": "fn_hello"}, "inputs": {}}"#);
+    let big = Bytes::from(format!(
+        r#"{{"function": {{"name": "fn_hello"}}, "inputs": {{"hello_text": "{}"}}}}"#,
+        "x".repeat(100_000)
+    ));
+    let cases = [
+        (
+            Some(Mangle::BadEscape),
+            body.clone(),
+            "invalid escape sequence",
+        ),
+        (Some(Mangle::NotUtf8), body.clone(), "not valid UTF-8"),
+        (
+            Some(Mangle::BadContentLength),
+            body.clone(),
+            "invalid content-length",
+        ),
+        (
+            Some(Mangle::ShortContentLength),
+            body.clone(),
+            "not followed by a NUL",
+        ),
+        (None, big, "exceeds the maximum frame size of 65536 bytes"),
+    ];
+    for (mangle, body, problem) in cases {
+        let poison = match mangle {
+            Some(m) => sim.send_mangled("fn_hello", body, m).await.unwrap(),
+            None => sim.send_raw("fn_hello", vec![], body).await.unwrap(),
+        };
+        let behind = host
+            .invoke("fn_hello", json!({"hello_text": "behind"}))
+            .await
+            .unwrap();
+        let reply = behind
+            .final_reply(Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|e| panic!("the message behind a {problem} frame: {e}"));
+        assert_eq!(reply.message_type, 0, "{reply:?}");
+        let reply = poison.final_reply(WAIT).await.unwrap();
+        assert_eq!(reply.message_type, 1, "{reply:?}");
+        assert!(
+            reply.message.contains("could not read this message")
+                && reply.message.contains(problem),
+            "{problem}: {}",
+            reply.message
+        );
+        poison.wait_acked(WAIT).await.unwrap();
+        let finals = poison
+            .events()
+            .iter()
+            .filter(|e| matches!(e, InvocationEvent::Final(_)))
+            .count();
+        assert_eq!(finals, 1, "{problem}");
+    }
+    assert_eq!(
+        sim.stats().connections_accepted,
+        connections,
+        "no reconnect"
+    );
+    assert_eq!(sim.stats().redelivered, 0);
+    assert_eq!(sim.violations(), Vec::<String>::new());
     host.stop().await.unwrap();
 }
 

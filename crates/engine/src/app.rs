@@ -193,6 +193,7 @@ pub fn stomp_config(opts: &ResilientOptions) -> Result<soar_stomp::ClientConfig,
     config.login = Some(login);
     config.passcode = Some(passcode);
     config.connect_timeout = opts.stomp_timeout.max(Duration::from_secs(1));
+    config.max_frame_size = opts.stomp_max_frame_size;
     Ok(config)
 }
 

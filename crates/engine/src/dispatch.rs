@@ -146,10 +146,7 @@ impl Dispatcher {
         body: &[u8],
         status: Arc<dyn StatusSink>,
     ) -> Outcome {
-        let json: Value = match std::str::from_utf8(body)
-            .map_err(|e| e.to_string())
-            .and_then(|text| serde_json::from_str(text).map_err(|e| e.to_string()))
-        {
+        let json: Value = match parse_body(body).await {
             Ok(v) => v,
             Err(e) => {
                 tracing::error!(
@@ -302,6 +299,25 @@ impl Dispatcher {
             Err(err) => self.error_reply(&name, err, status).await,
         }
     }
+}
+
+/// Bodies above this size are parsed on the blocking pool (10 MB of JSON takes tens of
+/// milliseconds: on the async threads it would delay heart-beats and other invocations).
+const PARSE_OFF_REACTOR: usize = 256 * 1024;
+
+/// The message body as JSON, or why it is not UTF-8 JSON.
+async fn parse_body(body: &[u8]) -> Result<Value, String> {
+    fn parse(body: &[u8]) -> Result<Value, String> {
+        let text = std::str::from_utf8(body).map_err(|e| e.to_string())?;
+        serde_json::from_str(text).map_err(|e| e.to_string())
+    }
+    if body.len() <= PARSE_OFF_REACTOR {
+        return parse(body);
+    }
+    let owned = body.to_vec();
+    soar_sdk::text::offload(move || parse(&owned))
+        .await
+        .map_err(|e| e.to_string())?
 }
 
 fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {

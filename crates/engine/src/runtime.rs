@@ -21,7 +21,9 @@ use soar_rest::{RestClient, RestError};
 use soar_sdk::Reply;
 use soar_sdk::context::{DiscardStatus, StatusSink};
 use soar_sdk::platform::BoxFuture;
-use soar_stomp::{AckMode, Command, DeliveryTag, Event, Frame, Session, StompError, Subscription};
+use soar_stomp::{
+    AckMode, Command, DeliveryTag, Event, Frame, Rejected, Session, StompError, Subscription,
+};
 use tokio::sync::{Semaphore, oneshot};
 use tokio::task::JoinSet;
 
@@ -244,6 +246,9 @@ pub async fn serve(
                 Some(Event::Message { frame, tag }) => {
                     on_message(&shared, &mut tasks, frame, tag);
                 }
+                Some(Event::Undecodable { rejected, tag }) => {
+                    on_undecodable(&shared, &mut tasks, rejected, tag);
+                }
                 Some(Event::Disconnected { error, .. }) => {
                     tracing::warn!("lost the STOMP connection to {address}: {error}; reconnecting");
                     if let Some(e) = heart_beats.lost(&error, config.heartbeat_timeout_threshold, Instant::now()) {
@@ -383,6 +388,19 @@ enum Plan {
     AckOnly,
 }
 
+/// Marks a message in flight until it is confirmed and acknowledged, whether it runs or its
+/// reply is re-sent; `false` when it already is (a redelivery meanwhile): then only the
+/// delivery to acknowledge changes.
+fn claim(shared: &Shared, message_id: &str, tag: &DeliveryTag) -> bool {
+    let mut inflight = lock(&shared.inflight);
+    if let Some(slot) = inflight.get_mut(message_id) {
+        *slot = tag.clone();
+        return false;
+    }
+    inflight.insert(message_id.to_string(), tag.clone());
+    true
+}
+
 fn on_message(shared: &Shared, tasks: &mut JoinSet<()>, frame: Frame, tag: DeliveryTag) {
     let shared = shared.clone();
     let Some(message_id) = frame.get("message-id").map(str::to_string) else {
@@ -395,19 +413,12 @@ fn on_message(shared: &Shared, tasks: &mut JoinSet<()>, frame: Frame, tag: Deliv
         });
         return;
     };
-    {
-        let mut inflight = lock(&shared.inflight);
-        if let Some(slot) = inflight.get_mut(&message_id) {
-            tracing::debug!(
-                message_id,
-                "redelivered while still being handled; not run again"
-            );
-            *slot = tag;
-            return;
-        }
-        // In flight until confirmed and acknowledged, whether it runs or its reply is re-sent:
-        // a further redelivery meanwhile only updates the delivery to acknowledge.
-        inflight.insert(message_id.clone(), tag.clone());
+    if !claim(&shared, &message_id, &tag) {
+        tracing::debug!(
+            message_id,
+            "redelivered while still being handled; not run again"
+        );
+        return;
     }
     let redelivered = frame.get("redelivered") == Some("true");
     let plan = match shared.journal.get(&message_id) {
@@ -441,6 +452,54 @@ fn on_message(shared: &Shared, tasks: &mut JoinSet<()>, frame: Frame, tag: Deliv
         }
     });
 }
+
+/// A message that cannot be read (a bad header, a bad `content-length`, over the maximum frame
+/// size…): answered with an error reply that says what is wrong when it names a `reply-to`,
+/// and acknowledged, so that it is neither delivered again nor holds up the messages behind it.
+fn on_undecodable(
+    shared: &Shared,
+    tasks: &mut JoinSet<()>,
+    rejected: Rejected,
+    tag: Option<DeliveryTag>,
+) {
+    let message_id = rejected.get("message-id").unwrap_or_default().to_string();
+    tracing::error!(
+        message_id,
+        destination = rejected.get("destination"),
+        "a message that cannot be read: {}; answered with an error and acknowledged",
+        rejected.problem
+    );
+    let Some(tag) = tag else {
+        return;
+    };
+    if !claim(shared, &message_id, &tag) {
+        return;
+    }
+    let reply = rejected.get("reply-to").map(|to| StoredReply {
+        destination: to.to_string(),
+        correlation_id: rejected.get("correlation-id").map(str::to_string),
+        body: Reply::error(format!(
+            "The host could not read this message ({}); it was acknowledged and not run.",
+            rejected.problem
+        ))
+        .to_json(),
+    });
+    let shared = shared.clone();
+    tasks.spawn(async move {
+        let frame = match reply {
+            Some(reply) => {
+                let frame = stored_frame(&reply);
+                shared.journal.answered(&message_id, reply).await;
+                Some(frame)
+            }
+            None => None,
+        };
+        finish(&shared, message_id, frame, tag).await;
+    });
+}
+
+/// Messages above this size have their reply serialized on the blocking pool.
+const BIG_MESSAGE: usize = 256 * 1024;
 
 /// Runs the handler of a message and sends its final reply with the ACK.
 async fn run(shared: &Shared, frame: Frame, message_id: String, tag: DeliveryTag, rerun: bool) {
@@ -483,11 +542,20 @@ async fn run(shared: &Shared, frame: Frame, message_id: String, tag: DeliveryTag
             status,
         )
         .await;
+    // A big message gives a big reply (the results carry the inputs): serialized off the
+    // async threads.
+    let big = frame.body.len() > BIG_MESSAGE;
     let reply = match (outcome, reply_to) {
         (Outcome::Reply(reply), Some(destination)) => Some(StoredReply {
             destination,
             correlation_id,
-            body: reply.to_json(),
+            body: if big {
+                soar_sdk::text::offload(move || reply.to_json())
+                    .await
+                    .unwrap_or_else(|e| Reply::error(e.to_string()).to_json())
+            } else {
+                reply.to_json()
+            },
         }),
         (Outcome::Reply(_), None) => {
             tracing::error!(

@@ -13,6 +13,7 @@
 //!   its YAML.
 //! - [`http`]: outbound HTTP to third-party services. [`threat`]: custom threat services.
 //! - [`platform`]: the platform's REST API ([`Rest`]).
+//! - [`text`]: size limits for user text and [`text::offload`] for CPU-heavy transformations.
 //! - [`testkit`]: run handlers with a fake context in a unit test.
 
 pub mod component;
@@ -30,6 +31,7 @@ pub mod result;
 pub mod rule;
 pub mod schema;
 pub mod testkit;
+pub mod text;
 pub mod threat;
 
 pub use component::{Component, DemoStep};

@@ -115,6 +115,47 @@ pub(crate) struct QueuedMessage {
     pub(crate) body: Bytes,
     pub(crate) invocation: Option<Arc<InvocationInner>>,
     pub(crate) redelivered: bool,
+    /// Written broken on the wire (fault injection).
+    pub(crate) mangle: Option<Mangle>,
+}
+
+/// How a MESSAGE frame is broken on the wire (fault injection: a poison frame). Each keeps
+/// the frame's end findable (its NUL), as a broker's bug or a hostile sender might.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mangle {
+    /// A header with an escape STOMP does not define (`x-bad:\t`).
+    BadEscape,
+    /// A header that is not UTF-8.
+    NotUtf8,
+    /// `content-length:x`.
+    BadContentLength,
+    /// A `content-length` one short, so that no NUL follows the body where it says.
+    ShortContentLength,
+}
+
+impl Mangle {
+    /// The encoded frame `wire`, broken.
+    fn apply(self, wire: &[u8]) -> Vec<u8> {
+        let first_line = wire.iter().position(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let (head, rest) = wire.split_at(first_line);
+        let insert = |extra: &[u8]| [head, extra, rest].concat();
+        let text = String::from_utf8_lossy(wire);
+        let length = |f: &dyn Fn(usize) -> String| {
+            let Some(start) = text.find("\ncontent-length:") else {
+                return wire.to_vec();
+            };
+            let start = start + "\ncontent-length:".len();
+            let end = start + text[start..].find('\n').unwrap_or(0);
+            let n: usize = text[start..end].parse().unwrap_or(0);
+            [&wire[..start], f(n).as_bytes(), &wire[end..]].concat()
+        };
+        match self {
+            Mangle::BadEscape => insert(b"x-bad:\\t\n"),
+            Mangle::NotUtf8 => insert(b"x-bad:\xff\xfe\n"),
+            Mangle::BadContentLength => length(&|_| "x".to_string()),
+            Mangle::ShortContentLength => length(&|n| n.saturating_sub(1).to_string()),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -450,7 +491,16 @@ impl Broker {
             return;
         };
         let (sub_id, mode) = (conn.subs[si].id.clone(), conn.subs[si].ack);
-        conn.send(self.message_frame(queue, &sub_id, &ack_id, &msg, msg.redelivered));
+        let frame = self.message_frame(queue, &sub_id, &ack_id, &msg, msg.redelivered);
+        match msg.mangle {
+            None => conn.send(frame),
+            Some(mangle) => {
+                let mut wire = BytesMut::new();
+                if StompCodec::default().encode(&frame, &mut wire).is_ok() {
+                    let _ = conn.tx.send(Outbound::Raw(mangle.apply(&wire).into()));
+                }
+            }
+        }
         if let Some(dup) = &dup_ack {
             conn.send(self.message_frame(queue, &sub_id, dup, &msg, true));
         }
@@ -568,6 +618,21 @@ impl Broker {
         );
         self.bump();
         id
+    }
+
+    /// A frame from a client that cannot be read: a violation; ERROR, then the connection goes.
+    fn malformed(&self, cid: u64, problem: &str) {
+        let mut st = self.state();
+        if st.conns.contains_key(&cid) {
+            self.violation(
+                &mut st,
+                format!("connection {cid}: malformed frame: {problem}"),
+            );
+            if let Some(c) = st.conns.get(&cid) {
+                c.send(Broker::error_frame("Malformed frame", problem, None));
+            }
+            self.remove_conn(&mut st, cid, false);
+        }
     }
 
     fn error_frame(message: &str, detail: &str, receipt: Option<&str>) -> Frame {
@@ -1221,14 +1286,11 @@ async fn handle_connection(
                 break;
             }
             Some(Some(Err(e))) => {
-                let mut st = broker.state();
-                if st.conns.contains_key(&cid) {
-                    broker.violation(&mut st, format!("connection {cid}: malformed frame: {e}"));
-                    if let Some(c) = st.conns.get(&cid) {
-                        c.send(Broker::error_frame("Malformed frame", &e.to_string(), None));
-                    }
-                    broker.remove_conn(&mut st, cid, false);
-                }
+                broker.malformed(cid, &e.to_string());
+                break;
+            }
+            Some(Some(Ok(Item::Rejected(r)))) => {
+                broker.malformed(cid, &r.problem);
                 break;
             }
             Some(Some(Ok(Item::HeartBeat))) => {}

@@ -205,6 +205,14 @@ async fn collect_replies(
                         .extend(outcome.violations);
                 }
             }
+            Event::Undecodable { rejected, tag } => {
+                let v = format!("a reply that cannot be read: {}", rejected.problem);
+                tracing::warn!("sim (external broker): protocol violation: {v}");
+                violations.lock().unwrap_or_else(|p| p.into_inner()).push(v);
+                if let Some(tag) = tag {
+                    let _ = session.ack(&tag).await;
+                }
+            }
             Event::Disconnected { generation, error } => {
                 tracing::info!("sim: external broker connection {generation} lost: {error}");
             }

@@ -77,7 +77,7 @@ use serde_json::{Map, Value};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use broker::{BrokerStats, SubscriptionInfo};
+pub use broker::{BrokerStats, Mangle, SubscriptionInfo};
 pub use error::SimError;
 pub use incidents::ApiError;
 pub use invocation::{Invocation, InvocationEvent, Reply};
@@ -570,6 +570,7 @@ impl Sim {
             correlation_id,
             headers,
             json_bytes(&body),
+            None,
         )
         .await
     }
@@ -593,8 +594,15 @@ impl Sim {
         let correlation_id = format!("invid:{n}");
         let reply_to = format!("/queue/{}", self.reply_queue(destination));
         let headers = messages::platform_headers(&reply_to, &correlation_id);
-        self.publish(destination, n, correlation_id, headers, json_bytes(&body))
-            .await
+        self.publish(
+            destination,
+            n,
+            correlation_id,
+            headers,
+            json_bytes(&body),
+            None,
+        )
+        .await
     }
 
     /// Puts an arbitrary body on `destination`'s queue. The broker adds `destination`,
@@ -616,7 +624,24 @@ impl Sim {
             .find(|(k, _)| k == "correlation-id")
             .map(|(_, v)| v.clone())
             .unwrap_or(default_cid);
-        self.publish(destination, n, correlation_id, headers, body)
+        self.publish(destination, n, correlation_id, headers, body, None)
+            .await
+    }
+
+    /// Like [`Sim::send_raw`] with a body, but the MESSAGE frame is broken on the wire as
+    /// `mangle` says (a poison frame). Embedded broker only.
+    pub async fn send_mangled(
+        &self,
+        destination: &str,
+        body: Bytes,
+        mangle: Mangle,
+    ) -> Result<Invocation, SimError> {
+        self.inner.platform.add_message_destination(destination);
+        let n = self.next_number();
+        let correlation_id = format!("invid:{n}");
+        let reply_to = format!("/queue/{}", self.reply_queue(destination));
+        let headers = messages::raw_headers(&reply_to, &correlation_id, Vec::new());
+        self.publish(destination, n, correlation_id, headers, body, Some(mangle))
             .await
     }
 
@@ -791,6 +816,7 @@ impl Sim {
         correlation_id: String,
         headers: Vec<(String, String)>,
         body: Bytes,
+        mangle: Option<Mangle>,
     ) -> Result<Invocation, SimError> {
         if self.inner.cancel.is_cancelled() {
             return Err(SimError::Shutdown);
@@ -815,6 +841,7 @@ impl Sim {
                     body,
                     invocation: Some(inv.clone()),
                     redelivered: false,
+                    mangle,
                 },
             ),
             Backend::External(e) => {

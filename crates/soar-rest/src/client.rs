@@ -12,6 +12,9 @@ use crate::config::RestConfig;
 use crate::error::RestError;
 use crate::transport::{Opts, Transport, parse_json};
 
+/// Answers above this size are parsed on the blocking pool.
+const PARSE_OFF_REACTOR: usize = 256 * 1024;
+
 /// An authenticated client bound to one org. Cheap to clone (an `Arc` inside).
 #[derive(Clone)]
 pub struct RestClient {
@@ -167,7 +170,20 @@ impl RestClient {
             .transport
             .call(method.clone(), &url, body, opts)
             .await?;
-        parse_json(&raw, method.as_str(), &url)
+        if raw.body.len() <= PARSE_OFF_REACTOR {
+            return parse_json(&raw, method.as_str(), &url);
+        }
+        // Megabytes of JSON (an incident with a huge description) take tens of milliseconds:
+        // parsed on the blocking pool, not on the threads that carry every other invocation.
+        tokio::task::spawn_blocking(move || parse_json(&raw, method.as_str(), &url))
+            .await
+            .unwrap_or_else(|e| {
+                Err(RestError::Decode {
+                    method: "?".into(),
+                    url: "?".into(),
+                    reason: format!("parsing the answer failed: {e}"),
+                })
+            })
     }
 
     /// `GET` an org-relative `uri`, retried.

@@ -5,7 +5,14 @@
 //! to the first NUL. EOLs between frames are heart-beats and come out as [`Item::HeartBeat`].
 //! Header names and values are unescaped (`\\ \n \r \c`) except in CONNECT/STOMP/CONNECTED frames.
 //! The decoder remembers how far it has scanned, so a frame arriving in many small reads costs
-//! linear time. After an error the stream is not recoverable: close the connection.
+//! linear time.
+//!
+//! A frame the decoder cannot use (unknown command, bad header line or escape, headers that are
+//! not UTF-8, a bad `content-length`, a body not followed by NUL, a frame over the maximum size)
+//! is skipped up to its end (its `content-length`, else its NUL, discarding bytes as they come
+//! so that memory stays bounded) and comes out as [`Item::Rejected`] with the headers that
+//! could be read, so that the client can answer and acknowledge it and go on with the frames
+//! behind it. Only I/O errors and a stream ending inside a frame are errors.
 //!
 //! Encoding writes `\n` line endings, escapes headers, and writes its own `content-length` (any
 //! given one is dropped) for every frame with a body and for every SEND, MESSAGE and ERROR.
@@ -18,13 +25,37 @@ use crate::frame::{Command, Frame};
 /// The default maximum frame size: 16 MiB.
 pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 * 1024 * 1024;
 
-/// What the decoder yields: a frame, or an EOL between frames (a heart-beat).
+/// What the decoder yields: a frame, an EOL between frames (a heart-beat), or a frame it
+/// skipped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Item {
     /// A complete frame.
     Frame(Frame),
     /// One EOL between frames.
     HeartBeat,
+    /// A frame that could not be used, skipped to its end.
+    Rejected(Rejected),
+}
+
+/// A frame the decoder skipped: what could be read of it, and why it was not usable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// The command, when the first line is one.
+    pub command: Option<Command>,
+    /// The header lines that could be read (unescaped where the escapes are valid).
+    pub headers: Vec<(String, String)>,
+    /// What was wrong, for a person.
+    pub problem: String,
+}
+
+impl Rejected {
+    /// The first value of a header.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// Framing errors.
@@ -96,6 +127,17 @@ enum State {
         content_length: Option<usize>,
         scanned: usize,
     },
+    /// Discarding an unusable frame up to its end.
+    Skip { rejected: Rejected, until: Until },
+}
+
+/// Where a skipped frame ends.
+#[derive(Debug)]
+enum Until {
+    /// After this many more bytes (its `content-length` and the NUL).
+    Bytes(usize),
+    /// At the next NUL.
+    Nul,
 }
 
 impl Default for StompCodec {
@@ -113,14 +155,18 @@ impl StompCodec {
         }
     }
 
-    fn too_large(&self, size: usize) -> Result<(), CodecError> {
-        if size > self.max_frame_size {
-            return Err(CodecError::FrameTooLarge {
-                size,
-                max: self.max_frame_size,
-            });
+    /// Drops the first `consumed` bytes and skips the rest of the frame.
+    fn skip(&mut self, buf: &mut BytesMut, consumed: usize, rejected: Rejected, until: Until) {
+        buf.advance(consumed);
+        self.state = State::Skip { rejected, until };
+    }
+
+    /// The error of a frame over the maximum size.
+    fn over(&self) -> CodecError {
+        CodecError::FrameTooLarge {
+            size: self.max_frame_size + 1,
+            max: self.max_frame_size,
         }
-        Ok(())
     }
 }
 
@@ -150,38 +196,40 @@ impl Decoder for StompCodec {
                     }
                 },
                 State::Head { line, scanned } => {
-                    let Some(nl) = buf[*scanned..].iter().position(|&b| b == b'\n') else {
+                    let found =
+                        (buf[*scanned..].iter().position(|&b| b == b'\n')).map(|i| *scanned + i);
+                    // The head, its blank line included, must end within the maximum size.
+                    if found.map_or(buf.len(), |nl| nl + 1) > self.max_frame_size {
+                        // Endless headers: keep what the complete lines say, skip to the NUL.
+                        let complete_lines = *line;
+                        let rejected = lenient(&buf[..complete_lines], self.over());
+                        self.skip(buf, 0, rejected, Until::Nul);
+                        continue;
+                    }
+                    let Some(nl) = found else {
                         *scanned = buf.len();
-                        let size = buf.len();
-                        return self.too_large(size).map(|()| None);
+                        return Ok(None);
                     };
-                    let nl = *scanned + nl;
-                    if matches!(&buf[*line..nl], b"" | b"\r") {
-                        let head_len = nl + 1;
-                        self.too_large(head_len)?;
-                        let (command, headers) = parse_head(&buf[..head_len])?;
-                        let content_length =
-                            match headers.iter().find(|(n, _)| n == "content-length") {
-                                Some((_, v)) => Some(
-                                    v.trim()
-                                        .parse::<usize>()
-                                        .map_err(|_| CodecError::BadContentLength(v.clone()))?,
-                                ),
-                                None => None,
-                            };
-                        if let Some(len) = content_length {
-                            self.too_large(head_len.saturating_add(len).saturating_add(1))?;
-                        }
-                        self.state = State::Body {
-                            command,
-                            headers,
-                            head_len,
-                            content_length,
-                            scanned: head_len,
-                        };
-                    } else {
+                    if !matches!(&buf[*line..nl], b"" | b"\r") {
                         *line = nl + 1;
                         *scanned = nl + 1;
+                        continue;
+                    }
+                    let head_len = nl + 1;
+                    match head(&buf[..head_len], self.max_frame_size) {
+                        Ok((command, headers, content_length)) => {
+                            self.state = State::Body {
+                                command,
+                                headers,
+                                head_len,
+                                content_length,
+                                scanned: head_len,
+                            }
+                        }
+                        Err((e, until)) => {
+                            let rejected = lenient(&buf[..head_len], e);
+                            self.skip(buf, head_len, rejected, until);
+                        }
                     }
                 }
                 State::Body {
@@ -198,16 +246,30 @@ impl Decoder for StompCodec {
                                 return Ok(None);
                             }
                             if buf[end] != 0 {
-                                return Err(CodecError::MissingNul(len));
+                                // Its end is not where it says: skip to the next NUL.
+                                let rejected = self.take_body(CodecError::MissingNul(len));
+                                self.skip(buf, end, rejected, Until::Nul);
+                                continue;
                             }
                             end
                         }
                         None => match buf[*scanned..].iter().position(|&b| b == 0) {
-                            Some(i) => *scanned + i,
+                            Some(i) if *scanned + i < self.max_frame_size => *scanned + i,
+                            Some(i) => {
+                                let end = *scanned + i;
+                                let rejected = self.take_body(self.over());
+                                buf.advance(end + 1);
+                                return Ok(Some(Item::Rejected(rejected)));
+                            }
+                            None if buf.len() > self.max_frame_size => {
+                                let size = buf.len();
+                                let rejected = self.take_body(self.over());
+                                self.skip(buf, size, rejected, Until::Nul);
+                                continue;
+                            }
                             None => {
                                 *scanned = buf.len();
-                                let size = buf.len();
-                                return self.too_large(size).map(|()| None);
+                                return Ok(None);
                             }
                         },
                     };
@@ -228,6 +290,35 @@ impl Decoder for StompCodec {
                         body,
                     })));
                 }
+                State::Skip { until, .. } => {
+                    let done = match until {
+                        Until::Bytes(n) => {
+                            let k = (*n).min(buf.len());
+                            buf.advance(k);
+                            *n -= k;
+                            *n == 0
+                        }
+                        Until::Nul => match buf.iter().position(|&b| b == 0) {
+                            Some(i) => {
+                                buf.advance(i + 1);
+                                true
+                            }
+                            None => {
+                                buf.clear();
+                                false
+                            }
+                        },
+                    };
+                    if !done {
+                        return Ok(None);
+                    }
+                    let State::Skip { rejected, .. } =
+                        std::mem::replace(&mut self.state, State::Idle)
+                    else {
+                        unreachable!("state checked above")
+                    };
+                    return Ok(Some(Item::Rejected(rejected)));
+                }
             }
         }
     }
@@ -235,9 +326,94 @@ impl Decoder for StompCodec {
     fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Item>, CodecError> {
         match self.decode(buf)? {
             Some(item) => Ok(Some(item)),
-            None if buf.is_empty() => Ok(None),
+            None if buf.is_empty() && matches!(self.state, State::Idle) => Ok(None),
             None => Err(CodecError::Truncated(buf.len())),
         }
+    }
+}
+
+impl StompCodec {
+    /// The frame being read (in [`State::Body`]) as rejected for `problem`.
+    fn take_body(&mut self, problem: CodecError) -> Rejected {
+        match std::mem::replace(&mut self.state, State::Idle) {
+            State::Body {
+                command, headers, ..
+            } => Rejected {
+                command: Some(command),
+                headers,
+                problem: problem.to_string(),
+            },
+            _ => Rejected {
+                command: None,
+                headers: Vec::new(),
+                problem: problem.to_string(),
+            },
+        }
+    }
+}
+
+/// Command, headers and `content-length` of a complete head; or why the frame cannot be used
+/// and where it ends.
+#[allow(clippy::type_complexity)]
+fn head(
+    head: &[u8],
+    max: usize,
+) -> Result<(Command, Vec<(String, String)>, Option<usize>), (CodecError, Until)> {
+    let until = || match lenient(head, CodecError::NotUtf8).get("content-length") {
+        Some(v) => v
+            .trim()
+            .parse::<usize>()
+            .map_or(Until::Nul, |n| Until::Bytes(n + 1)),
+        None => Until::Nul,
+    };
+    if head.len() >= max {
+        let size = max + 1;
+        return Err((CodecError::FrameTooLarge { size, max }, until()));
+    }
+    let (command, headers) = parse_head(head).map_err(|e| (e, until()))?;
+    let content_length = match headers.iter().find(|(n, _)| n == "content-length") {
+        Some((_, v)) => Some(
+            v.trim()
+                .parse::<usize>()
+                .map_err(|_| (CodecError::BadContentLength(v.clone()), Until::Nul))?,
+        ),
+        None => None,
+    };
+    let size = head
+        .len()
+        .saturating_add(content_length.unwrap_or(0))
+        .saturating_add(1);
+    if size > max {
+        let until = match content_length {
+            Some(len) => Until::Bytes(len.saturating_add(1)),
+            None => Until::Nul,
+        };
+        let size = max + 1;
+        return Err((CodecError::FrameTooLarge { size, max }, until));
+    }
+    Ok((command, headers, content_length))
+}
+
+/// What can be read of a head that did not parse: the command if the first line is one, and
+/// every `name:value` line (unescaped where the escapes are valid, UTF-8 lossily).
+fn lenient(head: &[u8], problem: CodecError) -> Rejected {
+    let text = String::from_utf8_lossy(head);
+    let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
+    let command = lines.next().and_then(|l| l.parse().ok());
+    let headers = lines
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| {
+            (
+                unescape(n).unwrap_or_else(|_| n.to_owned()),
+                unescape(v).unwrap_or_else(|_| v.to_owned()),
+            )
+        })
+        .collect();
+    Rejected {
+        command,
+        headers,
+        problem: problem.to_string(),
     }
 }
 
@@ -364,6 +540,8 @@ impl Encoder<Item> for StompCodec {
                 dst.put_u8(b'\n');
                 Ok(())
             }
+            // Nothing to send: it was never a usable frame.
+            Item::Rejected(_) => Ok(()),
         }
     }
 }

@@ -297,6 +297,12 @@ impl Connection {
                 Some(Err(e)) => return Err(read_error(e, &addr)),
                 Some(Ok(Item::HeartBeat)) => continue,
                 Some(Ok(Item::Frame(frame))) => break frame,
+                Some(Ok(Item::Rejected(r))) => {
+                    return Err(StompError::Protocol(format!(
+                        "the answer to CONNECT cannot be read: {}",
+                        r.problem
+                    )));
+                }
             }
         };
         debug!(%addr, frame = ?connected, "STOMP <<");
@@ -364,10 +370,11 @@ impl Connection {
     }
 
     /// The next frame from the server that is not a heart-beat or a RECEIPT (those complete
-    /// their waiters; an ERROR with a `receipt-id` fails its waiter and is also returned).
-    /// Fails when the server is silent for twice its heart-beat interval, closes the
-    /// connection, breaks framing, or when the writer failed. Cancel-safe.
-    pub async fn next_frame(&mut self) -> Result<Frame, StompError> {
+    /// their waiters; an ERROR with a `receipt-id` fails its waiter and is also returned), or
+    /// a frame the decoder skipped ([`Item::Rejected`]). Fails when the server is silent for
+    /// twice its heart-beat interval, closes the connection, ends inside a frame, or when the
+    /// writer failed. Cancel-safe.
+    pub async fn next_frame(&mut self) -> Result<Item, StompError> {
         let deadline = (self.heart_beat.1 > 0)
             .then(|| Duration::from_millis(u64::from(self.heart_beat.1) * 2));
         loop {
@@ -406,6 +413,7 @@ impl Connection {
                     continue;
                 }
                 Some(Some(Ok(Item::Frame(frame)))) => frame,
+                Some(Some(Ok(rejected @ Item::Rejected(_)))) => return Ok(rejected),
             };
             debug!(addr = %self.addr, ?frame, "STOMP <<");
             match (frame.command, frame.get("receipt-id")) {
@@ -416,9 +424,9 @@ impl Connection {
                     self.link
                         .receipts
                         .complete(id, Err(StompError::ServerError { message }));
-                    return Ok(frame);
+                    return Ok(Item::Frame(frame));
                 }
-                _ => return Ok(frame),
+                _ => return Ok(Item::Frame(frame)),
             }
         }
     }

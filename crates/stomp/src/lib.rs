@@ -34,7 +34,7 @@ pub mod error;
 pub mod frame;
 pub mod session;
 
-pub use codec::{CodecError, DEFAULT_MAX_FRAME_SIZE, Item, StompCodec};
+pub use codec::{CodecError, DEFAULT_MAX_FRAME_SIZE, Item, Rejected, StompCodec};
 pub use connection::{ClientConfig, Connection, Link};
 pub use error::StompError;
 pub use frame::{Command, Frame};

@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::{debug, info, warn};
 
+use crate::codec::{Item, Rejected};
 use crate::commit::{self, Commit};
 use crate::connection::{ClientConfig, Connection, Link, error_message};
 use crate::error::StompError;
@@ -156,6 +157,14 @@ pub enum Event {
         frame: Frame,
         /// For [`Session::ack`] / [`Session::nack`].
         tag: DeliveryTag,
+    },
+    /// A frame that cannot be read, skipped to its end so that the frames behind it go on.
+    /// When it carries an `ack` or `message-id` header (a MESSAGE), `tag` acknowledges it.
+    Undecodable {
+        /// What could be read of it, and why it cannot be used.
+        rejected: Rejected,
+        /// For [`Session::ack`], when it names a delivery.
+        tag: Option<DeliveryTag>,
     },
     /// A connection attempt failed or a connection dropped; the session backs off and reconnects.
     Disconnected {
@@ -527,11 +536,14 @@ impl Supervisor {
                         Ok(_) => break,
                         Err(e) => return lost(e),
                     },
-                    frame = conn.next_frame() => match frame {
+                    item = conn.next_frame() => match item {
                         Err(e) => return lost(e),
-                        Ok(frame) if frame.command == Command::Message => held.push(frame),
-                        Ok(frame) => {
-                            if let Some(outcome) = self.handle(frame, generation, None).await {
+                        Ok(Item::Frame(frame)) if frame.command == Command::Message => {
+                            held.push(Item::Frame(frame));
+                        }
+                        Ok(item @ Item::Rejected(_)) => held.push(item),
+                        Ok(item) => {
+                            if let Some(outcome) = self.handle(item, generation, None).await {
                                 return outcome;
                             }
                         }
@@ -610,12 +622,22 @@ impl Supervisor {
     }
 
     /// Emits a frame from the server; `Some` ends the connection.
-    async fn handle(
-        &self,
-        frame: Frame,
-        generation: u64,
-        since: Option<Instant>,
-    ) -> Option<Outcome> {
+    async fn handle(&self, item: Item, generation: u64, since: Option<Instant>) -> Option<Outcome> {
+        let frame = match item {
+            Item::Frame(frame) => frame,
+            Item::HeartBeat => return None,
+            Item::Rejected(rejected) => {
+                warn!(generation, problem = %rejected.problem, "skipped a frame that cannot be read");
+                let tag = (rejected.get("ack"))
+                    .or_else(|| rejected.get("message-id"))
+                    .map(|ack| DeliveryTag {
+                        generation,
+                        ack: ack.to_owned(),
+                    });
+                let event = Event::Undecodable { rejected, tag };
+                return (!self.emit(event).await).then_some(Outcome::Stopped);
+            }
+        };
         let event = match frame.command {
             Command::Message => {
                 let ack = frame.get("ack").or_else(|| frame.get("message-id"));

@@ -2,7 +2,7 @@
 
 use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
-use soar_stomp::{CodecError, Command, Frame, Item, StompCodec};
+use soar_stomp::{CodecError, Command, Frame, Item, Rejected, StompCodec};
 use tokio_util::codec::{Decoder, Encoder};
 
 fn decode_all(codec: &mut StompCodec, buf: &mut BytesMut) -> Result<Vec<Item>, CodecError> {
@@ -112,6 +112,7 @@ fn heart_beats_between_frames() {
         .map(|i| match i {
             Item::HeartBeat => "hb".to_owned(),
             Item::Frame(f) => f.command.to_string(),
+            Item::Rejected(r) => format!("rejected: {}", r.problem),
         })
         .collect();
     assert_eq!(kinds, ["hb", "hb", "RECEIPT", "hb", "hb", "ERROR", "hb"]);
@@ -124,32 +125,63 @@ fn repeated_headers_keep_order_and_first_wins() {
     assert_eq!(frame.headers.len(), 2);
 }
 
+/// The problem of the one rejected frame in `items`, which must be followed by `after`.
+fn rejected_then(items: &[Item], after: &str) -> Rejected {
+    match items {
+        [Item::Rejected(r), Item::Frame(f)] if f.get("k") == Some(after) => r.clone(),
+        other => panic!("expected a rejected frame then frame {after}, got {other:?}"),
+    }
+}
+
+const NEXT: &[u8] = b"MESSAGE\nk:next\ncontent-length:2\n\nok\0";
+
 #[test]
-fn max_frame_size_is_enforced() {
-    let big = Frame::new(Command::Send).with_body(vec![b'x'; 100]);
-    let data = encode(&big);
-    let mut codec = StompCodec::new(64);
-    let err = decode_all(&mut codec, &mut BytesMut::from(&data[..])).unwrap_err();
-    assert!(
-        matches!(err, CodecError::FrameTooLarge { max: 64, .. }),
-        "{err:?}"
+fn frames_over_the_maximum_size_are_skipped() {
+    // With content-length: skipped by count, the frame behind comes out.
+    let big = encode(
+        &Frame::new(Command::Message)
+            .header("message-id", "m1")
+            .with_body(vec![b'x'; 100]),
     );
-    // Without content-length, and before the frame is complete.
+    let data = [&big[..], NEXT].concat();
     let mut codec = StompCodec::new(64);
-    let err = decode_all(
-        &mut codec,
-        &mut BytesMut::from(&[&b"SEND\n\n"[..], &[b'y'; 80][..]].concat()[..]),
-    )
-    .unwrap_err();
-    assert!(matches!(err, CodecError::FrameTooLarge { .. }), "{err:?}");
-    // Endless headers.
+    let items = decode_all(&mut codec, &mut BytesMut::from(&data[..])).unwrap();
+    let r = rejected_then(&items, "next");
+    assert!(
+        r.problem.contains("maximum frame size of 64 bytes"),
+        "{r:?}"
+    );
+    assert_eq!(r.get("message-id"), Some("m1"));
+    assert_eq!(r.command, Some(Command::Message));
+    // Without content-length: discarded up to its NUL, and the buffer does not keep it.
     let mut codec = StompCodec::new(64);
-    let err = decode_all(
-        &mut codec,
-        &mut BytesMut::from(&[&b"SEND\n"[..], &[b'h'; 80][..]].concat()[..]),
-    )
-    .unwrap_err();
-    assert!(err.to_string().contains("maximum frame size"), "{err}");
+    let mut buf =
+        BytesMut::from(&[&b"MESSAGE\nmessage-id:m2\n\n"[..], &[b'y'; 80][..]].concat()[..]);
+    assert!(decode_all(&mut codec, &mut buf).unwrap().is_empty());
+    assert!(
+        buf.is_empty(),
+        "the oversized body is discarded as it comes"
+    );
+    buf.extend_from_slice(&[b'y'; 1000]);
+    assert!(decode_all(&mut codec, &mut buf).unwrap().is_empty());
+    buf.extend_from_slice(&[b"yy\0", NEXT].concat());
+    let r = rejected_then(&decode_all(&mut codec, &mut buf).unwrap(), "next");
+    assert_eq!(r.get("message-id"), Some("m2"));
+    // Endless headers: the complete lines are kept.
+    let mut codec = StompCodec::new(64);
+    let data = [
+        &b"MESSAGE\nmessage-id:m3\n"[..],
+        &[b'h'; 80][..],
+        b"\n\n\0",
+        NEXT,
+    ]
+    .concat();
+    let r = rejected_then(
+        &decode_all(&mut codec, &mut BytesMut::from(&data[..])).unwrap(),
+        "next",
+    );
+    assert!(r.problem.contains("maximum frame size"), "{r:?}");
+    assert_eq!(r.get("message-id"), Some("m3"));
     // A frame of exactly the maximum size passes.
     let data = encode(&Frame::new(Command::Send).with_body("abc"));
     let mut codec = StompCodec::new(data.len());
@@ -162,27 +194,54 @@ fn max_frame_size_is_enforced() {
 }
 
 #[test]
-fn malformed_input_gives_clear_errors() {
-    let err = decode_bytes(b"HELLO\n\n\0").unwrap_err();
-    assert!(
-        matches!(&err, CodecError::UnknownCommand(c) if c == "HELLO"),
-        "{err:?}"
-    );
-    assert!(err.to_string().contains("HELLO"));
-    let err = decode_bytes(b"SEND\nno colon here\n\n\0").unwrap_err();
-    assert!(
-        matches!(&err, CodecError::BadHeader(l) if l == "no colon here"),
-        "{err:?}"
-    );
-    let err = decode_bytes(b"SEND\nk:\\t\n\n\0").unwrap_err();
-    assert!(matches!(err, CodecError::BadEscape(_)), "{err:?}");
-    let err = decode_bytes(b"SEND\ncontent-length:x\n\n\0").unwrap_err();
-    assert!(matches!(err, CodecError::BadContentLength(_)), "{err:?}");
-    let err = decode_bytes(b"SEND\ncontent-length:1\n\nab\0").unwrap_err();
-    assert!(matches!(err, CodecError::MissingNul(1)), "{err:?}");
-    let err = decode_bytes(b"SEND\nk:\xff\n\n\0").unwrap_err();
-    assert!(matches!(err, CodecError::NotUtf8), "{err:?}");
+fn malformed_frames_are_skipped_with_what_could_be_read() {
+    let cases: &[(&[u8], &str)] = &[
+        (
+            b"HELLO\nmessage-id:a\n\n\0",
+            "unknown STOMP command \"HELLO\"",
+        ),
+        (
+            b"MESSAGE\nmessage-id:b\nno colon here\n\n\0",
+            "malformed STOMP header line",
+        ),
+        (
+            b"MESSAGE\nmessage-id:c\nk:\\t\n\n\0",
+            "invalid escape sequence",
+        ),
+        (
+            b"MESSAGE\nmessage-id:d\ncontent-length:x\n\nbody\0",
+            "invalid content-length",
+        ),
+        (
+            b"MESSAGE\nmessage-id:e\ncontent-length:1\n\nab\0",
+            "not followed by a NUL",
+        ),
+        (b"MESSAGE\nmessage-id:f\nk:\xff\n\n\0", "not valid UTF-8"),
+        // A bad escape with a content-length whose body holds a NUL: skipped by count.
+        (
+            b"MESSAGE\nmessage-id:g\nk:\\t\ncontent-length:3\n\na\0b\0",
+            "invalid escape",
+        ),
+    ];
+    for (bad, problem) in cases {
+        let data = [bad, NEXT].concat();
+        let items = decode_bytes(&data).unwrap_or_else(|e| panic!("{e}: {bad:?}"));
+        let r = rejected_then(&items, "next");
+        assert!(r.problem.contains(problem), "{bad:?}: {r:?}");
+        assert!(r.get("message-id").is_some(), "{bad:?}: {r:?}");
+        // Split at every position: the same items.
+        for split in 0..=data.len() {
+            let mut codec = StompCodec::default();
+            let mut buf = BytesMut::from(&data[..split]);
+            let mut got = decode_all(&mut codec, &mut buf).unwrap();
+            buf.extend_from_slice(&data[split..]);
+            got.extend(decode_all(&mut codec, &mut buf).unwrap());
+            assert_eq!(got, items, "{bad:?} split at {split}");
+        }
+    }
     let err = decode_bytes(b"SEND\n\nbody without nul").unwrap_err();
+    assert!(matches!(err, CodecError::Truncated(_)), "{err:?}");
+    let err = decode_bytes(b"SEND\ncontent-length:1\n\nab").unwrap_err();
     assert!(matches!(err, CodecError::Truncated(_)), "{err:?}");
 }
 
@@ -292,5 +351,26 @@ proptest! {
             prop_assert!(buf.is_empty());
             prop_assert_eq!(&got, &items, "split at {}", split);
         }
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_fail_and_split_anywhere_decode_the_same(
+        data in proptest::collection::vec(
+            prop_oneof![any::<u8>(), Just(b'\n'), Just(0u8), Just(b':'), Just(b'\\')],
+            0..300,
+        ),
+        split in 0usize..300,
+        max in 16usize..128,
+    ) {
+        let split = split.min(data.len());
+        let mut codec = StompCodec::new(max);
+        let mut buf = BytesMut::from(&data[..]);
+        let whole = decode_all(&mut codec, &mut buf).expect("only I/O fails");
+        let mut codec = StompCodec::new(max);
+        let mut buf = BytesMut::from(&data[..split]);
+        let mut got = decode_all(&mut codec, &mut buf).expect("first chunk");
+        buf.extend_from_slice(&data[split..]);
+        got.extend(decode_all(&mut codec, &mut buf).expect("second chunk"));
+        prop_assert_eq!(got, whole);
     }
 }

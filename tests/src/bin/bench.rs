@@ -8,7 +8,6 @@
 //! ```
 //! Bounded by count (`-n`) and time (`--max-seconds`).
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -55,7 +54,7 @@ fn rss_kib(pid: u32, field: &str) -> Option<u64> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let host_bin = args.host.binary()?;
+    args.host.binary()?; // fails early when it was not built
     let deadline = Instant::now() + Duration::from_secs(args.max_seconds);
     let sim = Sim::start(SimConfig::default()).await?;
     soar_engine::testkit::customize_sim(
@@ -78,15 +77,7 @@ async fn main() -> anyhow::Result<()> {
     )?;
 
     let spawned = Instant::now();
-    let mut child = tokio::process::Command::new(&host_bin)
-        .args(["run", "--config-file"])
-        .arg(&config)
-        .env("APP_LOCK_FILE", dir.path().join("lock"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("starting {}", host_bin.display()))?;
+    let mut child = args.host.spawn(&config, dir.path())?;
     let pid = child.id().context("host pid")?;
     let queue = format!("actions.{}.fn_hello", sim.org_id());
     sim.wait_subscribed(&queue, Duration::from_secs(30)).await?;

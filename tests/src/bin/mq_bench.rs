@@ -18,11 +18,10 @@
 //! ```
 //! Bounded by count and time (`--max-seconds` per phase).
 
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use clap::Parser;
 use e2e::{ActiveMq, HostArgs, percentile};
 use futures::StreamExt;
@@ -100,7 +99,7 @@ impl Consumer {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let host_bin = args.host.binary()?;
+    args.host.binary()?; // fails early when it was not built
     let Some(mq) = ActiveMq::from_env() else {
         bail!("no broker: start one with scripts/activemq.sh and export its `env` lines");
     };
@@ -119,7 +118,7 @@ async fn main() -> anyhow::Result<()> {
             let consumer = if bare {
                 Consumer::Bare(bare_client(&mq, &sim, workers, args.bare_ack))
             } else {
-                let (child, dir) = run_host(&host_bin, &sim, workers, &args)?;
+                let (child, dir) = run_host(&sim, workers, &args)?;
                 Consumer::Host(child, dir)
             };
             let rate = drain(&queued, args.max_seconds).await?;
@@ -227,7 +226,6 @@ async fn in_flight(
 
 /// Starts the host with `workers` workers on `sim`'s platform and broker.
 fn run_host(
-    host_bin: &std::path::Path,
     sim: &Sim,
     workers: usize,
     args: &Args,
@@ -245,15 +243,7 @@ fn run_host(
             args.host_settings,
         ),
     )?;
-    let child = tokio::process::Command::new(host_bin)
-        .args(["run", "--config-file"])
-        .arg(&config)
-        .env("APP_LOCK_FILE", dir.join("lock"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("starting {}", host_bin.display()))?;
+    let child = args.host.spawn(&config, dir)?;
     Ok((child, home))
 }
 

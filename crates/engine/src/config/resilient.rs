@@ -55,6 +55,7 @@ pub const KEYS: &[&str] = &[
     "stomp",
     "stomp_cafile",
     "stomp_host",
+    "stomp_max_frame_size",
     "stomp_max_retries",
     "stomp_port",
     "stomp_prefetch_limit",
@@ -65,6 +66,9 @@ pub const KEYS: &[&str] = &[
 
 /// Smallest and largest `num_workers` / `stomp_prefetch_limit`.
 pub const WORKERS_RANGE: std::ops::RangeInclusive<u32> = 1..=2000;
+
+/// Smallest and largest `stomp_max_frame_size`.
+pub const FRAME_SIZE_RANGE: std::ops::RangeInclusive<usize> = (64 << 10)..=(1 << 30);
 
 /// Smallest non-zero `log_max_bytes`.
 pub const MIN_LOG_BYTES: u64 = 100_000;
@@ -196,6 +200,9 @@ pub struct ResilientOptions {
     pub stomp_max_retries: u32,
     /// `stomp_prefetch_limit`, default = `num_workers`, 1..=2000.
     pub stomp_prefetch_limit: u32,
+    /// `stomp_max_frame_size` in bytes, default 16 MiB, 64 KiB..=1 GiB: a message over it is
+    /// answered with an error and acknowledged, not run.
+    pub stomp_max_frame_size: usize,
     /// `stomp_timer_interval`, default 60 s.
     pub stomp_timer_interval: Duration,
     /// `stomp`: enabled unless `0`/`false`/`no`/`off`.
@@ -410,6 +417,20 @@ impl ResilientOptions {
             r.parse("stomp_prefetch_limit")?.unwrap_or(num_workers),
         )?;
 
+        let stomp_max_frame_size: usize = r
+            .parse("stomp_max_frame_size")?
+            .unwrap_or(soar_stomp::DEFAULT_MAX_FRAME_SIZE);
+        if !FRAME_SIZE_RANGE.contains(&stomp_max_frame_size) {
+            return Err(s.invalid(
+                "stomp_max_frame_size",
+                format!(
+                    "{stomp_max_frame_size} is out of range ({}..={} bytes)",
+                    FRAME_SIZE_RANGE.start(),
+                    FRAME_SIZE_RANGE.end()
+                ),
+            ));
+        }
+
         let stomp_timer_interval = r.secs("stomp_timer_interval", 60)?;
         if stomp_timer_interval.is_zero() {
             return Err(s.invalid("stomp_timer_interval", "must be at least 1 second"));
@@ -468,6 +489,7 @@ impl ResilientOptions {
                 .parse_env_first("RESILIENT_STOMP_MAX_RETRIES", "stomp_max_retries")?
                 .unwrap_or(3),
             stomp_prefetch_limit,
+            stomp_max_frame_size,
             stomp_timer_interval,
             stomp_enabled: s.get("stomp").and_then(parse_bool) != Some(false),
             ignore_message_failure: s.get("ignore_message_failure").and_then(parse_bool)
@@ -593,6 +615,18 @@ mod tests {
             e.to_string(),
             "/etc/app.config: section [resilient] is missing"
         );
+    }
+
+    #[test]
+    fn stomp_max_frame_size_has_a_default_and_a_range() {
+        let o = load(MIN).unwrap();
+        assert_eq!(o.stomp_max_frame_size, 16 * 1024 * 1024);
+        let o = load(&format!("{MIN}stomp_max_frame_size = 65536\n")).unwrap();
+        assert_eq!(o.stomp_max_frame_size, 65536);
+        for v in ["1000", "x", "2000000000"] {
+            let e = load(&format!("{MIN}stomp_max_frame_size = {v}\n")).unwrap_err();
+            assert!(e.to_string().contains("stomp_max_frame_size"), "{v}: {e}");
+        }
     }
 
     #[test]

@@ -123,6 +123,7 @@ impl RawClient {
             match self.next_item().await {
                 Some(Ok(Item::Frame(f))) => return f,
                 Some(Ok(Item::HeartBeat)) => self.heart_beats += 1,
+                Some(Ok(Item::Rejected(r))) => panic!("a frame that cannot be read: {r:?}"),
                 Some(Err(e)) => panic!("decode error: {e}"),
                 None => panic!("connection closed while waiting for a frame"),
             }
@@ -135,7 +136,7 @@ impl RawClient {
         loop {
             match self.next_item().await {
                 Some(Ok(Item::Frame(f))) => frames.push(f),
-                Some(Ok(Item::HeartBeat)) => {}
+                Some(Ok(Item::HeartBeat | Item::Rejected(_))) => {}
                 Some(Err(_)) | None => return frames,
             }
         }

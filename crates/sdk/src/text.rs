@@ -1,0 +1,84 @@
+//! Work on text that comes from users (incident descriptions, notes, artifact values): a size
+//! limit with a visible truncation note, and [`offload`] to run a CPU-heavy transformation
+//! (HTML to text, a report body) where it cannot hold up the async threads that carry
+//! heart-beats and every other invocation.
+
+use std::sync::{Arc, LazyLock};
+
+use tokio::sync::Semaphore;
+
+use crate::FunctionError;
+
+/// The most of one text value (a description, a note) that an integration transforms: 1 MiB.
+/// Longer values are cut there with [`truncated`]'s note, so that work stays bounded.
+pub const MAX_TEXT_BYTES: usize = 1 << 20;
+
+/// `text` cut to at most `max` bytes (at a character boundary) followed by a note saying how
+/// much was left out; `text` itself when it fits.
+pub fn truncated(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return text.into();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{}\n[truncated: {} of {} bytes left out; values over {} bytes are cut]",
+        &text[..end],
+        text.len() - end,
+        text.len(),
+        max
+    )
+    .into()
+}
+
+/// CPU-heavy jobs running at once: one per core, so that they cannot take every thread.
+static SLOTS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    Arc::new(Semaphore::new(cores))
+});
+
+/// Runs `job` on the blocking thread pool, at most one such job per core at a time, and waits
+/// for its result. For work that is linear but may be large (megabytes of HTML): on the async
+/// threads it would delay heart-beats and every other invocation. A panic in `job` becomes an
+/// error.
+pub async fn offload<T, F>(job: F) -> Result<T, FunctionError>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let permit = SLOTS
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| FunctionError::msg("the text workers are shut down"))?;
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        job()
+    })
+    .await
+    .map_err(|e| FunctionError::msg(format!("a text transformation failed: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncation_keeps_whole_characters_and_says_so() {
+        assert_eq!(truncated("short", 10), "short");
+        let cut = truncated("ééééé", 5);
+        assert!(
+            cut.starts_with("éé\n[truncated: 6 of 10 bytes left out"),
+            "{cut}"
+        );
+    }
+
+    #[tokio::test]
+    async fn offloaded_jobs_return_and_panics_are_errors() {
+        assert_eq!(offload(|| 2 + 2).await.unwrap(), 4);
+        let e = offload(|| -> u8 { panic!("boom") }).await.unwrap_err();
+        assert!(e.to_string().contains("text transformation failed"), "{e}");
+    }
+}
