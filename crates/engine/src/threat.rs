@@ -10,8 +10,14 @@
 //!   gets an immediate 200.
 //! - Answers are cached for `cache_ttl` under the request id `uuid5(18222d9c-…, json.dumps(body))`
 //!   (at most `cache_size`); concurrent requests for one artifact share one lookup; a failed
-//!   lookup answers no hits and is tried again next time.
-//! - With `auth_user`/`auth_password`, other credentials get 401.
+//!   lookup (the service could not answer) is answered 303 like a slow one, and each poll tries
+//!   it again, `max_retries` times (as rc-cts treats an incomplete lookup).
+//! - With `auth_user`/`auth_password`, other credentials get 401. A body that is not an artifact
+//!   JSON object gets 400 (rc-cts answered 200 with no hits), one over `max_body_bytes` 413,
+//!   one slower than `timeout` 408; the multipart form is read by axum's parser.
+//! - The server holds: at most `max_connections` connections (the rest wait in the kernel's
+//!   backlog), `timeout` seconds for a TLS handshake and for a request's headers, a minute per
+//!   connection, and a growing pause instead of a spin when accepting fails (EMFILE).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -21,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -32,7 +38,7 @@ use serde_json::{Value, json};
 use soar_sdk::config::Section;
 use soar_sdk::threat::ThreatRoute;
 use soar_sdk::{ConfigError, Hit, Secret, ThreatArtifact};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 /// Where the host serves custom threat services.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -51,6 +57,23 @@ pub struct Webserver {
     pub certfile: Option<String>,
     /// PEM file with the private key for HTTPS (default: certfile).
     pub keyfile: Option<String>,
+    /// Connections served at once; more wait in the kernel's backlog.
+    #[serde(default = "max_connections")]
+    pub max_connections: usize,
+    /// Seconds a client has for a TLS handshake, for a request's headers and for its body.
+    #[serde(default = "five")]
+    pub timeout: u64,
+    /// Largest request body in bytes (an artifact is a few hundred); larger ones get 413.
+    #[serde(default = "max_body_bytes")]
+    pub max_body_bytes: usize,
+}
+
+fn max_connections() -> usize {
+    100
+}
+
+fn max_body_bytes() -> usize {
+    64 * 1024
 }
 
 impl Section for Webserver {
@@ -135,7 +158,9 @@ struct Entry {
     rx: watch::Receiver<Option<Hits>>,
     created: Instant,
     polls: u32,
+    /// The lookup failed (the service could not answer): it is tried again on the next poll.
     failed: Arc<AtomicBool>,
+    artifact: ThreatArtifact,
 }
 
 /// How a lookup request was answered.
@@ -214,7 +239,8 @@ impl ThreatServer {
         service.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Starts (or joins) the lookup `id` of `artifact` on `service`, waiting up to `wait`.
+    /// Starts (or joins) the lookup `id` of `artifact` on `service`, waiting up to `wait`. A
+    /// lookup that failed is `Pending`: the platform polls, and the poll tries it again.
     pub async fn lookup(
         &self,
         service: &str,
@@ -223,7 +249,7 @@ impl ThreatServer {
         wait: Duration,
     ) -> Option<Lookup> {
         let svc = self.services.get(service)?;
-        let mut rx = {
+        let (mut rx, failed) = {
             let mut cache = self.cache(svc);
             let ttl = Duration::from_secs(self.cts.cache_ttl);
             let stale = cache.get(id).is_some_and(|e| {
@@ -233,13 +259,15 @@ impl ThreatServer {
             if stale {
                 cache.remove(id);
             }
-            match cache.get(id) {
-                Some(e) => e.rx.clone(),
-                None => self.start_lookup(svc, &mut cache, id, artifact),
+            if !cache.contains_key(id) {
+                self.start_lookup(svc, &mut cache, id, artifact, 0);
             }
+            let e = &cache[id];
+            (e.rx.clone(), e.failed.clone())
         };
         let done = tokio::time::timeout(wait, rx.wait_for(Option::is_some)).await;
         Some(match done {
+            Ok(Ok(_)) if failed.load(Ordering::Relaxed) => Lookup::Pending,
             Ok(Ok(v)) => Lookup::Done(v.as_ref().map(|h| h.to_vec()).unwrap_or_default()),
             _ => Lookup::Pending,
         })
@@ -251,7 +279,8 @@ impl ThreatServer {
         cache: &mut HashMap<String, Entry>,
         id: &str,
         artifact: ThreatArtifact,
-    ) -> watch::Receiver<Option<Hits>> {
+        polls: u32,
+    ) {
         if cache.len() >= self.cts.cache_size.max(1)
             && let Some(oldest) = cache
                 .iter()
@@ -265,10 +294,11 @@ impl ThreatServer {
         cache.insert(
             id.to_string(),
             Entry {
-                rx: rx.clone(),
+                rx,
                 created: Instant::now(),
-                polls: 0,
+                polls,
                 failed: failed.clone(),
+                artifact: artifact.clone(),
             },
         );
         let search = svc.route.search(artifact.clone());
@@ -278,7 +308,8 @@ impl ThreatServer {
                 Ok(h) => h,
                 Err(e) => {
                     tracing::warn!(
-                        "threat service {name}: lookup of {:?} failed: {e}",
+                        "threat service {name}: lookup of {:?} failed: {e}; the platform is \
+                         told to poll, and the poll tries again",
                         artifact.value
                     );
                     failed.store(true, Ordering::Relaxed);
@@ -287,27 +318,30 @@ impl ThreatServer {
             };
             let _ = tx.send(Some(Arc::new(hits)));
         });
-        rx
     }
 
-    /// A poll of `id`: `None` when unknown (or given up), else its state.
+    /// A poll of `id`: `None` when unknown (or given up after `max_retries` polls), else its
+    /// state. A failed lookup is started again.
     pub fn poll(&self, service: &str, id: &str) -> Option<Lookup> {
         let svc = self.services.get(service)?;
         let mut cache = self.cache(svc);
         let entry = cache.get_mut(id)?;
         let hits = entry.rx.borrow().clone();
-        match hits {
-            Some(h) => Some(Lookup::Done(h.to_vec())),
-            None => {
-                entry.polls += 1;
-                if entry.polls > self.cts.max_retries {
-                    cache.remove(id);
-                    None
-                } else {
-                    Some(Lookup::Pending)
-                }
-            }
+        let failed = entry.failed.load(Ordering::Relaxed);
+        if let Some(h) = hits.as_ref().filter(|_| !failed) {
+            return Some(Lookup::Done(h.to_vec()));
         }
+        entry.polls += 1;
+        if entry.polls > self.cts.max_retries {
+            cache.remove(id);
+            return None;
+        }
+        if hits.is_some() {
+            let (artifact, polls) = (entry.artifact.clone(), entry.polls);
+            cache.remove(id);
+            self.start_lookup(svc, &mut cache, id, artifact, polls);
+        }
+        Some(Lookup::Pending)
     }
 
     fn authorized(&self, headers: &HeaderMap) -> bool {
@@ -332,7 +366,8 @@ impl ThreatServer {
             .is_some_and(|got| got == expected.as_bytes())
     }
 
-    /// The HTTP routes: `<urlbase>/{service}` and `<urlbase>/{service}/{id}`.
+    /// The HTTP routes: `<urlbase>/{service}` and `<urlbase>/{service}/{id}`; bodies over
+    /// `max_body_bytes` get 413.
     pub fn router(self: &Arc<Self>) -> Router {
         let base = self.cts.urlbase.trim_end_matches('/');
         Router::new()
@@ -341,6 +376,7 @@ impl ThreatServer {
                 get(get_root).post(post_artifact).options(options),
             )
             .route(&format!("{base}/{{service}}/{{id}}"), get(get_poll))
+            .layer(DefaultBodyLimit::max(self.web.max_body_bytes))
             .with_state(self.clone())
     }
 }
@@ -383,50 +419,79 @@ async fn get_root(State(server): St, headers: HeaderMap, Path(service): Path<Str
         .unwrap_or_else(|| reply(StatusCode::OK, json!({"id": null, "hits": []})))
 }
 
-/// The artifact JSON of a POST body: JSON, or the `artifact` part of a multipart form.
-fn artifact_of(headers: &HeaderMap, body: &[u8]) -> Option<Value> {
-    let ct = headers
+/// A request that cannot be served: 400 (not an artifact), 408 (too slow), 413 (too big).
+fn bad_request(status: StatusCode, message: impl std::fmt::Display) -> Response {
+    reply(
+        status,
+        json!({"id": null, "hits": [], "message": message.to_string()}),
+    )
+}
+
+/// The artifact JSON object of a POST body: JSON, or the `artifact` part of a multipart form
+/// (axum's multipart parser).
+async fn artifact_of(request: Request) -> Result<Value, Response> {
+    let multipart = request
+        .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if ct.starts_with("multipart/form-data") {
-        let boundary = ct
-            .split(';')
-            .find_map(|p| p.trim().strip_prefix("boundary="))?
-            .trim_matches('"');
-        let text = String::from_utf8_lossy(body);
-        let delimiter = format!("--{boundary}");
-        for part in text.split(delimiter.as_str()) {
-            let Some((head, content)) = part
-                .split_once("\r\n\r\n")
-                .or_else(|| part.split_once("\n\n"))
-            else {
-                continue;
-            };
-            if head.contains("name=\"artifact\"") {
-                let content = content.trim_end_matches("\r\n").trim_end_matches('\n');
-                return serde_json::from_str(content).ok();
+        .is_some_and(|ct| ct.starts_with("multipart/form-data"));
+    let text = if multipart {
+        let mut form = Multipart::from_request(request, &())
+            .await
+            .map_err(IntoResponse::into_response)?;
+        loop {
+            match form.next_field().await {
+                Ok(Some(field)) if field.name() == Some("artifact") => {
+                    break field.text().await.map_err(IntoResponse::into_response)?;
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    return Err(bad_request(
+                        StatusCode::BAD_REQUEST,
+                        "the multipart form has no 'artifact' part",
+                    ));
+                }
+                Err(e) => return Err(e.into_response()),
             }
         }
-        return None;
+    } else {
+        let bytes = Bytes::from_request(request, &())
+            .await
+            .map_err(IntoResponse::into_response)?;
+        String::from_utf8(bytes.to_vec())
+            .map_err(|_| bad_request(StatusCode::BAD_REQUEST, "the body is not UTF-8 text"))?
+    };
+    match serde_json::from_str::<Value>(&text) {
+        Ok(v) if v.is_object() => Ok(v),
+        Ok(_) => Err(bad_request(
+            StatusCode::BAD_REQUEST,
+            "the body must be an artifact object {\"type\": …, \"value\": …}",
+        )),
+        Err(e) => Err(bad_request(
+            StatusCode::BAD_REQUEST,
+            format!("the body is not an artifact JSON object ({e})"),
+        )),
     }
-    serde_json::from_slice(body).ok()
 }
 
 async fn post_artifact(
     State(server): St,
-    headers: HeaderMap,
     Path(service): Path<String>,
-    body: Bytes,
+    request: Request,
 ) -> Response {
-    if let Some(refused) = refuse(&server, &headers, &service) {
+    if let Some(refused) = refuse(&server, request.headers(), &service) {
         return refused;
     }
-    let Some(json) = artifact_of(&headers, &body).filter(Value::is_object) else {
-        return reply(
-            StatusCode::OK,
-            json!({"id": uuid::Uuid::new_v4().to_string(), "hits": []}),
-        );
+    let timeout = Duration::from_secs(server.web.timeout.max(1));
+    let json = match tokio::time::timeout(timeout, artifact_of(request)).await {
+        Ok(Ok(json)) => json,
+        Ok(Err(refused)) => return refused,
+        Err(_) => {
+            return bad_request(
+                StatusCode::REQUEST_TIMEOUT,
+                format!("the request body did not arrive within {timeout:?}"),
+            );
+        }
     };
     let id = request_id(&json);
     let artifact = ThreatArtifact::from_json(json);
@@ -501,11 +566,14 @@ fn tls_config(web: &Webserver) -> Result<Arc<rustls::ServerConfig>, String> {
     Ok(Arc::new(config))
 }
 
+/// Longest a connection lives: then it finishes its request and closes.
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
+
 /// Binds `[webserver] server:port` and serves until stopped.
 pub async fn start(server: Arc<ThreatServer>) -> Result<RunningServer, String> {
     let web = server.web.clone();
     let tls = if web.secure {
-        Some(tls_config(&web)?)
+        Some(tokio_rustls::TlsAcceptor::from(tls_config(&web)?))
     } else {
         None
     };
@@ -519,20 +587,8 @@ pub async fn start(server: Arc<ThreatServer>) -> Result<RunningServer, String> {
         })?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let app = server.router();
-    let (stop, mut stopped) = watch::channel(false);
-    let task = tokio::spawn(async move {
-        match tls {
-            None => {
-                let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                });
-                if let Err(e) = serve.await {
-                    tracing::error!("threat service stopped: {e}");
-                }
-            }
-            Some(tls) => serve_tls(listener, tls, app, stopped).await,
-        }
-    });
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(serve(listener, tls, app, stopped, web.clone()));
     tracing::info!(
         "threat services {} listening on {}://{addr}{}/<name>",
         server.names().join(", "),
@@ -542,48 +598,94 @@ pub async fn start(server: Arc<ThreatServer>) -> Result<RunningServer, String> {
     Ok(RunningServer { addr, stop, task })
 }
 
-async fn serve_tls(
+/// The accept loop: at most `max_connections` at once (the rest wait in the backlog, costing
+/// nothing here), and a growing pause, not a spin, when accepting fails (out of file
+/// descriptors: EMFILE).
+async fn serve(
     listener: tokio::net::TcpListener,
-    tls: Arc<rustls::ServerConfig>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     app: Router,
     mut stopped: watch::Receiver<bool>,
+    web: Webserver,
 ) {
-    use tower::ServiceExt;
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let slots = Arc::new(Semaphore::new(web.max_connections.max(1)));
+    let timeout = Duration::from_secs(web.timeout.max(1));
+    let mut failures: u32 = 0;
     loop {
-        let (tcp, peer) = tokio::select! {
+        let permit = tokio::select! {
             _ = stopped.wait_for(|s| *s) => return,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!("threat service accept failed: {e}");
-                    continue;
-                }
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
             },
         };
-        let acceptor = acceptor.clone();
-        let app = app.clone();
+        let accepted = tokio::select! {
+            _ = stopped.wait_for(|s| *s) => return,
+            r = listener.accept() => r,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(x) => {
+                failures = 0;
+                x
+            }
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                let wait = ACCEPT_PAUSE
+                    .saturating_mul(1 << failures.min(6))
+                    .min(Duration::from_secs(1));
+                if failures.is_power_of_two() {
+                    tracing::warn!(
+                        "threat service cannot accept connections ({e}); pausing {wait:?} \
+                         ({failures} failures in a row)"
+                    );
+                }
+                tokio::select! {
+                    _ = stopped.wait_for(|s| *s) => return,
+                    () = tokio::time::sleep(wait) => continue,
+                }
+            }
+        };
+        let (tls, app) = (tls.clone(), app.clone());
         tokio::spawn(async move {
-            let stream =
-                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                    Ok(Ok(s)) => s,
-                    _ => {
-                        tracing::debug!("threat service TLS handshake with {peer} failed");
-                        return;
-                    }
-                };
-            let service =
-                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    app.clone().oneshot(req.map(axum::body::Body::new))
-                });
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!("threat service connection with {peer} ended: {e}");
+            let _permit = permit;
+            match tls {
+                None => connection(tcp, app, timeout).await,
+                Some(acceptor) => match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => connection(stream, app, timeout).await,
+                    _ => tracing::debug!("threat service TLS handshake with {peer} failed"),
+                },
             }
         });
     }
+}
+
+/// First pause after a failed accept; it doubles up to a second.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(10);
+
+/// Serves one connection: headers within `timeout`, and for [`CONNECTION_LIFETIME`] at most.
+async fn connection<I>(io: I, app: Router, timeout: Duration)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use tower::ServiceExt;
+    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        app.clone().oneshot(req.map(axum::body::Body::new))
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(timeout)
+        .serve_connection(hyper_util::rt::TokioIo::new(io), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!("threat service connection ended: {e}");
+            }
+            return;
+        }
+        () = tokio::time::sleep(CONNECTION_LIFETIME) => conn.as_mut().graceful_shutdown(),
+    }
+    let _ = tokio::time::timeout(timeout, conn).await;
 }
 
 #[cfg(test)]
@@ -594,17 +696,5 @@ mod tests {
     fn request_ids_match_rc_cts() {
         let body = json!({"type": "net.uri", "value": "http://example.org"});
         assert_eq!(request_id(&body), "f9acc1b7-6184-5746-873e-e385e6214261");
-    }
-
-    #[test]
-    fn reads_multipart_artifacts() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::CONTENT_TYPE,
-            "multipart/form-data; boundary=XyZ".parse().unwrap(),
-        );
-        let body = "--XyZ\r\nContent-Disposition: form-data; name=\"artifact\"\r\n\r\n{\"type\":\"net.ip\",\"value\":\"1.2.3.4\"}\r\n--XyZ--\r\n";
-        let a = artifact_of(&h, body.as_bytes()).unwrap();
-        assert_eq!(a["value"], "1.2.3.4");
     }
 }
