@@ -611,16 +611,18 @@ async fn serve(
     let slots = Arc::new(Semaphore::new(web.max_connections.max(1)));
     let timeout = Duration::from_secs(web.timeout.max(1));
     let mut failures: u32 = 0;
+    let mut connections = tokio::task::JoinSet::new();
     loop {
+        while connections.try_join_next().is_some() {}
         let permit = tokio::select! {
-            _ = stopped.wait_for(|s| *s) => return,
+            _ = stopped.wait_for(|s| *s) => break,
             p = slots.clone().acquire_owned() => match p {
                 Ok(p) => p,
-                Err(_) => return,
+                Err(_) => break,
             },
         };
         let accepted = tokio::select! {
-            _ = stopped.wait_for(|s| *s) => return,
+            _ = stopped.wait_for(|s| *s) => break,
             r = listener.accept() => r,
         };
         let (tcp, peer) = match accepted {
@@ -640,30 +642,37 @@ async fn serve(
                     );
                 }
                 tokio::select! {
-                    _ = stopped.wait_for(|s| *s) => return,
+                    _ = stopped.wait_for(|s| *s) => break,
                     () = tokio::time::sleep(wait) => continue,
                 }
             }
         };
-        let (tls, app) = (tls.clone(), app.clone());
-        tokio::spawn(async move {
+        let (tls, app, stop) = (tls.clone(), app.clone(), stopped.clone());
+        connections.spawn(async move {
             let _permit = permit;
             match tls {
-                None => connection(tcp, app, timeout).await,
+                None => connection(tcp, app, timeout, stop).await,
                 Some(acceptor) => match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
-                    Ok(Ok(stream)) => connection(stream, app, timeout).await,
+                    Ok(Ok(stream)) => connection(stream, app, timeout, stop).await,
                     _ => tracing::debug!("threat service TLS handshake with {peer} failed"),
                 },
             }
         });
     }
+    // Stopped: idle connections close now, requests in flight finish (within `timeout`).
+    drop(listener);
+    let _ = tokio::time::timeout(timeout, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
 }
 
 /// First pause after a failed accept; it doubles up to a second.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(10);
 
-/// Serves one connection: headers within `timeout`, and for [`CONNECTION_LIFETIME`] at most.
-async fn connection<I>(io: I, app: Router, timeout: Duration)
+/// Serves one connection: headers within `timeout`, and for [`CONNECTION_LIFETIME`] at most
+/// or until the server stops.
+async fn connection<I>(io: I, app: Router, timeout: Duration, mut stop: watch::Receiver<bool>)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -684,6 +693,7 @@ where
             return;
         }
         () = tokio::time::sleep(CONNECTION_LIFETIME) => conn.as_mut().graceful_shutdown(),
+        _ = stop.wait_for(|s| *s) => conn.as_mut().graceful_shutdown(),
     }
     let _ = tokio::time::timeout(timeout, conn).await;
 }
