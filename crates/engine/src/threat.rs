@@ -427,6 +427,17 @@ fn bad_request(status: StatusCode, message: impl std::fmt::Display) -> Response 
     )
 }
 
+/// A body that cannot be read (cut short, a broken form, too big): the client's fault, never a
+/// 5xx of ours; 413 stays 413.
+fn unreadable(status: StatusCode, text: String) -> Response {
+    let status = if status.is_server_error() {
+        StatusCode::BAD_REQUEST
+    } else {
+        status
+    };
+    bad_request(status, format!("the request body cannot be read: {text}"))
+}
+
 /// The artifact JSON object of a POST body: JSON, or the `artifact` part of a multipart form
 /// (axum's multipart parser).
 async fn artifact_of(request: Request) -> Result<Value, Response> {
@@ -438,11 +449,12 @@ async fn artifact_of(request: Request) -> Result<Value, Response> {
     let text = if multipart {
         let mut form = Multipart::from_request(request, &())
             .await
-            .map_err(IntoResponse::into_response)?;
+            .map_err(|e| unreadable(e.status(), e.body_text()))?;
         loop {
             match form.next_field().await {
                 Ok(Some(field)) if field.name() == Some("artifact") => {
-                    break field.text().await.map_err(IntoResponse::into_response)?;
+                    break (field.text().await)
+                        .map_err(|e| unreadable(e.status(), e.body_text()))?;
                 }
                 Ok(Some(_)) => {}
                 Ok(None) => {
@@ -451,13 +463,13 @@ async fn artifact_of(request: Request) -> Result<Value, Response> {
                         "the multipart form has no 'artifact' part",
                     ));
                 }
-                Err(e) => return Err(e.into_response()),
+                Err(e) => return Err(unreadable(e.status(), e.body_text())),
             }
         }
     } else {
         let bytes = Bytes::from_request(request, &())
             .await
-            .map_err(IntoResponse::into_response)?;
+            .map_err(|e| unreadable(e.status(), e.body_text()))?;
         String::from_utf8(bytes.to_vec())
             .map_err(|_| bad_request(StatusCode::BAD_REQUEST, "the body is not UTF-8 text"))?
     };
