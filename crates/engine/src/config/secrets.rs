@@ -586,43 +586,35 @@ struct Pass {
 }
 
 /// Port of `AppConfigManager.replace_secret_in_config`. `lookup(name, prefixed)` returns the
-/// replacement, or `None` to keep `prefixed` as written and go on after it.
+/// replacement, or `None` to keep `prefixed` as written and go on after it. One pass: the value
+/// is copied once, whatever the number of references (replacing in place was quadratic).
 fn replace_prefixed<E>(
     item: &str,
     prefix: &str,
     strip: char,
     mut lookup: impl FnMut(&str, &str) -> Result<Option<String>, E>,
 ) -> Result<Pass, E> {
-    let mut item = item.to_owned();
+    let mut value = String::with_capacity(item.len());
     let mut inserted = Vec::new();
-    let Some(mut start) = item.find(prefix) else {
-        return Ok(Pass {
-            value: item,
-            inserted,
-        });
-    };
-    while start < item.len() {
+    let mut pos = 0;
+    while let Some(start) = item[pos..].find(prefix).map(|i| pos + i) {
+        value.push_str(&item[pos..start]);
         let end = item[start..].find('}').map_or(item.len(), |i| start + i);
         let prefixed_end = (end + 1).min(item.len());
-        let prefixed = item[start..prefixed_end].to_owned();
+        let prefixed = &item[start..prefixed_end];
         let unprefixed = prefixed.replace(prefix, "").replace('}', "");
         let name = unprefixed.trim_start_matches(strip);
-        let (replacement, advance) = match lookup(name, &prefixed)? {
+        match lookup(name, prefixed)? {
             Some(v) => {
-                let n = v.len();
-                inserted.push(v.clone());
-                (v, n)
+                value.push_str(&v);
+                inserted.push(v);
             }
-            None => (prefixed.clone(), prefixed.len()),
-        };
-        item.replace_range(start..prefixed_end, &replacement);
-        let from = start + advance;
-        start = item[from..].find(prefix).map_or(item.len(), |i| from + i);
+            None => value.push_str(prefixed),
+        }
+        pos = prefixed_end;
     }
-    Ok(Pass {
-        value: item,
-        inserted,
-    })
+    value.push_str(&item[pos..]);
+    Ok(Pass { value, inserted })
 }
 
 /// Which prefix applies: the braced form anywhere wins over the bare form at the start.
