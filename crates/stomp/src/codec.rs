@@ -363,7 +363,7 @@ fn head(
         Some(v) => v
             .trim()
             .parse::<usize>()
-            .map_or(Until::Nul, |n| Until::Bytes(n + 1)),
+            .map_or(Until::Nul, |n| Until::Bytes(n.saturating_add(1))),
         None => Until::Nul,
     };
     if head.len() >= max {

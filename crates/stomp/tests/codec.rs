@@ -239,6 +239,12 @@ fn malformed_frames_are_skipped_with_what_could_be_read() {
             assert_eq!(got, items, "{bad:?} split at {split}");
         }
     }
+    // A bad escape with the largest content-length: no overflow; the frame is skipped by its
+    // count, so a stream that ends first ends inside it.
+    let err =
+        decode_bytes(b"MESSAGE\nk:\\t\ncontent-length:18446744073709551615\n\n\0MESSAGE\n\n\0")
+            .unwrap_err();
+    assert!(matches!(err, CodecError::Truncated(_)), "{err:?}");
     let err = decode_bytes(b"SEND\n\nbody without nul").unwrap_err();
     assert!(matches!(err, CodecError::Truncated(_)), "{err:?}");
     let err = decode_bytes(b"SEND\ncontent-length:1\n\nab").unwrap_err();
