@@ -1,7 +1,7 @@
 //! HTML (a rich-text field: a description, a note) as readable plain text, in one pass over
 //! html5ever's tokens: no document tree, so the work is linear in the input whatever its
-//! nesting (a tree builder checks the stack of open elements at each tag: 100,000 nested
-//! `<div>` took minutes).
+//! nesting (html2text, which builds a tree, grew with the square of the nesting: 1,600 / 3,200
+//! / 6,400 nested `<div>` took 0.16 / 0.58 / 2.24 s in a debug build).
 //!
 //! Block elements (`div`, `li`, table rows…) and `<br>` end lines, paragraphs and headings are
 //! set apart by a blank line (as html2text, which this replaces, showed them); list items
@@ -17,12 +17,11 @@ use html5ever::tokenizer::{
     BufferQueue, TagKind, Token, TokenSink, TokenSinkResult, Tokenizer, TokenizerOpts,
 };
 
-/// Elements that start and end on a line of their own.
+/// Elements that start and end on a line of their own (paragraphs: [`PARAGRAPHS`]).
 const BLOCKS: &[&str] = &[
     "address",
     "article",
     "aside",
-    "blockquote",
     "dd",
     "details",
     "dialog",
@@ -34,23 +33,13 @@ const BLOCKS: &[&str] = &[
     "figure",
     "footer",
     "form",
-    "h1",
-    "h2",
-    "h3",
-    "h4",
-    "h5",
-    "h6",
     "header",
-    "hr",
     "li",
     "main",
     "nav",
     "ol",
-    "p",
-    "pre",
     "section",
     "summary",
-    "table",
     "tr",
     "ul",
 ];
@@ -226,7 +215,8 @@ mod tests {
 
     #[test]
     fn hostile_shapes_are_linear() {
-        // Deep nesting and runs of `<` go through in one pass; a tree builder takes minutes.
+        // Deep nesting and runs of `<` go through in one pass (html2text grew with the square
+        // of the nesting).
         let nested = "<div>".repeat(200_000);
         assert_eq!(to_text(&nested), "");
         let lts = "<".repeat(1 << 20);

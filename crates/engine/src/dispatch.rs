@@ -301,17 +301,14 @@ impl Dispatcher {
     }
 }
 
-/// Bodies above this size are parsed on the blocking pool (10 MB of JSON takes tens of
-/// milliseconds: on the async threads it would delay heart-beats and other invocations).
-const PARSE_OFF_REACTOR: usize = 256 * 1024;
-
-/// The message body as JSON, or why it is not UTF-8 JSON.
+/// The message body as JSON, or why it is not UTF-8 JSON; a body over
+/// [`soar_sdk::text::OFFLOAD_ABOVE`] is parsed on the blocking pool.
 async fn parse_body(body: &[u8]) -> Result<Value, String> {
     fn parse(body: &[u8]) -> Result<Value, String> {
         let text = std::str::from_utf8(body).map_err(|e| e.to_string())?;
         serde_json::from_str(text).map_err(|e| e.to_string())
     }
-    if body.len() <= PARSE_OFF_REACTOR {
+    if body.len() <= soar_sdk::text::OFFLOAD_ABOVE {
         return parse(body);
     }
     let owned = body.to_vec();

@@ -486,20 +486,10 @@ fn on_undecodable(
     });
     let shared = shared.clone();
     tasks.spawn(async move {
-        let frame = match reply {
-            Some(reply) => {
-                let frame = stored_frame(&reply);
-                shared.journal.answered(&message_id, reply).await;
-                Some(frame)
-            }
-            None => None,
-        };
+        let frame = answered(&shared, &message_id, reply).await;
         finish(&shared, message_id, frame, tag).await;
     });
 }
-
-/// Messages above this size have their reply serialized on the blocking pool.
-const BIG_MESSAGE: usize = 256 * 1024;
 
 /// Runs the handler of a message and sends its final reply with the ACK.
 async fn run(shared: &Shared, frame: Frame, message_id: String, tag: DeliveryTag, rerun: bool) {
@@ -544,7 +534,7 @@ async fn run(shared: &Shared, frame: Frame, message_id: String, tag: DeliveryTag
         .await;
     // A big message gives a big reply (the results carry the inputs): serialized off the
     // async threads.
-    let big = frame.body.len() > BIG_MESSAGE;
+    let big = frame.body.len() > soar_sdk::text::OFFLOAD_ABOVE;
     let reply = match (outcome, reply_to) {
         (Outcome::Reply(reply), Some(destination)) => Some(StoredReply {
             destination,
@@ -567,15 +557,16 @@ async fn run(shared: &Shared, frame: Frame, message_id: String, tag: DeliveryTag
         (Outcome::AckOnly, _) => None,
     };
     drop(permit);
-    let frame = match reply {
-        Some(reply) => {
-            let frame = stored_frame(&reply);
-            shared.journal.answered(&message_id, reply).await;
-            Some(frame)
-        }
-        None => None,
-    };
+    let frame = answered(shared, &message_id, reply).await;
     finish(shared, message_id, frame, tag).await;
+}
+
+/// Records the final reply (if any) in the journal before it is sent; its frame.
+async fn answered(shared: &Shared, message_id: &str, reply: Option<StoredReply>) -> Option<Frame> {
+    let reply = reply?;
+    let frame = stored_frame(&reply);
+    shared.journal.answered(message_id, reply).await;
+    Some(frame)
 }
 
 /// Pause before committing a refused reply again.

@@ -33,6 +33,11 @@ pub fn truncated(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
     .into()
 }
 
+/// Above this size, parsing or serializing a message or an answer is worth [`offload`]ing:
+/// 10 MB of JSON takes tens of milliseconds, which on the async threads would delay
+/// heart-beats and every other invocation.
+pub const OFFLOAD_ABOVE: usize = 256 * 1024;
+
 /// CPU-heavy jobs running at once: one per core, so that they cannot take every thread.
 static SLOTS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());

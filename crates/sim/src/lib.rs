@@ -614,18 +614,7 @@ impl Sim {
         headers: Vec<(String, String)>,
         body: Bytes,
     ) -> Result<Invocation, SimError> {
-        self.inner.platform.add_message_destination(destination);
-        let n = self.next_number();
-        let default_cid = format!("invid:{n}");
-        let reply_to = format!("/queue/{}", self.reply_queue(destination));
-        let headers = messages::raw_headers(&reply_to, &default_cid, headers);
-        let correlation_id = headers
-            .iter()
-            .find(|(k, _)| k == "correlation-id")
-            .map(|(_, v)| v.clone())
-            .unwrap_or(default_cid);
-        self.publish(destination, n, correlation_id, headers, body, None)
-            .await
+        self.send_raw_as(destination, headers, body, None).await
     }
 
     /// Like [`Sim::send_raw`] with a body, but the MESSAGE frame is broken on the wire as
@@ -636,12 +625,28 @@ impl Sim {
         body: Bytes,
         mangle: Mangle,
     ) -> Result<Invocation, SimError> {
+        self.send_raw_as(destination, Vec::new(), body, Some(mangle))
+            .await
+    }
+
+    async fn send_raw_as(
+        &self,
+        destination: &str,
+        headers: Vec<(String, String)>,
+        body: Bytes,
+        mangle: Option<Mangle>,
+    ) -> Result<Invocation, SimError> {
         self.inner.platform.add_message_destination(destination);
         let n = self.next_number();
-        let correlation_id = format!("invid:{n}");
+        let default_cid = format!("invid:{n}");
         let reply_to = format!("/queue/{}", self.reply_queue(destination));
-        let headers = messages::raw_headers(&reply_to, &correlation_id, Vec::new());
-        self.publish(destination, n, correlation_id, headers, body, Some(mangle))
+        let headers = messages::raw_headers(&reply_to, &default_cid, headers);
+        let correlation_id = headers
+            .iter()
+            .find(|(k, _)| k == "correlation-id")
+            .map(|(_, v)| v.clone())
+            .unwrap_or(default_cid);
+        self.publish(destination, n, correlation_id, headers, body, mangle)
             .await
     }
 

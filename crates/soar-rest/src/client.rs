@@ -175,12 +175,13 @@ impl RestClient {
         }
         // Megabytes of JSON (an incident with a huge description) take tens of milliseconds:
         // parsed on the blocking pool, not on the threads that carry every other invocation.
+        let (m, u) = (method.to_string(), url.clone());
         tokio::task::spawn_blocking(move || parse_json(&raw, method.as_str(), &url))
             .await
             .unwrap_or_else(|e| {
                 Err(RestError::Decode {
-                    method: "?".into(),
-                    url: "?".into(),
+                    method: m,
+                    url: u,
                     reason: format!("parsing the answer failed: {e}"),
                 })
             })

@@ -343,11 +343,7 @@ impl StompCodec {
                 headers,
                 problem: problem.to_string(),
             },
-            _ => Rejected {
-                command: None,
-                headers: Vec::new(),
-                problem: problem.to_string(),
-            },
+            _ => unreachable!("only called while reading a body"),
         }
     }
 }
@@ -359,7 +355,10 @@ fn head(
     head: &[u8],
     max: usize,
 ) -> Result<(Command, Vec<(String, String)>, Option<usize>), (CodecError, Until)> {
-    let until = || match lenient(head, CodecError::NotUtf8).get("content-length") {
+    let until = || match (lenient_headers(head).1.iter())
+        .find(|(n, _)| n == "content-length")
+        .map(|(_, v)| v)
+    {
         Some(v) => v
             .trim()
             .parse::<usize>()
@@ -394,9 +393,20 @@ fn head(
     Ok((command, headers, content_length))
 }
 
+/// A head that did not parse, rejected for `problem` with what can be read of it.
+fn lenient(head: &[u8], problem: CodecError) -> Rejected {
+    let (command, headers) = lenient_headers(head);
+    Rejected {
+        command,
+        headers,
+        problem: problem.to_string(),
+    }
+}
+
 /// What can be read of a head that did not parse: the command if the first line is one, and
 /// every `name:value` line (unescaped where the escapes are valid, UTF-8 lossily).
-fn lenient(head: &[u8], problem: CodecError) -> Rejected {
+#[allow(clippy::type_complexity)]
+fn lenient_headers(head: &[u8]) -> (Option<Command>, Vec<(String, String)>) {
     let text = String::from_utf8_lossy(head);
     let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
     let command = lines.next().and_then(|l| l.parse().ok());
@@ -410,11 +420,7 @@ fn lenient(head: &[u8], problem: CodecError) -> Rejected {
             )
         })
         .collect();
-    Rejected {
-        command,
-        headers,
-        problem: problem.to_string(),
-    }
+    (command, headers)
 }
 
 /// Parses the command line and header lines (`head` ends with the blank line).

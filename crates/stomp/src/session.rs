@@ -139,6 +139,17 @@ pub struct DeliveryTag {
     pub ack: String,
 }
 
+impl DeliveryTag {
+    /// The tag of a delivery on connection `generation`: its `ack` header, else its
+    /// `message-id`; `None` when it has neither.
+    fn of(generation: u64, ack: Option<&str>, message_id: Option<&str>) -> Option<Self> {
+        ack.or(message_id).map(|ack| DeliveryTag {
+            generation,
+            ack: ack.to_owned(),
+        })
+    }
+}
+
 /// What the session reports, in order.
 #[derive(Debug)]
 pub enum Event {
@@ -627,24 +638,20 @@ impl Supervisor {
             Item::Frame(frame) => frame,
             Item::HeartBeat => return None,
             Item::Rejected(rejected) => {
-                warn!(generation, problem = %rejected.problem, "skipped a frame that cannot be read");
-                let tag = (rejected.get("ack"))
-                    .or_else(|| rejected.get("message-id"))
-                    .map(|ack| DeliveryTag {
-                        generation,
-                        ack: ack.to_owned(),
-                    });
+                debug!(generation, problem = %rejected.problem, "skipped a frame that cannot be read");
+                let tag =
+                    DeliveryTag::of(generation, rejected.get("ack"), rejected.get("message-id"));
                 let event = Event::Undecodable { rejected, tag };
                 return (!self.emit(event).await).then_some(Outcome::Stopped);
             }
         };
         let event = match frame.command {
             Command::Message => {
-                let ack = frame.get("ack").or_else(|| frame.get("message-id"));
-                let tag = DeliveryTag {
-                    generation,
-                    ack: ack.unwrap_or_default().to_owned(),
-                };
+                let tag = DeliveryTag::of(generation, frame.get("ack"), frame.get("message-id"))
+                    .unwrap_or(DeliveryTag {
+                        generation,
+                        ack: String::new(),
+                    });
                 Event::Message { frame, tag }
             }
             Command::Error => {
