@@ -54,6 +54,7 @@ pub struct SlackSection {
     /// Slack token of the installed Slack app: a bot token (xoxb-...) with the chat:write scope.
     /// Better kept out of this file: api_token = $SLACK_API_TOKEN or api_token = ^slack_api_token
     #[schemars(example = "xoxb-xxxxxxxxx-xxxxxxxxxxxx-xxxxxxxxxxxxxxxxxxxxxxxx")]
+    #[schemars(extend("x-placeholder" = true))]
     pub api_token: Secret,
     /// Author name shown on messages when slack_as_user is not true; a workflow's slack_user_id overrides it.
     #[schemars(example = &"Resilient")]

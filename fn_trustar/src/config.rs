@@ -111,6 +111,7 @@ pub struct AccountSection {
     pub user_api_secret: Secret,
     /// Enclave ids that reports are submitted to (comma-separated).
     #[schemars(example = &"your-enclave-id")]
+    #[schemars(extend("x-placeholder" = true))]
     pub enclave_ids_for_submission: Vec<String>,
     /// Enclave ids searched for correlated indicators (default: the submission enclaves).
     #[serde(default)]

@@ -2,13 +2,14 @@
 //! `RotatingFileHandler`; every line passes through a redactor that masks known secret values.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use tracing_subscriber::EnvFilter;
+use soar_engine::config::LogFormat;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::prelude::*;
+use tracing_subscriber::{EnvFilter, Layer, Registry, reload};
 
 /// A file that rotates to `name.1 … name.N` when it would exceed `max_bytes` (0 = never).
 ///
@@ -179,8 +180,9 @@ impl<W: Write> Write for RedactingWriter<W> {
     }
 }
 
+/// Stderr; `.1`: colours are on, so ESC is kept.
 #[derive(Clone)]
-struct Stderr(Redactor);
+struct Stderr(Redactor, bool);
 
 impl<'a> MakeWriter<'a> for Stderr {
     type Writer = RedactingWriter<io::Stderr>;
@@ -188,7 +190,7 @@ impl<'a> MakeWriter<'a> for Stderr {
         RedactingWriter {
             inner: io::stderr(),
             redactor: self.0.clone(),
-            keep_esc: true,
+            keep_esc: self.1,
         }
     }
 }
@@ -233,7 +235,22 @@ pub struct LogSettings {
     pub file: Option<PathBuf>,
     pub max_bytes: u64,
     pub backups: u32,
+    pub format: LogFormat,
     pub secrets: Vec<String>,
+}
+
+impl LogSettings {
+    /// Text on stderr only, at `level`.
+    pub fn stderr(level: &str) -> LogSettings {
+        LogSettings {
+            level: level.to_string(),
+            file: None,
+            max_bytes: 0,
+            backups: 0,
+            format: LogFormat::Text,
+            secrets: Vec::new(),
+        }
+    }
 }
 
 fn directive(level: &str) -> &'static str {
@@ -246,25 +263,76 @@ fn directive(level: &str) -> &'static str {
     }
 }
 
-/// Installs the global subscriber. Returns a warning to print when the log file can't be opened.
-pub fn init(settings: &LogSettings) -> Option<String> {
-    let filter = EnvFilter::try_from_env("RUST_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(directive(&settings.level)));
+/// Colours only for a person at a terminal who has not asked for none (`NO_COLOR`).
+fn stderr_colours() -> bool {
+    io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+type Boxed = Box<dyn Layer<Registry> + Send + Sync>;
+
+/// One output: text (with colours if `ansi`, without a timestamp if `time` is false) or JSON.
+fn layer<W>(writer: W, format: LogFormat, ansi: bool, time: bool) -> Boxed
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .with_target(false)
+        .with_ansi(ansi);
+    match (format, time) {
+        (LogFormat::Json, _) => Box::new(fmt.json().with_current_span(true).with_span_list(false)),
+        (LogFormat::Text, true) => Box::new(fmt),
+        (LogFormat::Text, false) => Box::new(fmt.without_time()),
+    }
+}
+
+/// Changes the level of the installed subscriber (a reload of app.config); `RUST_LOG`, when
+/// set, keeps precedence.
+pub struct LevelHandle(Option<reload::Handle<EnvFilter, Registry>>);
+
+impl LevelHandle {
+    pub fn set(&self, level: &str) {
+        let Some(handle) = &self.0 else {
+            tracing::info!("RUST_LOG is set: loglevel {level} not applied");
+            return;
+        };
+        match handle.reload(EnvFilter::new(directive(level))) {
+            Ok(()) => tracing::info!("log level now {level}"),
+            Err(e) => tracing::warn!("log level {level} not applied: {e}"),
+        }
+    }
+}
+
+/// Installs the global subscriber. Returns a warning to print when the log file can't be
+/// opened, and the handle that changes the level.
+///
+/// Under systemd (`JOURNAL_STREAM` set) stderr lines carry no timestamp: journald adds its own.
+pub fn init(settings: &LogSettings) -> (Option<String>, LevelHandle) {
+    let from_env = EnvFilter::try_from_env("RUST_LOG").ok();
+    let fixed = from_env.is_some();
+    let (filter, handle) =
+        reload::Layer::new(from_env.unwrap_or_else(|| EnvFilter::new(directive(&settings.level))));
     let redactor = Redactor::new(settings.secrets.clone());
-    let stderr = tracing_subscriber::fmt::layer()
-        .with_writer(Stderr(redactor.clone()))
-        .with_target(false);
+    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    let ansi = stderr_colours();
+    let stderr = layer(
+        Stderr(redactor.clone(), ansi),
+        settings.format,
+        ansi,
+        !journald,
+    );
     let mut warning = None;
     let file_layer = settings.file.as_ref().and_then(|path| {
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
         match RotatingFile::open(path, settings.max_bytes, settings.backups) {
-            Ok(file) => Some(
-                tracing_subscriber::fmt::layer()
-                    .with_ansi(false)
-                    .with_writer(Shared(Arc::new(Mutex::new(file)), redactor.clone())),
-            ),
+            Ok(file) => Some(layer(
+                Shared(Arc::new(Mutex::new(file)), redactor.clone()),
+                settings.format,
+                false,
+                true,
+            )),
             Err(e) => {
                 warning = Some(format!(
                     "cannot open the log file {}: {e}; logging to stderr only",
@@ -274,12 +342,11 @@ pub fn init(settings: &LogSettings) -> Option<String> {
             }
         }
     });
+    let layers: Vec<Boxed> = std::iter::once(stderr).chain(file_layer).collect();
     let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(stderr)
-        .with(file_layer)
+        .with(layers.with_filter(filter))
         .try_init();
-    warning
+    (warning, LevelHandle((!fixed).then_some(handle)))
 }
 
 #[cfg(test)]

@@ -3,6 +3,23 @@
 //! CLI and wiring only: the engine does the work, and the linked function crates (cargo
 //! features) register themselves. The host knows no integration by name.
 
+/// `println!` that ignores a closed stdout (`host list | head -1`): output nobody reads is not
+/// an error, and a push under way (`customize -y | head -1`) goes on.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `print!` that ignores a closed stdout; see `outln!`.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod commands;
 mod lock;
 mod logging;
@@ -14,7 +31,7 @@ include!(concat!(env!("OUT_DIR"), "/linked.rs"));
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -23,7 +40,8 @@ use clap::{Args, Parser, Subcommand};
     about = "Integration host for IBM SOAR (resilient-circuits compatible)"
 )]
 struct Cli {
-    /// More output from the command itself.
+    /// More output: `run` logs at DEBUG (unless --loglevel says otherwise), other commands log
+    /// their progress.
     #[arg(short, long, global = true)]
     verbose: bool,
     #[command(subcommand)]
@@ -39,13 +57,20 @@ struct ConfigFile {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Connect to the platform and run the linked functions until SIGINT/SIGTERM.
+    /// Connect to the platform and run the linked functions until SIGINT/SIGTERM; SIGHUP
+    /// reloads app.config.
     Run {
         #[command(flatten)]
         config: ConfigFile,
-        /// Overrides `loglevel` (DEBUG, INFO, WARNING, ERROR).
+        /// Overrides `loglevel` (DEBUG, INFO, WARNING, ERROR, CRITICAL).
         #[arg(long)]
         loglevel: Option<String>,
+        /// Overrides `num_workers` (1 to 2000).
+        #[arg(long = "num-workers", value_name = "N")]
+        num_workers: Option<u32>,
+        /// Watch app.config and apply its changes without dropping work (as SIGHUP does).
+        #[arg(short = 'r', long = "auto-restart")]
+        auto_restart: bool,
     },
     /// List the linked components, their functions, rule handlers and config sections.
     List,
@@ -99,7 +124,14 @@ enum Command {
         /// Only these components.
         #[arg(short = 'l', long = "list", num_args = 1..)]
         components: Vec<String>,
+        /// First print the host's version, its components and the environment it reads.
+        #[arg(long = "print-env")]
+        print_env: bool,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff) to stdout: `host man > host.1`.
+    Man,
     /// Run the simulated platform on its own (REST, STOMP broker, admin interface).
     #[cfg(feature = "sim")]
     Sim(commands::sim::SimArgs),
@@ -114,6 +146,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let verbose = cli.verbose;
+    // Commands other than `run` log to stderr only: warnings, or everything with -v.
+    if !matches!(cli.command, Command::Run { .. }) {
+        let level = if verbose { "DEBUG" } else { "WARNING" };
+        let _ = logging::init(&logging::LogSettings::stderr(level));
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -126,8 +164,19 @@ fn main() -> ExitCode {
     };
     let code = runtime.block_on(async move {
         match cli.command {
-            Command::Run { config, loglevel } => {
-                commands::run::run(config.config_file, loglevel).await
+            Command::Run {
+                config,
+                loglevel,
+                num_workers,
+                auto_restart,
+            } => {
+                commands::run::run(commands::run::RunOptions {
+                    config_file: config.config_file,
+                    loglevel: loglevel.or_else(|| verbose.then(|| "DEBUG".to_string())),
+                    num_workers,
+                    auto_restart,
+                })
+                .await
             }
             Command::List => commands::list::run(),
             Command::Config {
@@ -144,8 +193,29 @@ fn main() -> ExitCode {
                 export,
             } => commands::customize::run(config.config_file, &components, yes, export).await,
             Command::New { name } => commands::new::run(&name),
-            Command::Selftest { config, components } => {
-                commands::selftest::run(config.config_file, &components).await
+            Command::Selftest {
+                config,
+                components,
+                print_env,
+            } => commands::selftest::run(config.config_file, &components, print_env).await,
+            Command::Completions { shell } => {
+                let mut text = Vec::new();
+                clap_complete::generate(shell, &mut Cli::command(), "host", &mut text);
+                out!("{}", String::from_utf8_lossy(&text));
+                0
+            }
+            Command::Man => {
+                let mut page = Vec::new();
+                match clap_mangen::Man::new(Cli::command()).render(&mut page) {
+                    Ok(()) => {
+                        out!("{}", String::from_utf8_lossy(&page));
+                        0
+                    }
+                    Err(e) => {
+                        eprintln!("error: cannot render the man page: {e}");
+                        1
+                    }
+                }
             }
             #[cfg(feature = "sim")]
             Command::Sim(args) => commands::sim::run(args).await,

@@ -86,7 +86,7 @@ async fn activemq_three_hosts_on_one_queue_with_one_killed() {
     assert_one_final_reply(&s, &invocations).await;
     let served: Vec<usize> = homes
         .iter()
-        .map(|h| log_count(&h.join("logs"), "completed function"))
+        .map(|h| log_count(&h.join("logs"), "outcome=\"completed\""))
         .collect();
     println!(
         "ActiveMQ, 3 hosts, one killed after {} of {N}: completed per host {served:?}",

@@ -8,7 +8,7 @@ use std::process::Stdio;
 
 use common::{WAIT, host, setup, sigterm};
 use serde_json::json;
-use soar_sim::{InvocationEvent, Sim, SimConfig};
+use soar_sim::{Sim, SimConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_serves_then_finishes_in_flight_work_on_sigterm() {
@@ -41,14 +41,7 @@ async fn run_serves_then_finishes_in_flight_work_on_sigterm() {
         )
         .await
         .unwrap();
-    // Running means its handler has sent its first status message.
-    loop {
-        match slow.next_event(WAIT).await.unwrap() {
-            InvocationEvent::Status(_) => break,
-            InvocationEvent::Final(r) => panic!("finished too early: {r:?}"),
-            _ => {}
-        }
-    }
+    common::wait_running(&slow).await;
     sigterm(&child);
     let log_path = s.dir.path().join("logs/app.log");
     let reply = slow.final_reply(WAIT).await.unwrap_or_else(|e| {

@@ -28,11 +28,24 @@ use crate::threat::{self, CustomThreatService, ThreatServer, Webserver};
 pub enum AppError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("component {component}: {source}")]
+    #[error("component {component}: {source}; fix it, or {}", leave_out(component))]
     Component {
         component: String,
         #[source]
         source: soar_sdk::ConfigError,
+    },
+    /// A component's section still holds an example value that `host config` wrote.
+    #[error(
+        "component {component}: {}: [{section}] {key} still holds the example value that \
+         `host config` wrote; fill it in, or {}",
+        file.display(),
+        leave_out(component)
+    )]
+    Placeholder {
+        component: String,
+        file: std::path::PathBuf,
+        section: String,
+        key: String,
     },
     #[error(transparent)]
     Check(#[from] CheckError),
@@ -57,6 +70,14 @@ pub enum AppError {
     Duplicate(#[from] DuplicateFunction),
     #[error(transparent)]
     Customize(#[from] CustomizeError),
+}
+
+/// The way to start without a component that is not set up.
+fn leave_out(component: &str) -> String {
+    format!(
+        "leave {component} out: add `noload = {component}` to [resilient] (selftest and \
+         customize: -l names the components to use)"
+    )
 }
 
 impl AppError {
@@ -199,12 +220,14 @@ pub fn stomp_config(opts: &ResilientOptions) -> Result<soar_stomp::ClientConfig,
 
 /// Logs in, resolves destinations, connects the broker and serves until `shutdown`.
 ///
-/// `ready` receives the subscribed queues once the first subscription is in place.
+/// `ready` receives the subscribed queues once the first subscription is in place; `health`
+/// shows whether the STOMP link is up.
 pub async fn run(
     config: &AppConfig,
     components: Vec<LoadedComponent>,
     shutdown: impl Future<Output = ()>,
     ready: Option<oneshot::Sender<Vec<String>>>,
+    health: runtime::Health,
 ) -> Result<(), AppError> {
     let opts = ResilientOptions::from_config(config)?;
     let stomp = stomp_config(&opts)?;
@@ -235,14 +258,16 @@ pub async fn run(
             "no function or rule of the enabled components is defined on the platform: nothing to subscribe to"
         );
     }
+    let journal = open_journal(opts.journal_path.as_deref()).await?;
     let runtime_config = RuntimeConfig {
         stomp,
         num_workers: opts.num_workers as usize,
         prefetch: opts.stomp_prefetch_limit,
         shutdown_timeout: opts.shutdown_timeout,
-        journal: open_journal(opts.journal_path.as_deref()).await?,
+        journal: journal.clone(),
         stomp_max_retries: opts.stomp_max_retries,
         heartbeat_timeout_threshold: opts.heartbeat_timeout_threshold,
+        health,
     };
     // The components' threat services are served beside the functions.
     let threat_server = match threat_server(config, &components)? {
@@ -257,6 +282,7 @@ pub async fn run(
     if let Some(server) = threat_server {
         server.stop().await;
     }
+    journal.close().await;
     served?;
     Ok(())
 }
@@ -343,6 +369,7 @@ pub fn spawn(config: AppConfig, components: Vec<LoadedComponent>) -> HostHandle 
                 let _ = stop_rx.await;
             },
             Some(ready_tx),
+            runtime::Health::default(),
         )
         .await
     });

@@ -15,6 +15,7 @@ use soar_sdk::context::StatusSink;
 use soar_sdk::message::{MessageKind, rule_key};
 use soar_sdk::result::ResultSource;
 use soar_sdk::{Context, FunctionError, Inputs, Message, Reply, Rest};
+use tracing::Instrument;
 
 use crate::load::LoadedComponent;
 use crate::rules::RuleDirectory;
@@ -137,7 +138,44 @@ impl Dispatcher {
     /// Handles one delivery (`key`: its message id; `may_have_run`: an earlier run of it may
     /// have started, see [`Context::may_have_run`]). Never panics: a panicking handler becomes
     /// an error reply.
+    ///
+    /// Everything logged while it runs carries the message id, and once known the incident,
+    /// the workflow instance and the function or rule; the last line says the outcome.
     pub async fn dispatch(
+        &self,
+        key: &str,
+        may_have_run: bool,
+        destination: &str,
+        payload_type: Option<&str>,
+        body: &[u8],
+        status: Arc<dyn StatusSink>,
+    ) -> Outcome {
+        let span = tracing::info_span!(
+            "message",
+            id = key,
+            incident = tracing::field::Empty,
+            workflow = tracing::field::Empty,
+            function = tracing::field::Empty,
+            rule = tracing::field::Empty,
+        );
+        let started = Instant::now();
+        let outcome = self
+            .dispatch_in_span(key, may_have_run, destination, payload_type, body, status)
+            .instrument(span.clone())
+            .await;
+        let ms = started.elapsed().as_millis() as u64;
+        let _entered = span.enter();
+        match &outcome {
+            Outcome::Reply(reply) if reply.message_type == 1 => {
+                tracing::warn!(outcome = "error", ms, "finished")
+            }
+            Outcome::Reply(_) => tracing::info!(outcome = "completed", ms, "finished"),
+            Outcome::AckOnly => tracing::info!(outcome = "acknowledged", ms, "finished"),
+        }
+        outcome
+    }
+
+    async fn dispatch_in_span(
         &self,
         key: &str,
         may_have_run: bool,
@@ -159,6 +197,13 @@ impl Dispatcher {
             }
         };
         let message = Message::new(destination, payload_type, json);
+        let span = tracing::Span::current();
+        if let Some(id) = message.incident_id() {
+            span.record("incident", id);
+        }
+        if let Some(id) = message.workflow_instance_id() {
+            span.record("workflow", id);
+        }
         match message.kind().clone() {
             MessageKind::Function(name) => Outcome::Reply(
                 self.run_function(key, may_have_run, &name, message, status)
@@ -189,6 +234,7 @@ impl Dispatcher {
         message: Message,
         status: Arc<dyn StatusSink>,
     ) -> Reply {
+        tracing::Span::current().record("function", name);
         let Some((route, meta)) = self.functions.get(name) else {
             let served = if self.component_names.is_empty() {
                 "none".to_string()
@@ -225,11 +271,6 @@ impl Dispatcher {
         let elapsed = started.elapsed();
         match outcome {
             Ok(result) => {
-                tracing::info!(
-                    function = name,
-                    ms = elapsed.as_millis() as u64,
-                    "completed"
-                );
                 let source = ResultSource {
                     package: &meta.name,
                     package_version: &meta.version,
@@ -250,7 +291,7 @@ impl Dispatcher {
         err: FunctionError,
         status: Arc<dyn StatusSink>,
     ) -> Reply {
-        tracing::warn!(function = name, "failed: {err}");
+        tracing::warn!("failed: {err}");
         if self.options.trap_exception {
             let text = format!(
                 "Error running '{name}'. Config 'trap_exception' set to 'True' so ignoring \
@@ -277,6 +318,9 @@ impl Dispatcher {
             Some(id) => self.rule_names.name_of(id).await,
             None => None,
         };
+        if let Some(name) = &name {
+            tracing::Span::current().record("rule", name.as_str());
+        }
         let Some(name) = name else {
             tracing::warn!(queue, action_id = ?message.action_id(), "rule message for an unknown rule");
             return Reply::success("No handler returned a result for this action", None);

@@ -114,11 +114,16 @@ enum Write {
     },
     /// Put every earlier write on disk, then say so.
     Flush(oneshot::Sender<()>),
+    /// Put every earlier write on disk, close the file, then say so.
+    Close(oneshot::Sender<()>),
 }
 
 impl Write {
     fn durable(&self) -> bool {
-        matches!(self, Write::Put { done: Some(_), .. } | Write::Flush(_))
+        matches!(
+            self,
+            Write::Put { done: Some(_), .. } | Write::Flush(_) | Write::Close(_)
+        )
     }
 }
 
@@ -270,6 +275,17 @@ impl Journal {
         let (tx, rx) = oneshot::channel();
         if let Some(writes) = &self.inner.writes
             && writes.send(Write::Flush(tx)).is_ok()
+        {
+            let _ = rx.await;
+        }
+    }
+
+    /// Puts every earlier write on disk and closes the file, so that it can be opened again
+    /// at once (a reload of the host); later writes of clones are not journaled.
+    pub async fn close(&self) {
+        let (tx, rx) = oneshot::channel();
+        if let Some(writes) = &self.inner.writes
+            && writes.send(Write::Close(tx)).is_ok()
         {
             let _ = rx.await;
         }
@@ -463,9 +479,23 @@ impl Writer {
                 // into one commit; one at a time, each is committed at once.
                 gather(&rx, &mut batch);
             }
+            let (closes, rest): (Vec<Write>, Vec<Write>) = std::mem::take(&mut batch)
+                .into_iter()
+                .partition(|w| matches!(w, Write::Close(_)));
+            batch = rest;
             if !batch.is_empty() && (durable || waited || closed || batch.len() >= MAX_BATCH) {
                 last_durable = batch.iter().filter(|w| w.durable()).count();
                 self.commit_and_tell(std::mem::take(&mut batch), durable);
+            }
+            if !closes.is_empty() {
+                // The file is closed before anyone hears so.
+                drop(self);
+                for close in closes {
+                    if let Write::Close(done) = close {
+                        let _ = done.send(());
+                    }
+                }
+                return;
             }
             if closed {
                 return;

@@ -25,6 +25,7 @@ pub fn load_component(
     registration: &ComponentRegistration,
     config: &AppConfig,
 ) -> Result<LoadedComponent, AppError> {
+    check_filled_in(registration, config)?;
     let source = config.to_source();
     let component_error = |source| AppError::Component {
         component: registration.name.to_string(),
@@ -55,6 +56,43 @@ pub fn load_component(
     })
 }
 
+/// Fails when one of the component's sections still holds a placeholder of its template (a
+/// required key's example marked `x-placeholder`, such as a dummy token).
+fn check_filled_in(
+    registration: &ComponentRegistration,
+    config: &AppConfig,
+) -> Result<(), AppError> {
+    let template = (registration.template)();
+    let named: Vec<&str> = template.iter().map(|t| t.name.as_str()).collect();
+    for section in &template {
+        let instances: Vec<&str> = match &section.family_prefix {
+            Some(prefix) => config
+                .section_names()
+                .filter(|n| n.starts_with(prefix.as_str()) && !named.contains(n))
+                .chain(Some(section.name.as_str()).filter(|n| config.has_section(n)))
+                .collect(),
+            None => vec![section.name.as_str()],
+        };
+        for name in instances {
+            let Some(values) = config.section(name) else {
+                continue;
+            };
+            let unfilled = section.keys.iter().find(|k| {
+                k.placeholder && values.get(&k.name).map(str::trim) == Some(k.value.as_str())
+            });
+            if let Some(key) = unfilled {
+                return Err(AppError::Placeholder {
+                    component: registration.name.to_string(),
+                    file: config.path().to_path_buf(),
+                    section: name.to_string(),
+                    key: key.name.clone(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The registrations named in `only` (all when empty); an unknown name is an error that lists
 /// the linked components.
 pub fn select(only: &[String]) -> Result<Vec<&'static ComponentRegistration>, AppError> {
@@ -71,7 +109,8 @@ pub fn select(only: &[String]) -> Result<Vec<&'static ComponentRegistration>, Ap
         .collect())
 }
 
-/// Builds every linked component (or only those named), skipping `[resilient] noload` ones.
+/// Builds the components named in `only`, or when it is empty every linked one but those in
+/// `[resilient] noload` (naming a component with `-l` loads it whatever noload says).
 pub fn load_components(
     config: &AppConfig,
     only: &[String],
@@ -79,7 +118,7 @@ pub fn load_components(
 ) -> Result<Vec<LoadedComponent>, AppError> {
     select(only)?
         .into_iter()
-        .filter(|r| !noload.iter().any(|n| n == r.name))
+        .filter(|r| !only.is_empty() || !noload.iter().any(|n| n == r.name))
         .map(|r| load_component(r, config))
         .collect()
 }

@@ -93,6 +93,24 @@ pub struct RuntimeConfig {
     /// `heartbeat_timeout_threshold`: stop (exit code 34) when heart-beat timeouts keep
     /// happening for longer than this.
     pub heartbeat_timeout_threshold: Option<Duration>,
+    /// Where the runtime shows how it is doing (for a supervisor's watchdog).
+    pub health: Health,
+}
+
+/// How a running host is doing, for its supervisor (systemd's watchdog): cheap to clone and to
+/// read from any task.
+#[derive(Debug, Clone, Default)]
+pub struct Health(Arc<AtomicBool>);
+
+impl Health {
+    /// The STOMP link is up and subscribed.
+    pub fn link_up(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn set_link_up(&self, up: bool) {
+        self.0.store(up, Ordering::Relaxed);
+    }
 }
 
 /// The message destinations to subscribe to, resolved from the platform; loads `rules`.
@@ -234,6 +252,7 @@ pub async fn serve(
                 None => break Err(RuntimeError::Stomp { address: address.clone(), source: StompError::Closed }),
                 Some(Event::Connected { generation, server, .. }) => {
                     heart_beats.connected(Instant::now());
+                    config.health.set_link_up(true);
                     tracing::info!(generation, server = server.as_deref().unwrap_or("?"), "STOMP connected to {address}; subscribed to {}", queues.join(", "));
                     if !announced {
                         announced = true;
@@ -250,6 +269,7 @@ pub async fn serve(
                     on_undecodable(&shared, &mut tasks, rejected, tag);
                 }
                 Some(Event::Disconnected { error, .. }) => {
+                    config.health.set_link_up(false);
                     tracing::warn!("lost the STOMP connection to {address}: {error}; reconnecting");
                     if let Some(e) = heart_beats.lost(&error, config.heartbeat_timeout_threshold, Instant::now()) {
                         break Err(e);
@@ -317,6 +337,7 @@ pub async fn serve(
     if let Err(e) = session.disconnect().await {
         tracing::debug!("disconnect: {e}");
     }
+    config.health.set_link_up(false);
     config.journal.flush().await;
     result
 }

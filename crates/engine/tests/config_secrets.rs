@@ -12,6 +12,15 @@ fn parse(text: &str, resolver: &SecretResolver) -> Result<AppConfig, ConfigError
     AppConfig::parse_with(text, Path::new(FILE), resolver)
 }
 
+/// What a component reading `section` is told: a `^secret` there that could not be resolved
+/// stops only the component that reads it.
+fn read_error(cfg: &AppConfig, section: &str) -> String {
+    cfg.to_source()
+        .section::<std::collections::BTreeMap<String, String>>(section)
+        .expect_err("reading the section fails")
+        .to_string()
+}
+
 fn get(cfg: &AppConfig, section: &str, key: &str) -> String {
     cfg.section(section).unwrap().get(key).unwrap().to_owned()
 }
@@ -75,11 +84,13 @@ fn secret_store_substitution_and_scoping() {
 #[test]
 fn unresolved_secret_is_an_error_naming_file_section_key() {
     let r = SecretResolver::isolated().with_store(Box::new(MemoryStore::new()));
-    let e = parse("[fn_x]\napi_token = ^missing_token\n", &r).unwrap_err();
-    assert!(
-        matches!(&e, ConfigError::Secret { section, key, .. } if section == "fn_x" && key == "api_token")
-    );
-    let msg = e.to_string();
+    // In a component's section: the file loads, reading the section fails.
+    let cfg = parse(
+        "[fn_x]\napi_token = ^missing_token\nother = 1\n[fn_y]\nk = v\n",
+        &r,
+    )
+    .unwrap();
+    let msg = read_error(&cfg, "fn_x");
     assert!(
         msg.starts_with(&format!("{FILE}: [fn_x] api_token: ")),
         "{msg}"
@@ -88,17 +99,26 @@ fn unresolved_secret_is_an_error_naming_file_section_key() {
         msg.contains("missing_token") && msg.contains("memory store"),
         "{msg}"
     );
+    assert!(
+        cfg.to_source()
+            .section::<std::collections::BTreeMap<String, String>>("fn_y")
+            .is_ok(),
+        "another section is not affected"
+    );
+    // In [resilient], which every start needs: the file does not load.
+    let e = parse("[resilient]\napi_key_secret = ^missing_token\n", &r).unwrap_err();
+    assert!(
+        matches!(&e, ConfigError::Secret { section, key, .. } if section == "resilient" && key == "api_key_secret")
+    );
 
     // Braced references always need a store.
-    let e = parse(
+    let cfg = parse(
         "[fn_x]\nregex = ^{not a name}\n",
         &SecretResolver::isolated(),
     )
-    .unwrap_err();
-    assert!(
-        e.to_string().contains("no secret store is configured"),
-        "{e}"
-    );
+    .unwrap();
+    let msg = read_error(&cfg, "fn_x");
+    assert!(msg.contains("no secret store is configured"), "{msg}");
 }
 
 #[test]
@@ -254,8 +274,9 @@ mod files {
         let r = SecretResolver::isolated()
             .with_env("APP_SECRETS", "/nonexistent/soar-secrets")
             .with_automatic_stores(None);
-        let e = parse("[fn_a]\napi_token = ^token\n", &r).unwrap_err();
-        assert!(e.to_string().contains("APP_SECRETS"), "{e}");
+        let cfg = parse("[fn_a]\napi_token = ^token\n", &r).unwrap();
+        let e = read_error(&cfg, "fn_a");
+        assert!(e.contains("APP_SECRETS"), "{e}");
         // A broken store only matters when a value needs it.
         parse("[fn_a]\nplain = 1\n", &r).unwrap();
     }
@@ -285,11 +306,9 @@ mod files {
         // No store anywhere (and no keyring feature): a clear error.
         if !cfg!(feature = "keyring") {
             let r = SecretResolver::isolated().with_automatic_stores(Some(tmp.path().join("none")));
-            let e = parse("[fn_a]\nk = ^token\n", &r).unwrap_err();
-            assert!(
-                e.to_string().contains("no secret store is configured"),
-                "{e}"
-            );
+            let cfg = parse("[fn_a]\nk = ^token\n", &r).unwrap();
+            let e = read_error(&cfg, "fn_a");
+            assert!(e.contains("no secret store is configured"), "{e}");
         }
     }
 

@@ -93,6 +93,9 @@ pub fn app_config(data: &[u8]) {
 /// The values of secret keys, to look for in error messages.
 struct SecretsOf {
     values: Vec<String>,
+    /// The values of other keys, longest first: an error may quote one of them, and a secret
+    /// value can then appear across the quote and the value (`'0a1b` in `'0a1b, 9f8e'`).
+    plain: Vec<String>,
 }
 
 impl SecretsOf {
@@ -127,12 +130,23 @@ impl SecretsOf {
                     && !names.iter().any(|n| n.contains(v.as_str()))
             })
             .collect();
-        SecretsOf { values }
+        let mut plain: Vec<String> = other.into_iter().filter(|o| !o.is_empty()).collect();
+        plain.sort_by_key(|o| std::cmp::Reverse(o.len()));
+        SecretsOf { values, plain }
     }
 
-    /// Panics when `error`'s message shows a secret value.
+    /// Panics when `error`'s message shows a secret value that is not there as (part of) the
+    /// quoted value of another key.
     fn check(&self, error: &dyn std::fmt::Display) {
-        let message = error.to_string();
+        if self.values.is_empty() {
+            return;
+        }
+        let mut message = error.to_string();
+        for o in &self.plain {
+            if message.contains(o.as_str()) {
+                message = message.replace(o.as_str(), "\u{0}");
+            }
+        }
         if let Some(v) = self.values.iter().find(|v| message.contains(v.as_str())) {
             panic!("an app.config error message shows the secret value {v:?}: {message}");
         }

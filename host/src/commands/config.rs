@@ -22,7 +22,15 @@ fn default_file() -> PathBuf {
 pub fn run(create: bool, file: Option<PathBuf>, only: &[String], yes: bool) -> i32 {
     let path = file.unwrap_or_else(default_file);
     let parts = match select(only) {
-        Ok(registrations) => template::parts(&registrations),
+        Ok(registrations) => {
+            // A new file names what it leaves out; `-u` never edits existing lines.
+            let left_out: Vec<&str> = soar_sdk::registered()
+                .iter()
+                .map(|r| r.name)
+                .filter(|n| create && !registrations.iter().any(|r| r.name == *n))
+                .collect();
+            template::parts(&registrations, &left_out)
+        }
         Err(e) => {
             eprintln!("error: {e}");
             return 1;
@@ -31,11 +39,11 @@ pub fn run(create: bool, file: Option<PathBuf>, only: &[String], yes: bool) -> i
     let result = if create {
         create_file(&path, &parts, yes)
     } else {
-        update_file(&path, &parts)
+        update_file(&path, &parts, only)
     };
     match result {
         Ok(message) => {
-            println!("{message}");
+            outln!("{message}");
             0
         }
         Err(e) => {
@@ -90,7 +98,7 @@ fn create_file(path: &Path, parts: &[Part], yes: bool) -> Result<String, String>
     ))
 }
 
-fn update_file(path: &Path, parts: &[Part]) -> Result<String, String> {
+fn update_file(path: &Path, parts: &[Part], only: &[String]) -> Result<String, String> {
     // Only the section names matter: the file is not resolved ($ENV and ^secret values may
     // not be available where the file is edited).
     let text = std::fs::read_to_string(path)
@@ -101,9 +109,27 @@ fn update_file(path: &Path, parts: &[Part]) -> Result<String, String> {
         .iter()
         .filter(|p| !p.present_in(&existing, parts))
         .collect();
+    // Components named with -l that the file's noload still leaves out.
+    let noload = existing
+        .section("resilient")
+        .and_then(|r| r.get("noload"))
+        .unwrap_or_default();
+    let disabled: Vec<&str> = noload
+        .split(',')
+        .map(str::trim)
+        .filter(|n| only.iter().any(|o| o == n))
+        .collect();
+    let hint = if disabled.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " {} still in `noload` of [resilient]: remove it there to enable it.",
+            disabled.join(", ")
+        )
+    };
     if missing.is_empty() {
         return Ok(format!(
-            "{} already has every section; nothing changed.",
+            "{} already has every section; nothing changed.{hint}",
             path.display()
         ));
     }
@@ -114,7 +140,7 @@ fn update_file(path: &Path, parts: &[Part]) -> Result<String, String> {
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     Ok(format!(
-        "Appended {} to {}.",
+        "Appended {} to {}.{hint}",
         names(&missing),
         path.display()
     ))

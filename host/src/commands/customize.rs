@@ -28,7 +28,10 @@ pub async fn run(
             Err(code) => return code,
         }
     };
-    let components = match soar_engine::load_components(&config, only, &[]) {
+    let noload = soar_engine::config::ResilientOptions::from_config(&config)
+        .map(|o| o.noload)
+        .unwrap_or_default();
+    let components = match soar_engine::load_components(&config, only, &noload) {
         Ok(c) => c,
         Err(e) => {
             report("", &e);
@@ -56,7 +59,7 @@ pub async fn run(
     if let Some(path) = export {
         return match std::fs::write(&path, definitions.export_res()) {
             Ok(()) => {
-                println!(
+                outln!(
                     "Wrote {} with the customizations of {}.",
                     path.display(),
                     names.join(", ")
@@ -88,14 +91,14 @@ pub async fn run(
             return e.exit_code();
         }
     };
-    println!(
+    outln!(
         "Customizations of {} for {} org '{}':",
         names.join(", "),
         rest.base_url(),
         rest.org_name()
     );
     let decide = |_: &customize::model::plan::Plan| yes || confirm("Import these changes?");
-    let result = customize::push(&rest, &definitions, decide, &mut |line| println!("{line}")).await;
+    let result = customize::push(&rest, &definitions, decide, &mut |line| outln!("{line}")).await;
     match result {
         Ok(_) => 0,
         Err(CustomizeError::Declined(why)) => {

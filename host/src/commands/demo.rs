@@ -68,39 +68,33 @@ async fn after(sim: &Sim, id: i64, seen: &mut Seen, started: Instant) -> anyhow:
         .flatten()
         .collect::<Vec<_>>()
         .join(" → ");
-        println!("  {ms:>5} ms  action: {what}: {:?}: {}", a.state, a.message);
+        outln!("  {ms:>5} ms  action: {what}: {:?}: {}", a.state, a.message);
     }
     seen.actions = actions.len();
     let notes = sim.notes(id);
     for n in notes.iter().skip(seen.notes) {
-        println!("  {ms:>5} ms  note: {}", note_text(n));
+        outln!("  {ms:>5} ms  note: {}", note_text(n));
     }
     seen.notes = notes.len();
     let artifacts = sim.artifacts(id);
     for a in artifacts.iter().skip(seen.artifacts) {
-        println!(
+        outln!(
             "  {ms:>5} ms  artifact: {} (hits: {})",
             a["value"],
             a["hits"].as_array().map_or(0, Vec::len)
         );
     }
     seen.artifacts = artifacts.len();
-    println!("  {ms:>5} ms  done");
+    outln!("  {ms:>5} ms  done");
     Ok(())
 }
 
 async fn demo(repeat: usize) -> anyhow::Result<()> {
-    crate::logging::init(&crate::logging::LogSettings {
-        level: "ERROR".into(),
-        file: None,
-        max_bytes: 0,
-        backups: 0,
-        secrets: Vec::new(),
-    });
+    let _ = crate::logging::init(&crate::logging::LogSettings::stderr("ERROR"));
     let t0 = Instant::now();
     let world = World::start(SimConfig::default()).await?;
     let sim = &world.sim;
-    println!(
+    outln!(
         "simulated platform: REST https://localhost:{} and STOMP+TLS localhost:{} (org {}), CA {}",
         sim.rest_port(),
         sim.stomp_port(),
@@ -108,7 +102,7 @@ async fn demo(repeat: usize) -> anyhow::Result<()> {
         sim.ca_file().display()
     );
     for (name, emulator) in &world.emulators {
-        println!("emulator: {name} {}", emulator.url());
+        outln!("emulator: {name} {}", emulator.url());
     }
     let dir = tempfile_dir()?;
     let path = dir.join("app.config");
@@ -130,7 +124,7 @@ async fn demo(repeat: usize) -> anyhow::Result<()> {
         );
     }
     for c in &components {
-        println!(
+        outln!(
             "component {} {}: functions {}",
             c.name,
             c.version,
@@ -148,7 +142,7 @@ async fn demo(repeat: usize) -> anyhow::Result<()> {
     let rest = RestClient::connect(app::rest_config(&opts)?).await?;
     let started = Instant::now();
     let report = customize::push(&rest, &definitions, |_| true, &mut |_| {}).await?;
-    println!(
+    outln!(
         "customize: {} new object(s) imported, queue access granted on {}, in {} ms",
         report.plan.new.len(),
         report.granted.join(", "),
@@ -158,14 +152,14 @@ async fn demo(repeat: usize) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut host = app::spawn(config, components);
     let queues = host.ready(WAIT).await?;
-    println!(
+    outln!(
         "host: logged in and subscribed to {} in {} ms",
         queues.join(", "),
         started.elapsed().as_millis()
     );
     story(&world, &steps).await?;
 
-    println!("Direct invocations of each component's examples:");
+    outln!("Direct invocations of each component's examples:");
     let examples: Vec<(&String, &Value)> = steps
         .iter()
         .filter_map(|s| match s {
@@ -181,7 +175,7 @@ async fn demo(repeat: usize) -> anyhow::Result<()> {
 
     host.stop().await?;
     let stats = sim.stats();
-    println!(
+    outln!(
         "\ndone in {} ms: {} message(s) delivered, {} acknowledged; protocol violations seen by the platform: {}",
         t0.elapsed().as_millis(),
         stats.delivered,
@@ -196,7 +190,7 @@ async fn demo(repeat: usize) -> anyhow::Result<()> {
 async fn story(world: &World, steps: &[DemoStep]) -> anyhow::Result<()> {
     let sim = &world.sim;
     let mut seen = Seen::default();
-    println!("\n[1] a new incident: \"DoS attack in EMEA\"");
+    outln!("\n[1] a new incident: \"DoS attack in EMEA\"");
     let started = Instant::now();
     let mut description = String::from("Web front ends in Frankfurt answer slowly.");
     for step in steps {
@@ -221,14 +215,14 @@ async fn story(world: &World, steps: &[DemoStep]) -> anyhow::Result<()> {
         _ => None,
     });
     for (n, rule) in rules.enumerate() {
-        println!("\n[2.{}] manual rule \"{rule}\"", n + 1);
+        outln!("\n[2.{}] manual rule \"{rule}\"", n + 1);
         let started = Instant::now();
         let run = sim.run_manual_rule(rule, id, json!({})).await?;
         run.wait(WAIT).await?;
         after(sim, id, &mut seen, started).await?;
     }
 
-    println!("\n[3] an analyst adds a note");
+    outln!("\n[3] an analyst adds a note");
     let started = Instant::now();
     sim.add_note(id, "Traffic comes mostly from 203.0.113.0/24.")?;
     after(sim, id, &mut seen, started).await?;
@@ -242,7 +236,7 @@ async fn story(world: &World, steps: &[DemoStep]) -> anyhow::Result<()> {
         _ => None,
     });
     for (n, (artifact_type, value, description)) in artifacts.enumerate() {
-        println!("\n[4.{}] an artifact: {artifact_type} {value}", n + 1);
+        outln!("\n[4.{}] an artifact: {artifact_type} {value}", n + 1);
         let started = Instant::now();
         sim.add_artifact(
             id,
@@ -251,7 +245,7 @@ async fn story(world: &World, steps: &[DemoStep]) -> anyhow::Result<()> {
         after(sim, id, &mut seen, started).await?;
     }
 
-    println!("\n[5] the incident is closed");
+    outln!("\n[5] the incident is closed");
     let started = Instant::now();
     sim.close_incident(id, "Resolved", "Blocked the networks at the edge.")?;
     after(sim, id, &mut seen, started).await?;
@@ -266,23 +260,23 @@ async fn story(world: &World, steps: &[DemoStep]) -> anyhow::Result<()> {
                     .join(", ")
             })
             .unwrap_or_default();
-        println!(
+        outln!(
             "  incident {id}: plan_status {}, custom fields: {}",
             incident["plan_status"],
             if custom.is_empty() { "none" } else { &custom }
         );
     }
 
-    println!("\n{}", world.summary());
-    println!("[6] the incident is deleted");
+    outln!("\n{}", world.summary());
+    outln!("[6] the incident is deleted");
     let started = Instant::now();
     sim.delete_incident(id)?;
     sim.wait_rules_idle(WAIT).await?;
     for run in sim.rule_runs() {
         run.wait(WAIT).await?;
     }
-    println!("  {:>5} ms  done\n", started.elapsed().as_millis());
-    println!("{}", world.summary());
+    outln!("  {:>5} ms  done\n", started.elapsed().as_millis());
+    outln!("{}", world.summary());
     Ok(())
 }
 
@@ -293,13 +287,13 @@ async fn invoke(
     round: usize,
     n: usize,
 ) -> anyhow::Result<()> {
-    println!("\n[{round}.{n}] invoke {function} with {inputs}");
+    outln!("\n[{round}.{n}] invoke {function} with {inputs}");
     let started = Instant::now();
     let invocation = sim.invoke(function, inputs).await?;
     loop {
         match invocation.next_event(WAIT).await? {
             InvocationEvent::Status(r) => {
-                println!(
+                outln!(
                     "  {:>5} ms  status: {}",
                     started.elapsed().as_millis(),
                     r.message
@@ -311,20 +305,20 @@ async fn invoke(
                 } else {
                     "ERROR"
                 };
-                println!(
+                outln!(
                     "  {:>5} ms  {kind}: {}",
                     started.elapsed().as_millis(),
                     r.message
                 );
                 if let Some(results) = &r.results {
-                    println!(
+                    outln!(
                         "            content: {}",
                         results.get("content").unwrap_or(results)
                     );
                 }
             }
             InvocationEvent::Acked => {
-                println!("  {:>5} ms  acknowledged", started.elapsed().as_millis());
+                outln!("  {:>5} ms  acknowledged", started.elapsed().as_millis());
                 return Ok(());
             }
             _ => {}

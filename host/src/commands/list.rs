@@ -7,7 +7,7 @@ use soar_sdk::registered;
 pub fn run() -> i32 {
     let all = registered();
     if all.is_empty() {
-        println!("No components are linked into this host (enable them with cargo features).");
+        outln!("No components are linked into this host (enable them with cargo features).");
         return 0;
     }
     // Components are built from the local app.config when there is one, so that handlers that
@@ -16,7 +16,7 @@ pub fn run() -> i32 {
         .and_then(|p| AppConfig::load(&p))
         .unwrap_or_else(|_| AppConfig::empty());
     for reg in all {
-        println!("{} {}: {}", reg.name, reg.version, reg.description);
+        outln!("{} {}: {}", reg.name, reg.version, reg.description);
         let sections: Vec<String> = (reg.template)()
             .iter()
             .map(|s| match &s.family_prefix {
@@ -25,25 +25,25 @@ pub fn run() -> i32 {
             })
             .collect();
         if !sections.is_empty() {
-            println!("  config sections: {}", sections.join(", "));
+            outln!("  config sections: {}", sections.join(", "));
         }
         match load_component(reg, &config) {
             Ok(loaded) => {
                 let c = &loaded.component;
                 for f in c.functions() {
-                    println!("  function: {}", f.name);
+                    outln!("  function: {}", f.name);
                 }
                 for r in c.rules() {
-                    println!("  rule: \"{}\" on destination {}", r.rule, r.destination);
+                    outln!("  rule: \"{}\" on destination {}", r.rule, r.destination);
                 }
                 for t in c.threat_services() {
-                    println!("  threat service: {}", t.name);
+                    outln!("  threat service: {}", t.name);
                 }
                 if c.has_selftest() {
-                    println!("  selftest: yes");
+                    outln!("  selftest: yes");
                 }
             }
-            Err(e) => println!("  (not built: {e})"),
+            Err(e) => outln!("  (not built: {e})"),
         }
     }
     0

@@ -54,7 +54,7 @@ pub fn confirm(question: &str) -> bool {
         eprintln!("{question} Not a terminal: pass -y to proceed without asking.");
         return false;
     }
-    print!("{question} (y/n): ");
+    out!("{question} (y/n): ");
     let _ = std::io::stdout().flush();
     let mut answer = String::new();
     let _ = std::io::stdin().lock().read_line(&mut answer);

@@ -178,11 +178,11 @@ pub fn run(name: &str) -> i32 {
     let cwd = std::env::current_dir().unwrap_or_default();
     match new_crate(&cwd, name) {
         Ok((root, files)) => {
-            println!("Created the function crate {name}:");
+            outln!("Created the function crate {name}:");
             for f in &files {
-                println!("  {}", f.strip_prefix(&root).unwrap_or(f).display());
+                outln!("  {}", f.strip_prefix(&root).unwrap_or(f).display());
             }
-            println!(
+            outln!(
                 "and added it to the workspace (Cargo.toml) and to the host as the feature \
                  {name}, on by default (host/Cargo.toml).\n\nNext:\n  \
                  cargo test -p {name}        # its tests, without any platform\n  \

@@ -30,13 +30,7 @@ pub struct SimArgs {
 }
 
 pub async fn run(args: SimArgs) -> i32 {
-    crate::logging::init(&crate::logging::LogSettings {
-        level: "INFO".into(),
-        file: None,
-        max_bytes: 0,
-        backups: 0,
-        secrets: Vec::new(),
-    });
+    let _ = crate::logging::init(&crate::logging::LogSettings::stderr("INFO"));
     let config = SimConfig {
         rest_port: args.rest_port,
         stomp_port: args.stomp_port,
@@ -60,40 +54,43 @@ pub async fn run(args: SimArgs) -> i32 {
         return 1;
     }
     let ca = sim.ca_file().display().to_string();
-    println!("Simulated IBM SOAR platform");
-    println!(
+    outln!("Simulated IBM SOAR platform");
+    outln!(
         "  REST:    https://localhost:{}/rest  (org \"{}\", id {})",
         sim.rest_port(),
         c.org_name,
         c.org_id
     );
-    println!("  STOMP:   localhost:{} over TLS", sim.stomp_port());
-    println!(
+    outln!("  STOMP:   localhost:{} over TLS", sim.stomp_port());
+    outln!(
         "  API key: {} / {}   (or {} / {})",
-        c.api_key_id, c.api_key_secret, c.email, c.password
+        c.api_key_id,
+        c.api_key_secret,
+        c.email,
+        c.password
     );
-    println!("  CA:      {ca}");
+    outln!("  CA:      {ca}");
     for (name, emulator) in &world.emulators {
-        println!("  {name}: {} (emulator)", emulator.url());
+        outln!("  {name}: {} (emulator)", emulator.url());
     }
     for t in sim.threat_services() {
-        println!("  threat service registered: {} → {}", t.name, t.url);
+        outln!("  threat service registered: {} → {}", t.name, t.url);
     }
     match &args.state {
-        Some(p) => println!("  state:   {}", p.display()),
-        None => println!("  state:   in memory (use --state FILE to keep it)"),
+        Some(p) => outln!("  state:   {}", p.display()),
+        None => outln!("  state:   in memory (use --state FILE to keep it)"),
     }
-    println!(
+    outln!(
         "  admin:   curl --cacert {ca} -u {}:{} https://localhost:{}/sim/admin",
         c.api_key_id,
         c.api_key_secret,
         sim.rest_port()
     );
     match &args.write_config {
-        Some(p) => println!("app.config for a host written to {}", p.display()),
-        None => println!("app.config for a host:\n\n{app_config}"),
+        Some(p) => outln!("app.config for a host written to {}", p.display()),
+        None => outln!("app.config for a host:\n\n{app_config}"),
     }
-    println!("Ready. Ctrl-C stops.");
+    outln!("Ready. Ctrl-C stops.");
     shutdown_signal().await;
     // What the emulators saw; stdout may be gone by now (a closed pipe is not an error here).
     let _ = writeln!(std::io::stdout(), "{}", world.summary());

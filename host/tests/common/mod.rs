@@ -109,6 +109,17 @@ pub async fn kill_9(child: &mut Child) {
         .unwrap();
 }
 
+/// Waits until `inv`'s handler runs (it has sent its first status message).
+pub async fn wait_running(inv: &Invocation) {
+    loop {
+        match inv.next_event(WAIT).await.unwrap() {
+            InvocationEvent::Status(_) => return,
+            InvocationEvent::Final(r) => panic!("finished before running was seen: {r:?}"),
+            _ => {}
+        }
+    }
+}
+
 pub fn finals(inv: &Invocation) -> usize {
     inv.events()
         .iter()

@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 pub use ini::IniError;
-pub use resilient::{Credentials, LogLevel, ResilientOptions};
+pub use resilient::{Credentials, LogFormat, LogLevel, ResilientOptions};
 pub use secrets::{SecretError, SecretResolver, SecretStore};
 pub use soar_sdk::Secret;
 pub use soar_sdk::config::{ConfigSource, is_secret_key};
@@ -125,6 +125,8 @@ pub(crate) fn expand_tilde(path: &str, home: Option<&Path>) -> PathBuf {
 struct SectionData {
     name: String,
     items: Vec<(String, String)>,
+    /// Keys whose `^secret` could not be resolved, and why: reading the section fails.
+    unresolved: Vec<(String, String)>,
 }
 
 /// A loaded app.config: sections in file order, values resolved.
@@ -212,6 +214,7 @@ impl AppConfig {
                 .map(|s| SectionData {
                     name: s.name,
                     items: s.items,
+                    unresolved: s.unresolved,
                 })
                 .collect(),
             secret_values: resolved.secret_values,
@@ -270,12 +273,16 @@ impl AppConfig {
         &self.secret_values
     }
 
-    /// The resolved sections, for a component's typed sections.
+    /// The resolved sections, for a component's typed sections. A section with a `^secret`
+    /// that could not be resolved fails when read.
     pub fn to_source(&self) -> ConfigSource {
         self.sections
             .iter()
             .fold(ConfigSource::new(&self.path), |source, s| {
-                source.with_section(s.name.clone(), s.items.iter().cloned())
+                let source = source.with_section(s.name.clone(), s.items.iter().cloned());
+                s.unresolved.iter().fold(source, |source, (key, reason)| {
+                    source.with_unusable(s.name.clone(), key.clone(), reason.clone())
+                })
             })
             .with_default_keys(self.default_keys.iter().cloned())
     }

@@ -30,6 +30,7 @@ pub const KEYS: &[&str] = &[
     "ignore_message_failure",
     "journal_path",
     "log_backup_count",
+    "log_format",
     "log_max_bytes",
     "logdir",
     "logfile",
@@ -145,6 +146,27 @@ impl FromStr for LogLevel {
     }
 }
 
+/// How log lines are written (`log_format`, ours).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// One line of text per event (the default).
+    #[default]
+    Text,
+    /// One JSON object per line, the span fields (message id, incident, ...) included.
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err("expected text or json".into()),
+        }
+    }
+}
+
 /// The `[resilient]` section, typed. Field docs give the key and default.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResilientOptions {
@@ -231,6 +253,8 @@ pub struct ResilientOptions {
     pub log_max_bytes: u64,
     /// `log_backup_count`, default 10.
     pub log_backup_count: u32,
+    /// `log_format` (ours): `text` (default) or `json`.
+    pub log_format: LogFormat,
     /// `no_prompt_password`, first letter `1`/`t`/`y`.
     pub no_prompt_password: bool,
     /// `shutdown_timeout` (ours), default 30 s: how long running functions may take to finish.
@@ -518,6 +542,7 @@ impl ResilientOptions {
             loglevel,
             log_max_bytes,
             log_backup_count: r.parse("log_backup_count")?.unwrap_or(10),
+            log_format: r.parse("log_format")?.unwrap_or_default(),
             no_prompt_password,
             shutdown_timeout: r.secs("shutdown_timeout", 30)?,
             journal_path: match r.get("journal_path") {

@@ -644,7 +644,14 @@ pub(crate) struct Resolved {
 pub(crate) struct ResolvedSection {
     pub(crate) name: String,
     pub(crate) items: Vec<(String, String)>,
+    /// Keys whose `^secret` could not be resolved, with why (their value is kept as written).
+    pub(crate) unresolved: Vec<(String, String)>,
 }
+
+/// The section every start needs: a secret it cannot resolve stops the load. In any other
+/// section it only stops the component that reads it, so that `-l`/`noload` can leave out a
+/// component whose secrets are not set up yet.
+const STRICT_SECTION: &str = "resilient";
 
 struct StoreCache<'r> {
     resolver: &'r SecretResolver,
@@ -740,6 +747,7 @@ pub(crate) fn resolve(
     for section in &ini.sections {
         let items = ini.items(&section.name).unwrap_or_default();
         let mut out = Vec::with_capacity(items.len());
+        let mut unresolved = Vec::new();
         for (key, raw) in items {
             let secret_err = |reason: String| ConfigError::Secret {
                 file: file.to_owned(),
@@ -766,48 +774,58 @@ pub(crate) fn resolve(
                 secret_values.extend(pass.inserted);
             }
             // 2. secret stores (only for references written in the file)
-            if let Some(prefix) = prefix_for(raw, "^{", "^")
-                && value.contains(prefix)
-            {
-                let braced = prefix == "^{";
-                let pass = replace_prefixed(&value, prefix, '^', |name, _prefixed| {
-                    let stores = cache
-                        .stores(ini, file)
-                        .map_err(|e| secret_err(format!("cannot open the secret store: {e}")))?;
-                    for store in &stores {
-                        if let Some(v) = store
-                            .lookup(&section.name, name)
-                            .map_err(|e| secret_err(e.to_string()))?
-                        {
-                            return Ok(Some(v));
+            let mut stores_pass = || -> Result<(), ConfigError> {
+                if let Some(prefix) = prefix_for(raw, "^{", "^")
+                    && value.contains(prefix)
+                {
+                    let braced = prefix == "^{";
+                    let pass = replace_prefixed(&value, prefix, '^', |name, _prefixed| {
+                        let stores = cache.stores(ini, file).map_err(|e| {
+                            secret_err(format!("cannot open the secret store: {e}"))
+                        })?;
+                        for store in &stores {
+                            if let Some(v) = store
+                                .lookup(&section.name, name)
+                                .map_err(|e| secret_err(e.to_string()))?
+                            {
+                                return Ok(Some(v));
+                            }
                         }
-                    }
-                    if !braced && !looks_like_name(name) {
-                        tracing::warn!(
-                            section = %section.name,
-                            key,
-                            "value starts with '^' but is not a secret name; kept as written"
-                        );
-                        return Ok(None);
-                    }
-                    Err(secret_err(if stores.is_empty() {
-                        format!(
-                            "secret '{name}' cannot be resolved: no secret store is configured \
+                        if !braced && !looks_like_name(name) {
+                            tracing::warn!(
+                                section = %section.name,
+                                key,
+                                "value starts with '^' but is not a secret name; kept as written"
+                            );
+                            return Ok(None);
+                        }
+                        Err(secret_err(if stores.is_empty() {
+                            format!(
+                                "secret '{name}' cannot be resolved: no secret store is configured \
                              (set APP_SECRETS or `secrets` in [resilient], or create ~/.resilient/secrets)"
-                        )
-                    } else {
-                        format!(
-                            "secret '{name}' not found in {}",
-                            stores
-                                .iter()
-                                .map(|s| s.describe())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )
-                    }))
-                })?;
-                value = pass.value;
-                secret_values.extend(pass.inserted);
+                            )
+                        } else {
+                            format!(
+                                "secret '{name}' not found in {}",
+                                stores
+                                    .iter()
+                                    .map(|s| s.describe())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )
+                        }))
+                    })?;
+                    value = pass.value;
+                    secret_values.extend(pass.inserted);
+                }
+                Ok(())
+            };
+            match stores_pass() {
+                Ok(()) => {}
+                Err(ConfigError::Secret { reason, .. }) if section.name != STRICT_SECTION => {
+                    unresolved.push((key.to_owned(), reason));
+                }
+                Err(e) => return Err(e),
             }
             if is_secret_key(key) && !value.is_empty() && !is_bool_literal(&value) {
                 secret_values.push(value.clone());
@@ -817,6 +835,7 @@ pub(crate) fn resolve(
         sections.push(ResolvedSection {
             name: section.name.clone(),
             items: out,
+            unresolved,
         });
     }
     secret_values.retain(|v| !v.is_empty());

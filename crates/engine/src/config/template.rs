@@ -53,6 +53,8 @@ loglevel=INFO
 # Rotate the log file at this size (0 = never) and keep this many old files
 #log_max_bytes=10000000
 #log_backup_count=10
+# Log lines as text, or json (one object per line, with message id, incident and function)
+#log_format=text
 
 # Number of functions that run at the same time (1 to 2000)
 num_workers=50
@@ -63,7 +65,7 @@ selftest_timeout=10
 # If True, a failing function returns success=False with the error instead of failing the workflow
 trap_exception=False
 
-# Seconds that running functions get to finish on shutdown
+# Seconds that running functions get to finish on shutdown (systemd's TimeoutStopSec must be longer)
 #shutdown_timeout=30
 
 # The journal of handled invocations, so that a crash or restart neither runs a message twice
@@ -108,8 +110,10 @@ impl Part {
     }
 }
 
-/// The sections for `registrations`, in the order they are written, each once.
-pub fn parts(registrations: &[&ComponentRegistration]) -> Vec<Part> {
+/// The sections for `registrations`, in the order they are written, each once. Linked
+/// components in `left_out` (those `-l` did not name) are written as `noload`, so that `run`,
+/// `selftest` and `customize` leave them out too.
+pub fn parts(registrations: &[&ComponentRegistration], left_out: &[&str]) -> Vec<Part> {
     let mut sections = vec![template::section::<Integrations>(Integrations::NAME)];
     if registrations.iter().any(|r| !r.threat_services.is_empty()) {
         sections.push(template::section::<Webserver>(Webserver::NAME));
@@ -120,10 +124,19 @@ pub fn parts(registrations: &[&ComponentRegistration]) -> Vec<Part> {
     for r in registrations {
         sections.extend((r.template)());
     }
+    let mut resilient = RESILIENT.to_string();
+    if !left_out.is_empty() {
+        resilient.push_str(&format!(
+            "\n# Linked components this file leaves out (`host config -c -l` did not name them);\n\
+             # remove a name and add its sections (`host config -u -l NAME`) to enable it\n\
+             noload = {}\n",
+            left_out.join(", ")
+        ));
+    }
     let mut parts = vec![Part {
         name: "resilient".into(),
         family_prefix: None,
-        text: RESILIENT.to_string(),
+        text: resilient,
     }];
     for s in &sections {
         if !parts.iter().any(|p| p.name == s.name) {
@@ -175,7 +188,7 @@ mod tests {
         check::<Integrations>();
         check::<Webserver>();
         check::<CustomThreatService>();
-        let parts = parts(&[]);
+        let parts = parts(&[], &[]);
         let names: Vec<&str> = parts.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["resilient", "integrations"]);
     }

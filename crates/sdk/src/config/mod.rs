@@ -185,6 +185,9 @@ pub struct ConfigSource {
     sections: Vec<SectionData>,
     /// Keys of `[DEFAULT]`: they appear in every section and are never "unknown".
     defaults: Vec<String>,
+    /// Values that could not be resolved (a `^secret` without a store): reading their section
+    /// is this error.
+    unusable: Vec<ConfigError>,
     warnings: Arc<Mutex<Vec<String>>>,
     read: Arc<Mutex<Vec<String>>>,
 }
@@ -227,6 +230,24 @@ impl ConfigSource {
                 .into_iter()
                 .map(|(k, v)| (k.as_ref().to_lowercase(), v.into()))
                 .collect(),
+        });
+        self
+    }
+
+    /// Marks `key` of section `name` as unusable (e.g. a `^secret` that cannot be resolved):
+    /// reading the section fails with `reason`, so only the component that needs the value
+    /// stops.
+    pub fn with_unusable(
+        mut self,
+        name: impl Into<String>,
+        key: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        self.unusable.push(ConfigError::Invalid {
+            file: self.file.clone(),
+            section: name.into(),
+            key: key.into(),
+            reason: reason.into(),
         });
         self
     }
@@ -294,6 +315,13 @@ impl ConfigSource {
     ) -> Result<T, ConfigError> {
         if let Ok(mut read) = self.read.lock() {
             read.push(name.to_string());
+        }
+        if let Some(e) = self
+            .unusable
+            .iter()
+            .find(|e| matches!(e, ConfigError::Invalid { section, .. } if section == name))
+        {
+            return Err(e.clone());
         }
         let known = template::keys::<T>();
         for (key, _) in entries {

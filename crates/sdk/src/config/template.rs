@@ -5,6 +5,10 @@
 //! - a required key (no default): `key = <example>` (empty without an example): fill it in;
 //! - a key with a default: `key = <default>`;
 //! - an optional key without a default (an `Option`) or with an empty one: `#key = <example>`.
+//!
+//! A required key's example that cannot be a real value (a dummy token, `your-enclave-id`) is
+//! marked `#[schemars(extend("x-placeholder" = true))]`: a component whose file still holds it
+//! was not filled in, and the engine says so instead of starting with it.
 
 use schemars::JsonSchema;
 use serde_json::Value;
@@ -31,6 +35,8 @@ pub struct TemplateKey {
     pub value: String,
     /// Written commented out (`#key = value`).
     pub commented: bool,
+    /// `value` is an example to replace (`x-placeholder`), not something that works.
+    pub placeholder: bool,
 }
 
 fn lines(text: Option<&str>) -> Vec<String> {
@@ -81,6 +87,8 @@ pub fn section<T: JsonSchema>(name: &str) -> TemplateSection {
                     TemplateKey {
                         name: key.clone(),
                         doc: lines(prop.get("description").and_then(Value::as_str)),
+                        placeholder: !commented
+                            && prop.get("x-placeholder") == Some(&Value::Bool(true)),
                         value,
                         commented,
                     }
