@@ -128,6 +128,21 @@ enum Command {
         #[arg(long = "print-env")]
         print_env: bool,
     },
+    /// What the running host is doing (from its `[monitoring]` endpoint): the broker link, the
+    /// subscriptions and the invocations in flight. Exit code 0 connected, 2 not connected, 3
+    /// unreachable.
+    Status {
+        #[command(flatten)]
+        config: ConfigFile,
+    },
+    /// Store, list or delete the secrets that `^name` values in app.config refer to (in
+    /// $APP_SECRETS, `[resilient] secrets` or ~/.resilient/secrets, readable by the owner only).
+    Secret {
+        #[command(flatten)]
+        config: ConfigFile,
+        #[command(subcommand)]
+        command: commands::secret::SecretCommand,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
     Completions { shell: clap_complete::Shell },
     /// Print the man page (roff) to stdout: `host man > host.1`.
@@ -198,6 +213,10 @@ fn main() -> ExitCode {
                 components,
                 print_env,
             } => commands::selftest::run(config.config_file, &components, print_env).await,
+            Command::Status { config } => commands::status::run(config.config_file).await,
+            Command::Secret { config, command } => {
+                commands::secret::run(config.config_file, command)
+            }
             Command::Completions { shell } => {
                 let mut text = Vec::new();
                 clap_complete::generate(shell, &mut Cli::command(), "host", &mut text);

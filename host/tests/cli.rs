@@ -142,7 +142,15 @@ fn config_create_then_update_appends_only_missing_sections() {
         .filter(|l| l.starts_with('['))
         .map(str::to_string)
         .collect();
-    assert_eq!(sections, ["[resilient]", "[integrations]", "[fn_hello]"]);
+    assert_eq!(
+        sections,
+        [
+            "[resilient]",
+            "[integrations]",
+            "[monitoring]",
+            "[fn_hello]"
+        ]
+    );
     // A second -u changes nothing.
     let out = host(&["config", "-u", p], dir.path());
     assert!(out.status.success());

@@ -79,18 +79,23 @@ fn set_key(file: &Path, key: &str, value: &str) {
     std::fs::write(file, lines.join("\n") + "\n").unwrap();
 }
 
+/// A simulated platform whose API key secret a test can look for in logs.
+async fn sim_with_secret() -> Sim {
+    Sim::start(SimConfig {
+        api_key_secret: "s3cr3t-api-key-value".into(),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_run_reload_without_dropping_work_and_stop() {
-    let sim = Sim::start(SimConfig {
-        api_key_secret: "s3cr3t-api-key-value".into(),
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let sim = sim_with_secret().await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("app.config");
     let logs = dir.path().join("logs");
@@ -150,14 +155,7 @@ async fn first_run_reload_without_dropping_work_and_stop() {
 
     // 4. An edit while a message runs: it finishes and is answered once; the new settings
     // apply (a DEBUG line appears) and the next message is served.
-    let slow = sim
-        .invoke(
-            "fn_hello",
-            json!({"hello_text": "slow", "hello_delay_ms": 1500}),
-        )
-        .await
-        .unwrap();
-    common::wait_running(&slow).await;
+    let slow = common::start_slow(&sim, "slow", 1500).await;
     set_key(&file, "num_workers", "3");
     set_key(&file, "loglevel", "DEBUG");
     let reply = slow.final_reply(WAIT).await.unwrap();
@@ -516,4 +514,163 @@ async fn systemd_hears_ready_watchdog_reloading_and_stopping() {
         .unwrap()
         .unwrap();
     assert_eq!(status.code(), Some(0));
+}
+
+/// `[monitoring] address`: /readyz, /metrics counting invocations by function and outcome, and
+/// `host status` listing an invocation in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_health_and_status() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let address = format!("127.0.0.1:{port}");
+    let s = common::setup(&format!("[monitoring]\naddress = {address}\n")).await;
+    let mut child = common::run_host(s.dir.path(), &s.config);
+    let queue = format!("actions.{}.fn_hello", s.sim.org_id());
+    s.sim.wait_subscribed(&queue, WAIT).await.unwrap();
+    let options = soar_sdk::http::HttpOptions {
+        url: format!("http://{address}/"),
+        ..Default::default()
+    };
+    let http = soar_sdk::http::client(&options, &Default::default()).unwrap();
+    let get = async |path: &str| {
+        let answer = http
+            .get(format!("http://{address}{path}"))
+            .send()
+            .await
+            .unwrap();
+        (answer.status().as_u16(), answer.text().await.unwrap())
+    };
+    assert_eq!(get("/healthz").await.0, 200);
+    // Ready once subscribed (the flag is set just after the subscription).
+    wait_until_async(async || get("/readyz").await.0 == 200).await;
+
+    for text in ["a", "b", "c"] {
+        let inv = s
+            .sim
+            .invoke("fn_hello", json!({"hello_text": text}))
+            .await
+            .unwrap();
+        assert_eq!(inv.final_reply(WAIT).await.unwrap().message_type, 0);
+    }
+    let slow = common::start_slow(&s.sim, "slow", 1500).await;
+    let out = host(s.dir.path(), &["status", "-c", s.config.to_str().unwrap()])
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}{out:?}");
+    assert!(text.contains("connected to the message broker"), "{text}");
+    assert!(text.contains(&queue), "{text}");
+    assert!(
+        text.contains("in flight: 1") && text.contains("fn_hello"),
+        "{text}"
+    );
+    slow.final_reply(WAIT).await.unwrap();
+
+    let (code, metrics) = get("/metrics").await;
+    assert_eq!(code, 200);
+    for needle in [
+        r#"soar_host_invocations_total{function="fn_hello",outcome="completed"} 4"#,
+        r#"soar_host_invocation_seconds_count{function="fn_hello"} 4"#,
+        "soar_host_in_flight 0",
+        "soar_host_connected 1",
+        "soar_host_reconnects_total 0",
+    ] {
+        assert!(metrics.contains(needle), "{needle} not in\n{metrics}");
+    }
+    sigterm(&child);
+    tokio::time::timeout(WAIT, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+/// Polls `check` (bounded) for state that has no event to wait on.
+async fn wait_until_async(mut check: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// `host secret set` stores what `^name` refers to (private file in ~/.resilient/secrets), so
+/// that app.config holds no credential; `list` shows names only; `delete` removes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_set_with_host_secret_are_used() {
+    use tokio::io::AsyncWriteExt;
+    let sim = sim_with_secret().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("app.config");
+    let text = sim
+        .app_config()
+        .lines()
+        .map(|l| {
+            if l.starts_with("api_key_secret") {
+                "api_key_secret = ^soar_api_key_secret".to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(
+        &file,
+        format!("{text}\nlogdir = {}\n", dir.path().join("logs").display()),
+    )
+    .unwrap();
+    let file_arg = file.to_str().unwrap();
+
+    let mut set = host(
+        dir.path(),
+        &["secret", "-c", file_arg, "set", "soar_api_key_secret"],
+    )
+    .stdin(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut stdin = set.stdin.take().unwrap();
+    stdin.write_all(b"s3cr3t-api-key-value\n").await.unwrap();
+    drop(stdin);
+    let out = set.wait_with_output().await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stored = dir.path().join(".resilient/secrets/soar_api_key_secret");
+    assert_eq!(read(&stored), "s3cr3t-api-key-value\n");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&stored), 0o600);
+        assert_eq!(mode(stored.parent().unwrap()), 0o700);
+    }
+
+    let selftest = || host(dir.path(), &["selftest", "-c", file_arg, "-l", "fn_hello"]).output();
+    let out = selftest().await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("REST: OK"),
+        "{out:?}"
+    );
+
+    let out = host(dir.path(), &["secret", "-c", file_arg, "list"])
+        .output()
+        .await
+        .unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(listed.trim(), "soar_api_key_secret");
+    assert!(!listed.contains("s3cr3t"));
+
+    let out = host(
+        dir.path(),
+        &["secret", "-c", file_arg, "delete", "soar_api_key_secret"],
+    )
+    .output()
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let out = selftest().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("soar_api_key_secret"), "{stderr}");
 }

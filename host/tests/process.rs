@@ -33,15 +33,7 @@ async fn run_serves_then_finishes_in_flight_work_on_sigterm() {
     assert_eq!(inv.final_reply(WAIT).await.unwrap().message_type, 0);
 
     // A slow message is running when SIGTERM arrives: it still completes and is acknowledged.
-    let slow = s
-        .sim
-        .invoke(
-            "fn_hello",
-            json!({"hello_text": "slow", "hello_delay_ms": 700}),
-        )
-        .await
-        .unwrap();
-    common::wait_running(&slow).await;
+    let slow = common::start_slow(&s.sim, "slow", 700).await;
     sigterm(&child);
     let log_path = s.dir.path().join("logs/app.log");
     let reply = slow.final_reply(WAIT).await.unwrap_or_else(|e| {

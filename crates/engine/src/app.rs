@@ -19,6 +19,7 @@ use crate::customize::CustomizeError;
 use crate::dispatch::{DispatchOptions, Dispatcher, DuplicateFunction};
 use crate::journal::{Journal, JournalError, Limits};
 use crate::load::LoadedComponent;
+use crate::monitor::Monitor;
 use crate::rules::RuleDirectory;
 use crate::runtime::{self, RuntimeConfig, RuntimeError};
 use crate::threat::{self, CustomThreatService, ThreatServer, Webserver};
@@ -220,14 +221,14 @@ pub fn stomp_config(opts: &ResilientOptions) -> Result<soar_stomp::ClientConfig,
 
 /// Logs in, resolves destinations, connects the broker and serves until `shutdown`.
 ///
-/// `ready` receives the subscribed queues once the first subscription is in place; `health`
-/// shows whether the STOMP link is up.
+/// `ready` receives the subscribed queues once the first subscription is in place; `monitor`
+/// counts and lists what it does (it may outlive this call, e.g. across reloads).
 pub async fn run(
     config: &AppConfig,
     components: Vec<LoadedComponent>,
     shutdown: impl Future<Output = ()>,
     ready: Option<oneshot::Sender<Vec<String>>>,
-    health: runtime::Health,
+    monitor: Monitor,
 ) -> Result<(), AppError> {
     let opts = ResilientOptions::from_config(config)?;
     let stomp = stomp_config(&opts)?;
@@ -249,6 +250,7 @@ pub async fn run(
         rules.clone(),
         DispatchOptions {
             trap_exception: opts.trap_exception,
+            monitor: monitor.clone(),
             ..DispatchOptions::default()
         },
     )?);
@@ -267,10 +269,10 @@ pub async fn run(
         journal: journal.clone(),
         stomp_max_retries: opts.stomp_max_retries,
         heartbeat_timeout_threshold: opts.heartbeat_timeout_threshold,
-        health,
+        monitor: monitor.clone(),
     };
     // The components' threat services are served beside the functions.
-    let threat_server = match threat_server(config, &components)? {
+    let threat_server = match threat_server(config, &components, &monitor)? {
         Some(server) => Some(
             threat::start(server)
                 .await
@@ -307,6 +309,7 @@ pub async fn open_journal(path: Option<&std::path::Path>) -> Result<Journal, App
 pub fn threat_server(
     config: &AppConfig,
     components: &[LoadedComponent],
+    monitor: &Monitor,
 ) -> Result<Option<Arc<ThreatServer>>, AppError> {
     let routes: Vec<_> = components
         .iter()
@@ -322,7 +325,7 @@ pub fn threat_server(
     for warning in source.warnings() {
         tracing::warn!("{warning}");
     }
-    ThreatServer::new(routes, web, cts, &source)
+    ThreatServer::new(routes, web, cts, &source, monitor.clone())
         .map(Some)
         .map_err(section_error)
 }
@@ -369,7 +372,7 @@ pub fn spawn(config: AppConfig, components: Vec<LoadedComponent>) -> HostHandle 
                 let _ = stop_rx.await;
             },
             Some(ready_tx),
-            runtime::Health::default(),
+            Monitor::default(),
         )
         .await
     });

@@ -18,6 +18,7 @@ use soar_sdk::{Context, FunctionError, Inputs, Message, Reply, Rest};
 use tracing::Instrument;
 
 use crate::load::LoadedComponent;
+use crate::monitor::{InFlight, Monitor};
 use crate::rules::RuleDirectory;
 
 /// Settings of the dispatcher taken from `[resilient]`.
@@ -27,6 +28,8 @@ pub struct DispatchOptions {
     pub trap_exception: bool,
     /// The host name reported in result metrics.
     pub host: String,
+    /// Where invocations are counted and listed while they run.
+    pub monitor: Monitor,
 }
 
 impl Default for DispatchOptions {
@@ -34,6 +37,7 @@ impl Default for DispatchOptions {
         DispatchOptions {
             trap_exception: false,
             host: gethostname::gethostname().to_string_lossy().into_owned(),
+            monitor: Monitor::default(),
         }
     }
 }
@@ -159,24 +163,39 @@ impl Dispatcher {
             rule = tracing::field::Empty,
         );
         let started = Instant::now();
+        let flight = self.options.monitor.begin(key);
         let outcome = self
-            .dispatch_in_span(key, may_have_run, destination, payload_type, body, status)
+            .dispatch_in_span(
+                &flight,
+                key,
+                may_have_run,
+                destination,
+                payload_type,
+                body,
+                status,
+            )
             .instrument(span.clone())
             .await;
         let ms = started.elapsed().as_millis() as u64;
         let _entered = span.enter();
-        match &outcome {
-            Outcome::Reply(reply) if reply.message_type == 1 => {
-                tracing::warn!(outcome = "error", ms, "finished")
-            }
-            Outcome::Reply(_) => tracing::info!(outcome = "completed", ms, "finished"),
-            Outcome::AckOnly => tracing::info!(outcome = "acknowledged", ms, "finished"),
+        let word = match &outcome {
+            Outcome::Reply(reply) if reply.message_type == 1 => "error",
+            Outcome::Reply(_) => "completed",
+            Outcome::AckOnly => "acknowledged",
+        };
+        if word == "error" {
+            tracing::warn!(outcome = word, ms, "finished");
+        } else {
+            tracing::info!(outcome = word, ms, "finished");
         }
+        flight.finish(word);
         outcome
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn dispatch_in_span(
         &self,
+        flight: &InFlight,
         key: &str,
         may_have_run: bool,
         destination: &str,
@@ -204,14 +223,19 @@ impl Dispatcher {
         if let Some(id) = message.workflow_instance_id() {
             span.record("workflow", id);
         }
+        flight.describe(None, message.incident_id());
         match message.kind().clone() {
-            MessageKind::Function(name) => Outcome::Reply(
-                self.run_function(key, may_have_run, &name, message, status)
+            MessageKind::Function(name) => {
+                flight.describe(Some(&name), None);
+                Outcome::Reply(
+                    self.run_function(key, may_have_run, &name, message, status)
+                        .await,
+                )
+            }
+            MessageKind::Rule => Outcome::Reply(
+                self.run_rule(flight, key, may_have_run, message, status)
                     .await,
             ),
-            MessageKind::Rule => {
-                Outcome::Reply(self.run_rule(key, may_have_run, message, status).await)
-            }
             MessageKind::Inbound => {
                 tracing::warn!(
                     destination,
@@ -308,6 +332,7 @@ impl Dispatcher {
 
     async fn run_rule(
         &self,
+        flight: &InFlight,
         key: &str,
         may_have_run: bool,
         message: Message,
@@ -320,6 +345,7 @@ impl Dispatcher {
         };
         if let Some(name) = &name {
             tracing::Span::current().record("rule", name.as_str());
+            flight.describe(Some(name), None);
         }
         let Some(name) = name else {
             tracing::warn!(queue, action_id = ?message.action_id(), "rule message for an unknown rule");

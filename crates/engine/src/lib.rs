@@ -16,6 +16,7 @@ pub mod customize;
 pub mod dispatch;
 pub mod journal;
 pub mod load;
+pub mod monitor;
 pub mod rules;
 pub mod runtime;
 #[cfg(feature = "testkit")]

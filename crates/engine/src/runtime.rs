@@ -29,6 +29,7 @@ use tokio::task::JoinSet;
 
 use crate::dispatch::{Dispatcher, Outcome};
 use crate::journal::{Journal, Stage, StoredReply};
+use crate::monitor::Monitor;
 use crate::rules::RuleDirectory;
 
 /// Why the runtime stopped.
@@ -93,24 +94,8 @@ pub struct RuntimeConfig {
     /// `heartbeat_timeout_threshold`: stop (exit code 34) when heart-beat timeouts keep
     /// happening for longer than this.
     pub heartbeat_timeout_threshold: Option<Duration>,
-    /// Where the runtime shows how it is doing (for a supervisor's watchdog).
-    pub health: Health,
-}
-
-/// How a running host is doing, for its supervisor (systemd's watchdog): cheap to clone and to
-/// read from any task.
-#[derive(Debug, Clone, Default)]
-pub struct Health(Arc<AtomicBool>);
-
-impl Health {
-    /// The STOMP link is up and subscribed.
-    pub fn link_up(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-
-    fn set_link_up(&self, up: bool) {
-        self.0.store(up, Ordering::Relaxed);
-    }
+    /// Where the runtime shows how it is doing (metrics, the watchdog, `host status`).
+    pub monitor: Monitor,
 }
 
 /// The message destinations to subscribe to, resolved from the platform; loads `rules`.
@@ -233,6 +218,7 @@ pub async fn serve(
         workers: workers.clone(),
         stopping: stopping.clone(),
         max_retries: config.stomp_max_retries,
+        monitor: config.monitor.clone(),
     };
     let mut tasks = JoinSet::new();
     let mut ready = ready;
@@ -252,7 +238,7 @@ pub async fn serve(
                 None => break Err(RuntimeError::Stomp { address: address.clone(), source: StompError::Closed }),
                 Some(Event::Connected { generation, server, .. }) => {
                     heart_beats.connected(Instant::now());
-                    config.health.set_link_up(true);
+                    config.monitor.connected(&queues);
                     tracing::info!(generation, server = server.as_deref().unwrap_or("?"), "STOMP connected to {address}; subscribed to {}", queues.join(", "));
                     if !announced {
                         announced = true;
@@ -269,7 +255,7 @@ pub async fn serve(
                     on_undecodable(&shared, &mut tasks, rejected, tag);
                 }
                 Some(Event::Disconnected { error, .. }) => {
-                    config.health.set_link_up(false);
+                    config.monitor.disconnected(true);
                     tracing::warn!("lost the STOMP connection to {address}: {error}; reconnecting");
                     if let Some(e) = heart_beats.lost(&error, config.heartbeat_timeout_threshold, Instant::now()) {
                         break Err(e);
@@ -337,7 +323,7 @@ pub async fn serve(
     if let Err(e) = session.disconnect().await {
         tracing::debug!("disconnect: {e}");
     }
-    config.health.set_link_up(false);
+    config.monitor.disconnected(false);
     config.journal.flush().await;
     result
 }
@@ -397,6 +383,7 @@ struct Shared {
     workers: Arc<Semaphore>,
     stopping: Arc<AtomicBool>,
     max_retries: u32,
+    monitor: Monitor,
 }
 
 /// What to do with a delivery, from what the journal knows of its message id.
@@ -442,6 +429,9 @@ fn on_message(shared: &Shared, tasks: &mut JoinSet<()>, frame: Frame, tag: Deliv
         return;
     }
     let redelivered = frame.get("redelivered") == Some("true");
+    if redelivered {
+        shared.monitor.redelivered();
+    }
     let plan = match shared.journal.get(&message_id) {
         None => Plan::Run {
             may_have_run: redelivered,
@@ -461,6 +451,9 @@ fn on_message(shared: &Shared, tasks: &mut JoinSet<()>, frame: Frame, tag: Deliv
                     "redelivered after it was answered; sending its reply again, not running it"
                 );
                 let reply = reply.map(|r| stored_frame(&r));
+                if reply.is_some() {
+                    shared.monitor.reply_resent();
+                }
                 finish(&shared, message_id, reply, tag).await;
             }
             Plan::AckOnly => {

@@ -40,6 +40,8 @@ use soar_sdk::threat::ThreatRoute;
 use soar_sdk::{ConfigError, Hit, Secret, ThreatArtifact};
 use tokio::sync::{Semaphore, watch};
 
+use crate::monitor::Monitor;
+
 /// Where the host serves custom threat services.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 pub struct Webserver {
@@ -181,6 +183,7 @@ pub struct ThreatServer {
     services: HashMap<String, Service>,
     web: Webserver,
     cts: CustomThreatService,
+    monitor: Monitor,
 }
 
 impl std::fmt::Debug for ThreatServer {
@@ -199,6 +202,7 @@ impl ThreatServer {
         mut web: Webserver,
         mut cts: CustomThreatService,
         source: &soar_sdk::config::ConfigSource,
+        monitor: Monitor,
     ) -> Result<Arc<ThreatServer>, ConfigError> {
         if web.secure && web.certfile.as_deref().is_none_or(str::is_empty) {
             return Err(source.invalid(
@@ -225,7 +229,12 @@ impl ThreatServer {
                 (service.route.name.clone(), service)
             })
             .collect();
-        Ok(Arc::new(ThreatServer { services, web, cts }))
+        Ok(Arc::new(ThreatServer {
+            services,
+            web,
+            cts,
+            monitor,
+        }))
     }
 
     /// The names of the services.
@@ -259,7 +268,9 @@ impl ThreatServer {
             if stale {
                 cache.remove(id);
             }
-            if !cache.contains_key(id) {
+            let start = !cache.contains_key(id);
+            self.monitor.threat_request(service, start);
+            if start {
                 self.start_lookup(svc, &mut cache, id, artifact, 0);
             }
             let e = &cache[id];

@@ -142,6 +142,7 @@ fn dispatcher() -> &'static Dispatcher {
             DispatchOptions {
                 trap_exception: false,
                 host: "fuzz-host".into(),
+                monitor: Default::default(),
             },
         )
         .expect("no function is served twice")

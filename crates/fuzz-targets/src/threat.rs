@@ -90,10 +90,22 @@ fn cts(urlbase: &str, answer_within_ms: u64, auth: bool) -> CustomThreatService 
 /// and are polled).
 fn router() -> Router {
     let source = ConfigSource::new("/fuzz/app.config");
-    let open = ThreatServer::new(routes(), web(), cts("/cts/", 200, false), &source)
-        .expect("the open threat server builds");
-    let auth = ThreatServer::new(routes(), web(), cts("auth", 1, true), &source)
-        .expect("the authenticated threat server builds");
+    let open = ThreatServer::new(
+        routes(),
+        web(),
+        cts("/cts/", 200, false),
+        &source,
+        Default::default(),
+    )
+    .expect("the open threat server builds");
+    let auth = ThreatServer::new(
+        routes(),
+        web(),
+        cts("auth", 1, true),
+        &source,
+        Default::default(),
+    )
+    .expect("the authenticated threat server builds");
     open.router().merge(auth.router())
 }
 

@@ -7,9 +7,11 @@ pub mod demo;
 pub mod list;
 pub mod new;
 pub mod run;
+pub mod secret;
 pub mod selftest;
 #[cfg(feature = "sim")]
 pub mod sim;
+pub mod status;
 #[cfg(feature = "sim")]
 pub mod world;
 

@@ -17,7 +17,8 @@ use soar_engine::LoadedComponent;
 use soar_engine::app;
 use soar_engine::config::resilient::WORKERS_RANGE;
 use soar_engine::config::{AppConfig, LogLevel, ResilientOptions};
-use soar_engine::runtime::Health;
+use soar_engine::monitor::{self, Monitor, Monitoring};
+use soar_sdk::config::Sections;
 use tokio::sync::{mpsc, oneshot};
 
 use super::log_file;
@@ -173,6 +174,11 @@ pub async fn run(args: RunOptions) -> i32 {
         env!("CARGO_PKG_VERSION"),
         loaded.config.path().display()
     );
+    let monitor = Monitor::default();
+    if let Err(text) = serve_monitoring(&loaded.config, &monitor).await {
+        tracing::error!("cannot start: {text}");
+        return 1;
+    }
     let (control, mut controls) = mpsc::channel(4);
     tokio::spawn(signals(control.clone()));
     if args.auto_restart {
@@ -185,9 +191,8 @@ pub async fn run(args: RunOptions) -> i32 {
     let mut current = loaded;
     loop {
         log_components(&current.components);
-        let health = Health::default();
         let (ready_tx, ready_rx) = oneshot::channel();
-        let supervisor = tokio::spawn(tell_systemd(ready_rx, health.clone()));
+        let supervisor = tokio::spawn(tell_systemd(ready_rx, monitor.clone()));
         let mut next = None;
         let until = wait_for_change(&path, &args, &current, &mut controls, &mut next);
         let served = app::run(
@@ -195,7 +200,7 @@ pub async fn run(args: RunOptions) -> i32 {
             current.components.clone(),
             until,
             Some(ready_tx),
-            health,
+            monitor.clone(),
         )
         .await;
         supervisor.abort();
@@ -217,6 +222,22 @@ pub async fn run(args: RunOptions) -> i32 {
                 return 0;
             }
         }
+    }
+}
+
+/// Starts the `[monitoring]` endpoint if app.config asks for it (once: a reload that changes
+/// the address is applied at the next start).
+async fn serve_monitoring(config: &AppConfig, monitor: &Monitor) -> Result<(), String> {
+    let source = config.to_source();
+    let section = Option::<Monitoring>::load(&source).map_err(|e| e.to_string())?;
+    match section
+        .and_then(|m| m.address)
+        .filter(|a| !a.trim().is_empty())
+    {
+        Some(address) => monitor::serve(address.trim(), monitor.clone())
+            .await
+            .map(drop),
+        None => Ok(()),
     }
 }
 
@@ -314,7 +335,7 @@ fn warn_restart_only(old: &ResilientOptions, new: &ResilientOptions) {
 
 /// READY once subscribed; then, if systemd asked for a watchdog, WATCHDOG at half its
 /// interval whenever the STOMP link is up.
-async fn tell_systemd(ready: oneshot::Receiver<Vec<String>>, health: Health) {
+async fn tell_systemd(ready: oneshot::Receiver<Vec<String>>, monitor: Monitor) {
     let Ok(queues) = ready.await else {
         return;
     };
@@ -326,7 +347,7 @@ async fn tell_systemd(ready: oneshot::Receiver<Vec<String>>, health: Health) {
     let mut tick = tokio::time::interval((interval / 2).max(Duration::from_millis(100)));
     loop {
         tick.tick().await;
-        if health.link_up() {
+        if monitor.link_up() {
             notify(&[NotifyState::Watchdog]);
         }
     }

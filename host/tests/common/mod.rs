@@ -109,6 +109,19 @@ pub async fn kill_9(child: &mut Child) {
         .unwrap();
 }
 
+/// Invokes fn_hello with a handler that takes `delay_ms`, and waits until it runs.
+pub async fn start_slow(sim: &Sim, text: &str, delay_ms: u64) -> Invocation {
+    let inv = sim
+        .invoke(
+            "fn_hello",
+            json!({"hello_text": text, "hello_delay_ms": delay_ms}),
+        )
+        .await
+        .unwrap();
+    wait_running(&inv).await;
+    inv
+}
+
 /// Waits until `inv`'s handler runs (it has sent its first status message).
 pub async fn wait_running(inv: &Invocation) {
     loop {

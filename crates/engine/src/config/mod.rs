@@ -20,6 +20,7 @@
 
 pub mod ini;
 pub mod resilient;
+pub mod secret_admin;
 pub mod secrets;
 pub mod template;
 

@@ -680,6 +680,35 @@ fn open_path_store(path: &Path) -> Result<Box<dyn SecretStore>, SecretError> {
     }
 }
 
+/// The secret store that `^name` values are read from first, and what named it: `$APP_SECRETS`,
+/// else `[resilient] secrets` (relative to the app.config directory), else `None` (the caller
+/// falls back to `~/.resilient/secrets`).
+pub fn configured_store(
+    env: &dyn Fn(&str) -> Option<String>,
+    home: Option<&Path>,
+    ini: &Ini,
+    file: &Path,
+) -> Option<(PathBuf, &'static str)> {
+    if let Some(v) = env("APP_SECRETS").filter(|v| !v.is_empty()) {
+        return Some((super::expand_tilde(&v, home), "$APP_SECRETS"));
+    }
+    let v = ini
+        .section("resilient")
+        .and_then(|s| s.get("secrets"))
+        .filter(|v| !v.is_empty())?;
+    let lookup = |name: &str, _: &str| Ok::<_, ()>(env(name));
+    let v = prefix_for(v, "${", "$")
+        .and_then(|p| replace_prefixed(v, p, '$', lookup).ok())
+        .map_or_else(|| v.to_owned(), |p| p.value);
+    let mut p = super::expand_tilde(&v, home);
+    if p.is_relative()
+        && let Some(dir) = file.parent()
+    {
+        p = dir.join(p);
+    }
+    Some((p, "[resilient] secrets"))
+}
+
 fn auto_stores(
     resolver: &SecretResolver,
     home: Option<&Path>,
@@ -687,28 +716,7 @@ fn auto_stores(
     file: &Path,
 ) -> Result<Vec<Box<dyn SecretStore>>, String> {
     let mut stores: Vec<Box<dyn SecretStore>> = Vec::new();
-    let explicit = if let Some(v) = resolver.env_var("APP_SECRETS").filter(|v| !v.is_empty()) {
-        Some((super::expand_tilde(&v, home), "$APP_SECRETS".to_owned()))
-    } else if let Some(v) = ini
-        .section("resilient")
-        .and_then(|s| s.get("secrets"))
-        .filter(|v| !v.is_empty())
-    {
-        let env = |name: &str, _: &str| Ok::<_, ()>(resolver.env_var(name));
-        let v = prefix_for(v, "${", "$")
-            .and_then(|p| replace_prefixed(v, p, '$', env).ok())
-            .map_or_else(|| v.to_owned(), |p| p.value);
-        let mut p = super::expand_tilde(&v, home);
-        if p.is_relative()
-            && let Some(dir) = file.parent()
-        {
-            p = dir.join(p);
-        }
-        Some((p, "[resilient] secrets".to_owned()))
-    } else {
-        None
-    };
-    match explicit {
+    match configured_store(&|name| resolver.env_var(name), home, ini, file) {
         Some((path, origin)) => {
             if !path.exists() {
                 return Err(format!(

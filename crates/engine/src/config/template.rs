@@ -9,6 +9,7 @@ use soar_sdk::config::template::{self, TemplateSection};
 use soar_sdk::config::{Integrations, Section};
 
 use super::ini::Ini;
+use crate::monitor::Monitoring;
 use crate::threat::{CustomThreatService, Webserver};
 
 /// The `[resilient]` section of a new app.config.
@@ -114,7 +115,10 @@ impl Part {
 /// components in `left_out` (those `-l` did not name) are written as `noload`, so that `run`,
 /// `selftest` and `customize` leave them out too.
 pub fn parts(registrations: &[&ComponentRegistration], left_out: &[&str]) -> Vec<Part> {
-    let mut sections = vec![template::section::<Integrations>(Integrations::NAME)];
+    let mut sections = vec![
+        template::section::<Integrations>(Integrations::NAME),
+        template::section::<Monitoring>(Monitoring::NAME),
+    ];
     if registrations.iter().any(|r| !r.threat_services.is_empty()) {
         sections.push(template::section::<Webserver>(Webserver::NAME));
         sections.push(template::section::<CustomThreatService>(
@@ -188,9 +192,10 @@ mod tests {
         check::<Integrations>();
         check::<Webserver>();
         check::<CustomThreatService>();
+        check::<Monitoring>();
         let parts = parts(&[], &[]);
         let names: Vec<&str> = parts.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(names, ["resilient", "integrations"]);
+        assert_eq!(names, ["resilient", "integrations", "monitoring"]);
     }
 
     #[test]
