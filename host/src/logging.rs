@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use soar_engine::config::LogFormat;
-use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::fmt::format::{DefaultFields, Writer};
+use tracing_subscriber::fmt::{FormatFields, MakeWriter};
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::{EnvFilter, Layer, Registry, reload};
 
@@ -270,19 +272,46 @@ fn stderr_colours() -> bool {
 
 type Boxed = Box<dyn Layer<Registry> + Send + Sync>;
 
-/// One output: text (with colours if `ansi`, without a timestamp if `time` is false) or JSON.
-fn layer<W>(writer: W, format: LogFormat, ansi: bool, time: bool) -> Boxed
+/// Span fields formatted for the file's layer alone. Two fmt layers with the same field
+/// formatter type share the formatted fields of a span, and each appends what `Span::record`
+/// adds, so every recorded field would show twice; a type of its own keeps them apart.
+struct FileFields(DefaultFields);
+
+impl<'w> FormatFields<'w> for FileFields {
+    fn format_fields<R: RecordFields>(&self, writer: Writer<'w>, fields: R) -> std::fmt::Result {
+        self.0.format_fields(writer, fields)
+    }
+}
+
+/// Where a layer writes.
+#[derive(Clone, Copy)]
+enum Output {
+    /// Colours if `ansi`; no timestamp unless `time` (journald adds its own).
+    Stderr {
+        ansi: bool,
+        time: bool,
+    },
+    File,
+}
+
+/// One output's layer: text or JSON.
+fn layer<W>(writer: W, format: LogFormat, output: Output) -> Boxed
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
+    let ansi = matches!(output, Output::Stderr { ansi: true, .. });
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(writer)
         .with_target(false)
         .with_ansi(ansi);
-    match (format, time) {
+    match (format, output) {
+        // JSON fields are merged by key, never repeated.
         (LogFormat::Json, _) => Box::new(fmt.json().with_current_span(true).with_span_list(false)),
-        (LogFormat::Text, true) => Box::new(fmt),
-        (LogFormat::Text, false) => Box::new(fmt.without_time()),
+        (LogFormat::Text, Output::File) => {
+            Box::new(fmt.fmt_fields(FileFields(DefaultFields::new())))
+        }
+        (LogFormat::Text, Output::Stderr { time: true, .. }) => Box::new(fmt),
+        (LogFormat::Text, Output::Stderr { time: false, .. }) => Box::new(fmt.without_time()),
     }
 }
 
@@ -318,8 +347,10 @@ pub fn init(settings: &LogSettings) -> (Option<String>, LevelHandle) {
     let stderr = layer(
         Stderr(redactor.clone(), ansi),
         settings.format,
-        ansi,
-        !journald,
+        Output::Stderr {
+            ansi,
+            time: !journald,
+        },
     );
     let mut warning = None;
     let file_layer = settings.file.as_ref().and_then(|path| {
@@ -330,8 +361,7 @@ pub fn init(settings: &LogSettings) -> (Option<String>, LevelHandle) {
             Ok(file) => Some(layer(
                 Shared(Arc::new(Mutex::new(file)), redactor.clone()),
                 settings.format,
-                false,
-                true,
+                Output::File,
             )),
             Err(e) => {
                 warning = Some(format!(
