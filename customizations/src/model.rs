@@ -602,6 +602,30 @@ impl Customizations {
         self.incident_fields.iter().find(|f| f.name == name)
     }
 
+    /// Renames message destination `from` to `to` wherever it is named (the destination
+    /// itself, the functions sent to it, the rules that message it).
+    pub fn rename_destination(&mut self, from: &str, to: &str) {
+        for m in self
+            .message_destinations
+            .iter_mut()
+            .filter(|m| m.name == from)
+        {
+            m.name = to.to_string();
+        }
+        for f in self.functions.iter_mut().filter(|f| f.destination == from) {
+            f.destination = to.to_string();
+        }
+        for d in self
+            .rules
+            .iter_mut()
+            .flat_map(|r| r.destinations.iter_mut())
+        {
+            if d == from {
+                *d = to.to_string();
+            }
+        }
+    }
+
     /// Whether nothing is declared.
     pub fn is_empty(&self) -> bool {
         self.message_destinations.is_empty()

@@ -51,8 +51,12 @@ impl Content {
     }
 }
 
+/// The message destination of the crate's customizations (`customize/*.yaml`); `[trustar]
+/// queue` renames it.
+pub const DEFAULT_QUEUE: &str = "trustar";
+
 fn default_queue() -> String {
-    "trustar".into()
+    DEFAULT_QUEUE.into()
 }
 
 fn default_url() -> String {
@@ -157,6 +161,10 @@ pub struct ThreatSourceSection {
     /// Enclave ids searched (comma-separated; empty: every enclave of the account).
     #[serde(default)]
     pub enclave_ids_for_search: Vec<String>,
+    /// The plugin documentation's name for the enclaves searched: used when
+    /// enclave_ids_for_search is empty.
+    #[serde(default)]
+    pub enclave_ids_for_submission: Vec<String>,
     /// CA certificates for an https url: a PEM file, or false to skip verification.
     pub cafile: Option<String>,
     /// Most seconds to wait in total when TruSTAR limits the request rate (HTTP 429).
@@ -165,6 +173,18 @@ pub struct ThreatSourceSection {
     /// Seconds to wait for one TruSTAR answer.
     #[schemars(example = 60)]
     pub timeout_secs: Option<u64>,
+}
+
+impl ThreatSourceSection {
+    /// The enclaves the threat service searches: `enclave_ids_for_search`, else the documented
+    /// `enclave_ids_for_submission`; empty means every enclave of the account.
+    pub fn search_enclaves(&self) -> Vec<String> {
+        if self.enclave_ids_for_search.is_empty() {
+            self.enclave_ids_for_submission.clone()
+        } else {
+            self.enclave_ids_for_search.clone()
+        }
+    }
 }
 
 impl Section for ThreatSourceSection {
@@ -434,13 +454,13 @@ impl TrustarConfig {
                 };
                 Some(ThreatSource {
                     connection: connection(THREAT_SOURCE, keys, &proxy, setup)?,
-                    enclaves_for_search: s.enclave_ids_for_search.clone(),
+                    enclaves_for_search: s.search_enclaves(),
                 })
             }
             None => None,
         };
         let queue = match sections.trustar.queue.trim() {
-            "" => "trustar".to_string(),
+            "" => DEFAULT_QUEUE.to_string(),
             q => q.to_string(),
         };
         Ok(TrustarConfig {
@@ -515,6 +535,30 @@ submit_data_to_trustar = summary,artifacts
         let legal = c.account_for_workspace("Legal").unwrap();
         assert_eq!(legal.content, vec![Content::Summary, Content::Artifacts]);
         assert!(!legal.auto_submission);
+    }
+
+    #[test]
+    fn the_threat_source_takes_the_documented_enclave_key() {
+        let source = |keys: &str| {
+            let text =
+                format!("[trustar_threat_source]\nuser_api_key = k\nuser_api_secret = s\n{keys}");
+            parse(&text)
+                .unwrap()
+                .threat_source
+                .unwrap()
+                .enclaves_for_search
+        };
+        // The plugin's documentation writes enclave_ids_for_submission here.
+        assert_eq!(
+            source("enclave_ids_for_submission = e1, e2\n"),
+            ["e1", "e2"]
+        );
+        assert_eq!(source("enclave_ids_for_search = s1\n"), ["s1"]);
+        assert_eq!(
+            source("enclave_ids_for_search = s1\nenclave_ids_for_submission = e1\n"),
+            ["s1"]
+        );
+        assert!(source("").is_empty());
     }
 
     #[test]

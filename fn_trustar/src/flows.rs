@@ -59,29 +59,25 @@ pub fn indicator_type_for(artifact_type: &str) -> Option<String> {
     Some(t.to_string())
 }
 
-/// Roughly `validators.url`: a scheme, `://` and a host with a dot (or localhost / an IP).
+/// As the original's `validators.url`: `http`, `https` or `ftp` followed by `://`, a host that is
+/// a name with a dot, `localhost` or an IP address, a port that exists (at most 65535), no blank.
+/// Parsed with the `url` crate (WHATWG URL rules).
 pub fn is_valid_url(value: &str) -> bool {
     let lower = value.to_ascii_lowercase();
-    let Some(rest) = ["http://", "https://", "ftp://"]
+    let has_scheme = ["http://", "https://", "ftp://"]
         .iter()
-        .find_map(|s| lower.strip_prefix(s))
-    else {
+        .any(|s| lower.starts_with(s));
+    if !has_scheme || value.contains(char::is_whitespace) {
+        return false;
+    }
+    let Ok(url) = url::Url::parse(value) else {
         return false;
     };
-    let host = rest
-        .split(['/', '?', '#'])
-        .next()
-        .unwrap_or_default()
-        .rsplit('@')
-        .next()
-        .unwrap_or_default();
-    let host = host.split(':').next().unwrap_or_default();
-    !host.is_empty()
-        && !value.contains(char::is_whitespace)
-        && (host == "localhost" || host.contains('.'))
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+    match url.host() {
+        Some(url::Host::Domain(name)) => name == "localhost" || name.contains('.'),
+        Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)) => true,
+        None => false,
+    }
 }
 
 /// What happened to an incident's report.
@@ -647,5 +643,10 @@ mod tests {
         assert!(!is_valid_url("evil.com"));
         assert!(!is_valid_url("http://"));
         assert!(!is_valid_url("http://a b.com"));
+        // Ports above 65535 do not exist: the original and the platform make it a URL String.
+        assert!(!is_valid_url("http://evil.com:99999/x"));
+        assert!(is_valid_url("http://evil.com:65535/x"));
+        assert!(is_valid_url("http://10.0.0.1/x"));
+        assert!(!is_valid_url("http:evil.com"));
     }
 }

@@ -110,7 +110,8 @@ pub fn build(
         .rule(q.clone(), rules::INCIDENT_DELETED, incident_deleted)
         .rule(q.clone(), rules::SEND_TO_TRUSTAR, send_to_trustar)
         .rule(q.clone(), rules::WHITELIST, whitelist_rule)
-        .rule(q, rules::UNDO_WHITELIST, undo_whitelist_rule)
+        .rule(q.clone(), rules::UNDO_WHITELIST, undo_whitelist_rule)
+        .destination_named(config::DEFAULT_QUEUE, q)
         .selftest(selftest)
         .demo(DemoStep::IncidentText(
             "The floods are steered from 198.51.100.23.".into(),
@@ -389,6 +390,13 @@ async fn undo_whitelist_function(
     })
 }
 
+/// How an automatic rule goes on.
+enum Automatic {
+    Run(RuleRun),
+    /// Nothing to do: the action's answer.
+    Done(String),
+}
+
 /// A rule message's incident routed to its account, with the incident's lock held.
 struct RuleRun {
     routed: Routed,
@@ -402,7 +410,10 @@ impl RuleRun {
         ctx: &Context,
         incident: &Incident,
     ) -> Result<Self, FunctionError> {
-        let rest = ctx.rest()?.clone();
+        Ok(Self::route(i, ctx.rest()?.clone(), incident).await?)
+    }
+
+    async fn route(i: &Integration, rest: Rest, incident: &Incident) -> Result<Self, FlowError> {
         let routed = i.route(&rest, incident.json()).await?;
         let guard = i.incident_lock(incident.id).lock_owned().await;
         Ok(RuleRun {
@@ -412,13 +423,31 @@ impl RuleRun {
         })
     }
 
-    /// The answer when the account does not submit automatically.
-    fn manual_only(&self) -> Option<String> {
-        (!self.routed.account.auto_submission).then(|| {
-            format!(
+    /// For an automatic rule: the run, or the answer that completes the action at once when
+    /// no account lists the incident's workspace or the account does not submit automatically
+    /// (each says which setting to change; neither is an error of the rule).
+    async fn start_automatic(
+        i: &Integration,
+        ctx: &Context,
+        incident: &Incident,
+    ) -> Result<Automatic, FunctionError> {
+        let run = match Self::route(i, ctx.rest()?.clone(), incident).await {
+            Ok(run) => run,
+            Err(FlowError::NoAccount { workspace }) => {
+                return Ok(Automatic::Done(format!(
+                    "No TruSTAR account for workspace '{workspace}': nothing submitted (to \
+                     submit its incidents, add it to `workspace` in a [trustar_<name>] section)"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(if run.routed.account.auto_submission {
+            Automatic::Run(run)
+        } else {
+            Automatic::Done(format!(
                 "Automatic submission is disabled in [{}]",
-                self.routed.account.section
-            )
+                run.routed.account.section
+            ))
         })
     }
 
@@ -474,10 +503,9 @@ async fn case_created(
     ctx: Context,
     incident: Incident,
 ) -> Result<String, FunctionError> {
-    let run = RuleRun::start(&i, &ctx, &incident).await?;
-    match run.manual_only() {
-        Some(answer) => Ok(answer),
-        None => run.submit(&i, &incident).await,
+    match RuleRun::start_automatic(&i, &ctx, &incident).await? {
+        Automatic::Done(answer) => Ok(answer),
+        Automatic::Run(run) => run.submit(&i, &incident).await,
     }
 }
 
@@ -487,10 +515,9 @@ async fn incident_updated(
     ctx: Context,
     incident: Incident,
 ) -> Result<String, FunctionError> {
-    let run = RuleRun::start(&i, &ctx, &incident).await?;
-    match run.manual_only() {
-        Some(answer) => Ok(answer),
-        None => run.update(&i, incident.id).await,
+    match RuleRun::start_automatic(&i, &ctx, &incident).await? {
+        Automatic::Done(answer) => Ok(answer),
+        Automatic::Run(run) => run.update(&i, incident.id).await,
     }
 }
 
@@ -501,10 +528,10 @@ async fn artifact_created(
     incident: Incident,
     artifact: Artifact,
 ) -> Result<String, FunctionError> {
-    let run = RuleRun::start(&i, &ctx, &incident).await?;
-    if let Some(answer) = run.manual_only() {
-        return Ok(answer);
-    }
+    let run = match RuleRun::start_automatic(&i, &ctx, &incident).await? {
+        Automatic::Done(answer) => return Ok(answer),
+        Automatic::Run(run) => run,
+    };
     if artifact.description == report::CORRELATED_DESCRIPTION {
         return Ok("Correlated indicator: nothing to do".to_string());
     }
@@ -517,10 +544,10 @@ async fn incident_deleted(
     ctx: Context,
     incident: Incident,
 ) -> Result<String, FunctionError> {
-    let run = RuleRun::start(&i, &ctx, &incident).await?;
-    if let Some(answer) = run.manual_only() {
-        return Ok(answer);
-    }
+    let run = match RuleRun::start_automatic(&i, &ctx, &incident).await? {
+        Automatic::Done(answer) => return Ok(answer),
+        Automatic::Run(run) => run,
+    };
     Ok(if i.delete(&run.routed, incident.id).await? {
         DONE.to_string()
     } else {
@@ -606,21 +633,52 @@ mod tests {
         TestKit::with_config(super::NAME, source).unwrap()
     }
 
-    #[tokio::test]
-    async fn an_incident_of_an_unrouted_workspace_is_refused_by_name() {
+    /// The kit, with incident 9 in workspace "Legal", which no account lists.
+    fn kit_with_unrouted_incident() -> (TestKit, serde_json::Value) {
         let kit = kit();
         kit.platform().answer(
             Method::Get,
             "/workspaces/5",
             json!({"id": 5, "display_name": "Legal"}),
         );
-        let body = json!({"incident": {"id": 9, "name": "x", "workspace": 5}});
+        (
+            kit,
+            json!({"incident": {"id": 9, "name": "x", "workspace": 5}}),
+        )
+    }
+
+    #[tokio::test]
+    async fn an_incident_of_an_unrouted_workspace_is_refused_by_name() {
+        let (kit, body) = kit_with_unrouted_incident();
         let call = kit.rule(super::rules::SEND_TO_TRUSTAR, body).await;
         let e = call.result.unwrap_err().to_string();
         assert!(e.contains("workspace 'Legal'"), "{e}");
         let calls = kit.platform().calls();
         assert_eq!(calls.len(), 1, "{calls:?}");
         assert_eq!(calls[0].path, "/workspaces/5");
+    }
+
+    /// An automatic rule on an incident of a workspace that no account lists completes with
+    /// the setting to change; it is not an error on every new incident.
+    #[tokio::test]
+    async fn automatic_rules_of_an_unrouted_workspace_complete_saying_what_to_set() {
+        let (kit, body) = kit_with_unrouted_incident();
+        for rule in [
+            super::rules::CASE_CREATED,
+            super::rules::UPDATE_INCIDENT,
+            super::rules::INCIDENT_DELETED,
+        ] {
+            let call = kit.rule(rule, body.clone()).await;
+            let answer = call.result.unwrap_or_else(|e| panic!("{rule}: {e}"));
+            assert_eq!(
+                answer.as_deref(),
+                Some(
+                    "No TruSTAR account for workspace 'Legal': nothing submitted (to submit its \
+                     incidents, add it to `workspace` in a [trustar_<name>] section)"
+                ),
+                "{rule}"
+            );
+        }
     }
 
     #[tokio::test]

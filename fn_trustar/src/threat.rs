@@ -1,8 +1,9 @@
 //! The TruSTAR custom threat service's lookup (spec D.5 "Threat service"): an artifact value is
 //! searched (`indicators/search`) in the `[trustar_threat_source]` enclaves, and an exact match
-//! whose priority is HIGH or MEDIUM is a hit:
-//! `{"props": [{"type": "string", "name": "Priority Level", "value": "HIGH"}, {"type": "uri",
-//! "name": "TruSTAR Link", "value": <indicator deeplink>}]}`.
+//! whose priority is HIGH or MEDIUM is a hit with the original's one property:
+//! `{"props": [{"type": "string", "name": "Priority Level", "value": "HIGH"}]}`. (No link: the
+//! platform would keep it with the artifact, it would reach the report body, and TruSTAR would
+//! extract it as one more indicator.)
 //!
 //! The host serves it as `<urlbase>/trustar` (cache, 303 polling, authentication, HTTPS).
 
@@ -40,11 +41,7 @@ impl Searcher {
         if level != "HIGH" && level != "MEDIUM" {
             return Ok(Vec::new());
         }
-        let ty = indicator.indicator_type.unwrap_or_default();
-        Ok(vec![Hit::new().string("Priority Level", level).uri(
-            "TruSTAR Link",
-            self.client.indicator_deeplink(&ty, value),
-        )])
+        Ok(vec![Hit::new().string("Priority Level", level)])
     }
 }
 

@@ -21,9 +21,14 @@ async fn wait_until<F: FnMut() -> bool>(what: &str, timeout: Duration, mut f: F)
 }
 
 fn sections(emu: &TrustarEmulator, extra: &str) -> String {
+    sections_on(emu, "trustar", extra)
+}
+
+/// The sections with `[trustar] queue = queue`.
+fn sections_on(emu: &TrustarEmulator, queue: &str, extra: &str) -> String {
     let enclave = &emu.enclave_ids()[0];
     format!(
-        "[trustar]\nqueue = trustar\n\n\
+        "[trustar]\nqueue = {queue}\n\n\
          [trustar_soc]\nurl = {url}/\nuser_api_key = {key}\nuser_api_secret = {secret}\n\
          enclave_ids_for_submission = {enclave}\nworkspace = Default workspace,  SOC Team \n\
          auto_submission = enable\ntag = resilient\nincident_types_to_exclude = Malware\n\
@@ -325,6 +330,35 @@ async fn a_rule_on_a_deleted_incident_ends_at_once() {
     host.stop().await.unwrap();
 }
 
+/// `[trustar] queue` renamed, as the plugin's documentation invites: `customize` pushes the
+/// destination, functions and rules under the new name, and the rules still run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renamed_queue_keeps_the_rules_working() {
+    let emu = TrustarEmulator::start(TrustarConfig::default())
+        .await
+        .unwrap();
+    let host = TestHost::start_with(
+        vec![Run::Registered("fn_trustar")],
+        TestOptions {
+            sections: sections_on(&emu, "soc_trustar", ""),
+            ..TestOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let sim = host.sim();
+    sim.add_workspace("SOC Team").unwrap();
+    let incident = sim
+        .create_incident(json!({"name": "Renamed", "discovered_date": 1_700_000_000_000_i64, "workspace": "SOC Team"}))
+        .unwrap();
+    let ext = format!("RESILIENT{}", incident["id"]);
+    wait_until("the report", Duration::from_secs(20), || {
+        emu.report_by_external_id(&ext).is_some()
+    })
+    .await;
+    host.stop().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn excluded_types_and_unknown_workspaces_are_not_submitted() {
     let emu = TrustarEmulator::start(TrustarConfig::default())
@@ -517,9 +551,11 @@ async fn threat_service_over_http_and_from_the_platform() {
     let r = post("203.0.113.66").await.unwrap();
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
+    // Only the documented property: no link (it would end up in the report body, be extracted
+    // as an indicator and queried as a correlated one).
     assert_eq!(
-        v["hits"][0]["props"][0],
-        json!({"type": "string", "name": "Priority Level", "value": "HIGH"})
+        v["hits"],
+        json!([{"props": [{"type": "string", "name": "Priority Level", "value": "HIGH"}]}])
     );
     // LOW and NOT_FOUND: no hits. MEDIUM: a hit.
     let v: Value = post("203.0.113.67").await.unwrap().json().await.unwrap();

@@ -39,7 +39,10 @@ pub fn load_component(
     let definitions = if registration.customizations.is_empty() {
         None
     } else {
-        let definitions = registration.definitions()?;
+        let mut definitions = registration.definitions()?;
+        for (declared, actual) in component.destination_names() {
+            definitions.rename_destination(declared, actual);
+        }
         check_component(
             registration.name,
             &component,

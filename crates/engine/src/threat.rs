@@ -51,9 +51,12 @@ pub struct Webserver {
     /// Port to listen on.
     #[serde(default = "default_port")]
     pub port: u16,
-    /// Serve HTTPS (true, or 1) instead of HTTP; needs certfile.
+    /// Serve HTTPS (true, or 1) instead of HTTP; needs certfile (or cafile).
     #[serde(default)]
     pub secure: bool,
+    /// rc_webserver's name for certfile, as the plugins' documentation writes it: the PEM file
+    /// with the certificate and private key; used when certfile is unset.
+    pub cafile: Option<String>,
     /// PEM file with the certificate (and the private key, unless keyfile is set) for HTTPS.
     #[schemars(example = &"/etc/soar-host/threat-service.pem")]
     pub certfile: Option<String>,
@@ -204,11 +207,16 @@ impl ThreatServer {
         source: &soar_sdk::config::ConfigSource,
         monitor: Monitor,
     ) -> Result<Arc<ThreatServer>, ConfigError> {
-        if web.secure && web.certfile.as_deref().is_none_or(str::is_empty) {
+        let unset = |v: &Option<String>| v.as_deref().is_none_or(|v| v.trim().is_empty());
+        if unset(&web.certfile) {
+            web.certfile = web.cafile.take().filter(|v| !v.trim().is_empty());
+        }
+        if web.secure && unset(&web.certfile) {
             return Err(source.invalid(
                 Webserver::NAME,
                 "certfile",
-                "secure = 1 needs a certfile (PEM certificate and key)",
+                "secure = 1 needs a certfile (or cafile, as rc_webserver calls it): the PEM \
+                 certificate and key",
             ));
         }
         web.server = web.server.trim().to_string();
@@ -724,6 +732,69 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use soar_sdk::config::Sections;
+
+    /// `[webserver] cafile`, rc_webserver's name for the certificate as the plugins document
+    /// it, serves HTTPS like certfile.
+    #[tokio::test]
+    async fn https_with_the_documented_cafile_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let pem = dir.path().join("threat.pem");
+        std::fs::write(
+            &pem,
+            format!("{}{}", ck.cert.pem(), ck.signing_key.serialize_pem()),
+        )
+        .unwrap();
+        let source = soar_sdk::config::ConfigSource::new("app.config").with_section(
+            Webserver::NAME,
+            [
+                ("server", "127.0.0.1"),
+                ("port", "0"),
+                ("secure", "1"),
+                ("cafile", pem.to_str().unwrap()),
+            ],
+        );
+        let web = Webserver::load(&source).unwrap();
+        assert_eq!(source.warnings(), Vec::<String>::new());
+        let routes = soar_sdk::Component::new()
+            .threat_service("none", NoHits)
+            .threat_services()
+            .to_vec();
+        let cts = CustomThreatService::load(&source).unwrap();
+        let server = ThreatServer::new(routes, web, cts, &source, Monitor::default()).unwrap();
+        let running = start(server).await.unwrap();
+        let tls = soar_tls::client_config(&soar_tls::CaSource::File(pem.clone())).unwrap();
+        let client = reqwest::Client::builder()
+            .tls_backend_preconfigured((*tls).clone())
+            .build()
+            .unwrap();
+        let url = format!("https://localhost:{}/cts/none", running.addr.port());
+        let answer = client
+            .post(&url)
+            .json(&json!({"type": "net.name", "value": "localhost"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+        running.stop().await;
+
+        // Neither key: the error names both.
+        let source = soar_sdk::config::ConfigSource::new("app.config")
+            .with_section(Webserver::NAME, [("secure", "1")]);
+        let web = Webserver::load(&source).unwrap();
+        let cts = CustomThreatService::load(&source).unwrap();
+        let e = ThreatServer::new(Vec::new(), web, cts, &source, Monitor::default()).unwrap_err();
+        assert!(e.to_string().contains("certfile (or cafile"), "{e}");
+    }
+
+    struct NoHits;
+
+    impl soar_sdk::ThreatService for NoHits {
+        async fn search(&self, _: ThreatArtifact) -> Result<Vec<Hit>, soar_sdk::FunctionError> {
+            Ok(Vec::new())
+        }
+    }
 
     #[test]
     fn request_ids_match_rc_cts() {

@@ -63,6 +63,7 @@ fn web() -> Webserver {
         server: "localhost".into(),
         port: 0,
         secure: false,
+        cafile: None,
         certfile: None,
         keyfile: None,
         max_connections: 100,

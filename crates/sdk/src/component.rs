@@ -83,6 +83,8 @@ pub struct Component<S = ()> {
     selftest: Option<Arc<SelftestFn>>,
     threat_services: Vec<ThreatRoute>,
     demo: Vec<DemoStep>,
+    /// Message destinations of the crate's customizations renamed by configuration.
+    destination_names: Vec<(String, String)>,
 }
 
 impl<S> std::fmt::Debug for Component<S> {
@@ -112,6 +114,7 @@ impl Clone for Component {
             selftest: self.selftest.clone(),
             threat_services: self.threat_services.clone(),
             demo: self.demo.clone(),
+            destination_names: self.destination_names.clone(),
         }
     }
 }
@@ -139,6 +142,7 @@ impl<S: Clone + Send + Sync + 'static> Component<S> {
             selftest: None,
             threat_services: Vec::new(),
             demo: Vec::new(),
+            destination_names: Vec::new(),
         }
     }
 
@@ -198,6 +202,22 @@ impl<S: Clone + Send + Sync + 'static> Component<S> {
         self
     }
 
+    /// The message destination `declared` in the crate's customizations is called `actual` in
+    /// this configuration (a queue setting such as `[trustar] queue`): `host customize` pushes
+    /// it, and the functions and rules declared on it, under `actual`, so that the handlers on
+    /// `actual` receive their messages. Nothing changes when the names are equal.
+    pub fn destination_named(
+        mut self,
+        declared: impl Into<String>,
+        actual: impl Into<String>,
+    ) -> Self {
+        let (declared, actual) = (declared.into(), actual.into());
+        if declared != actual {
+            self.destination_names.push((declared, actual));
+        }
+        self
+    }
+
     /// Adds a step to `host demo`'s story.
     pub fn demo(mut self, step: DemoStep) -> Self {
         self.demo.push(step);
@@ -213,6 +233,7 @@ impl<S: Clone + Send + Sync + 'static> Component<S> {
             selftest: self.selftest,
             threat_services: self.threat_services,
             demo: self.demo,
+            destination_names: self.destination_names,
         }
     }
 }
@@ -232,6 +253,11 @@ impl<S> Component<S> {
 
     pub fn threat_services(&self) -> &[ThreatRoute] {
         &self.threat_services
+    }
+
+    /// `(declared, actual)` message destination names, see [`Component::destination_named`].
+    pub fn destination_names(&self) -> &[(String, String)] {
+        &self.destination_names
     }
 
     pub fn demo_steps(&self) -> &[DemoStep] {

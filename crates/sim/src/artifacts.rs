@@ -318,7 +318,8 @@ pub fn valid_url(s: &str) -> bool {
     let host_port = authority.rsplit('@').next().unwrap_or_default();
     let host = match host_port.rsplit_once(':') {
         Some((h, port)) if !h.ends_with(']') || host_port.starts_with('[') => {
-            if !port.is_empty() && !port.chars().all(|c| c.is_ascii_digit()) {
+            // A port is a number that exists (at most 65535).
+            if !port.is_empty() && port.parse::<u16>().is_err() {
                 return false;
             }
             h
@@ -355,6 +356,7 @@ mod tests {
             "1http://x",
             "http://host:port/",
             "http://ex!ample.org",
+            "http://evil.com:99999/x",
         ] {
             assert!(!valid_url(bad), "{bad}");
         }
