@@ -162,9 +162,17 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let verbose = cli.verbose;
-    // Commands other than `run` log to stderr only: warnings, or everything with -v.
-    if !matches!(cli.command, Command::Run { .. }) {
-        let level = if verbose { "DEBUG" } else { "WARNING" };
+    // `run` logs as app.config says; the others to stderr only, more with -v.
+    let level = match cli.command {
+        Command::Run { .. } => None,
+        #[cfg(feature = "sim")]
+        Command::Sim(_) => Some(if verbose { "DEBUG" } else { "INFO" }),
+        // The demo prints its own story; the log only adds errors.
+        #[cfg(feature = "sim")]
+        Command::Demo { .. } => Some(if verbose { "INFO" } else { "ERROR" }),
+        _ => Some(if verbose { "DEBUG" } else { "WARNING" }),
+    };
+    if let Some(level) = level {
         let _ = logging::init(&logging::LogSettings::stderr(level));
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()

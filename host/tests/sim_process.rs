@@ -139,3 +139,28 @@ async fn host_sim_driven_by_its_admin_interface_with_host_run_connected() {
         assert_eq!(status.code(), Some(0));
     }
 }
+
+/// `host sim` logs at INFO on stderr (its start line names the REST port and the CA), whatever
+/// the other commands' default level.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_logs_its_start_on_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sim = host(dir.path(), &["sim"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(sim.stderr.take().unwrap()).lines();
+    let found = tokio::time::timeout(WAIT, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("soar-sim started: REST on") {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    sim.kill().await.unwrap();
+    assert!(found, "no INFO start line on stderr");
+}

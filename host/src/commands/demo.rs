@@ -90,7 +90,6 @@ async fn after(sim: &Sim, id: i64, seen: &mut Seen, started: Instant) -> anyhow:
 }
 
 async fn demo(repeat: usize) -> anyhow::Result<()> {
-    let _ = crate::logging::init(&crate::logging::LogSettings::stderr("ERROR"));
     let t0 = Instant::now();
     let world = World::start(SimConfig::default()).await?;
     let sim = &world.sim;

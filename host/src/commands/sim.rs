@@ -30,7 +30,6 @@ pub struct SimArgs {
 }
 
 pub async fn run(args: SimArgs) -> i32 {
-    let _ = crate::logging::init(&crate::logging::LogSettings::stderr("INFO"));
     let config = SimConfig {
         rest_port: args.rest_port,
         stomp_port: args.stomp_port,
