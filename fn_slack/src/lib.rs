@@ -99,7 +99,8 @@ pub struct SlackInputs {
     pub slack_details: Option<String>,
     /// The parent message's ts: post as a reply in its thread.
     pub slack_thread_id: Option<String>,
-    /// Slack's `mrkdwn`.
+    /// Slack's `mrkdwn` (the 2018 definitions name the input `slack_markdwn`: see
+    /// [`markdown_input`]).
     pub slack_markdown: Option<bool>,
     /// Slack's `parse`: `none` or `full`.
     pub slack_parse: Option<String>,
@@ -272,7 +273,7 @@ async fn post_message(
     if let Some(v) = inputs.slack_as_user {
         body.insert("as_user".into(), json!(v));
     }
-    if let Some(v) = inputs.slack_markdown {
+    if let Some(v) = markdown_input(&ctx, &inputs)? {
         body.insert("mrkdwn".into(), json!(v));
     }
     if let Some(p) = non_empty(&inputs.slack_parse) {
@@ -309,7 +310,7 @@ async fn post_message(
                     answer.get("ts").and_then(Value::as_str).unwrap_or("?")
                 ))
                 .await;
-                return Ok(FunctionResult::new(answer));
+                return Ok(slack_result(answer));
             }
             Ok(None) => {}
             Err(e) => {
@@ -342,7 +343,25 @@ async fn post_message(
         answer.get("ts").and_then(Value::as_str).unwrap_or("?")
     ))
     .await;
-    Ok(FunctionResult::new(answer))
+    Ok(slack_result(answer))
+}
+
+/// `slack_markdown`, or the 2018 definitions' `slack_markdwn` (a select of true/false), read
+/// from the message because one typed field cannot have two names.
+fn markdown_input(ctx: &Context, inputs: &SlackInputs) -> Result<Option<bool>, FunctionError> {
+    if inputs.slack_markdown.is_some() {
+        return Ok(inputs.slack_markdown);
+    }
+    let Some(raw) = ctx.message().body().pointer("/inputs/slack_markdwn") else {
+        return Ok(None);
+    };
+    soar_sdk::Inputs::from_value(json!({"slack_markdwn": raw})).bool("slack_markdwn")
+}
+
+/// Slack's answer as `results.content`, and also at the top of `results` where the 2018
+/// workflows read it (`results.ts`, `results.channel`).
+fn slack_result(answer: Value) -> FunctionResult {
+    FunctionResult::new(answer.clone()).also_at_top(&answer)
 }
 
 /// The `event_type` of the message metadata fn_slack attaches to its posts.

@@ -390,3 +390,65 @@ async fn selftest_calls_auth_test() {
     }
     assert_eq!(slack.request_count("auth.test"), 2);
 }
+
+/// `slack_post_message` with `inputs`, to its final reply.
+async fn call(host: &TestHost, inputs: Value) -> soar_sim::Reply {
+    host.invoke("slack_post_message", inputs)
+        .await
+        .unwrap()
+        .final_reply(WAIT)
+        .await
+        .unwrap()
+}
+
+/// An org that still holds the 2018 definitions: booleans are selects ("true"/"false"), the
+/// markdown input is `slack_markdwn`, and the workflows read the thread id from `results.ts`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_2018_definitions_keep_working() {
+    let (slack, host) = start().await;
+    let reply = call(&host, json!({
+            "slack_channel": "incidents",
+            "slack_details": r#"{"Resilient Incident": {"type": "string", "data": "Old style"}}"#,
+            "slack_markdwn": {"id": 401, "name": "false"},
+            "slack_reply_broadcast": {"id": 402, "name": "false"},
+            "slack_as_user": {"id": 403, "name": "false"},
+            "slack_link_names": {"id": 404, "name": "true"},
+            "slack_parse": {"id": 405, "name": "none"},
+    })).await;
+    assert_eq!(reply.message_type, 0, "{}", reply.message);
+    let results = reply.results.unwrap();
+    let ts = results["ts"]
+        .as_str()
+        .expect("results.ts, as 2018 workflows read it");
+    assert_eq!(results["content"]["ts"], json!(ts));
+    assert_eq!(results["success"], json!(true));
+    let posted = slack.all_messages();
+    assert_eq!(posted.len(), 1);
+    assert_eq!(posted[0].ts, ts);
+    assert_eq!(posted[0].text, "Resilient Incident: Old style");
+    assert_eq!(posted[0].args["mrkdwn"], json!(false));
+    assert_eq!(posted[0].args["link_names"], json!(true));
+    assert_eq!(posted[0].args["as_user"], json!(false));
+
+    // The reply of the 2018 flow: thread id from results.ts.
+    let reply = call(
+        &host,
+        json!({
+                "slack_channel": "incidents",
+                "slack_details": r#"{"Note": {"type": "string", "data": "Contained"}}"#,
+                "slack_thread_id": ts,
+                "slack_reply_broadcast": {"id": 402, "name": "true"},
+        }),
+    )
+    .await;
+    assert_eq!(reply.message_type, 0, "{}", reply.message);
+    let replies: Vec<_> = slack
+        .all_messages()
+        .into_iter()
+        .filter(|m| m.is_reply())
+        .collect();
+    assert_eq!(replies.len(), 1);
+    assert_eq!(replies[0].thread_ts.as_deref(), Some(ts));
+    assert!(replies[0].reply_broadcast);
+    host.stop().await.unwrap();
+}

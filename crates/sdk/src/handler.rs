@@ -71,8 +71,14 @@ pub trait FromInputs: Sized + Send + 'static {
 }
 
 impl<T: DeserializeOwned + Send + 'static> FromInputs for T {
+    /// Values are first brought to the kind each field reads ([`Inputs::coerced`]): a boolean
+    /// defined on the platform as a select (`"true"`/`"false"`, as 2018 exports did) or a
+    /// number written as text still reads.
     fn from_inputs(inputs: Inputs) -> Result<Self, FunctionError> {
-        inputs.parse()
+        match schema::cached::<T>() {
+            Some(schema) => inputs.coerced(&schema).parse(),
+            None => inputs.parse(),
+        }
     }
 
     fn schema() -> Option<Result<InputSchema, String>> {

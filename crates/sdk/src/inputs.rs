@@ -8,6 +8,8 @@
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use crate::schema::{InputSchema, ValueKind};
+
 use crate::error::FunctionError;
 
 /// The inputs of one function invocation.
@@ -94,13 +96,17 @@ impl Inputs {
         }
     }
 
-    /// A boolean input. Accepts JSON booleans and the strings "true"/"false".
+    /// A boolean input. Accepts JSON booleans, 0/1 and the texts true/false/yes/no/1/0 (any
+    /// case; a select of those names); empty text is absent.
     pub fn bool(&self, name: &str) -> Result<Option<bool>, FunctionError> {
-        match self.get(name) {
-            None => Ok(None),
+        let value = self.get(name);
+        match value
+            .and_then(|v| coerce(v, ValueKind::Bool))
+            .as_ref()
+            .or(value)
+        {
+            None | Some(Value::Null) => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Ok(Some(true)),
-            Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Ok(Some(false)),
             Some(other) => Err(FunctionError::invalid_input(
                 name,
                 format!("must be a boolean, got {}", type_name(other)),
@@ -147,6 +153,25 @@ impl Inputs {
         }
     }
 
+    /// The inputs with each value brought to the kind `schema` reads, where that is clear:
+    /// `"true"`/`"false"`/`"yes"`/`"no"`/`"1"`/`"0"` (any case) or 0/1 for a boolean (a select
+    /// of those names, as 2018 exports defined booleans), numeric text for a number, and empty
+    /// text as absent for both. Anything else is left for the typed parse to name.
+    pub fn coerced(&self, schema: &InputSchema) -> Inputs {
+        let mut normalized = self.normalized.clone();
+        for (name, kind) in &schema.inputs {
+            if let Some(v) = normalized.get_mut(name)
+                && let Some(c) = coerce(v, *kind)
+            {
+                *v = c;
+            }
+        }
+        Inputs {
+            normalized,
+            raw: self.raw.clone(),
+        }
+    }
+
     /// Deserialises all normalised inputs into a typed struct.
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, FunctionError> {
         serde_json::from_value(Value::Object(self.normalized.clone())).map_err(|e| {
@@ -155,6 +180,35 @@ impl Inputs {
                 problem: e.to_string(),
             }
         })
+    }
+}
+
+/// `value` as `kind`, when it is text (or 0/1 for a boolean) that clearly means one.
+fn coerce(value: &Value, kind: ValueKind) -> Option<Value> {
+    match (kind, value) {
+        (ValueKind::Bool | ValueKind::Integer | ValueKind::Float, Value::String(s))
+            if s.trim().is_empty() =>
+        {
+            Some(Value::Null)
+        }
+        (ValueKind::Bool, Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "yes" | "1" => Some(Value::Bool(true)),
+            "false" | "no" | "0" => Some(Value::Bool(false)),
+            _ => None,
+        },
+        (ValueKind::Bool, Value::Number(n)) => match n.as_i64() {
+            Some(1) => Some(Value::Bool(true)),
+            Some(0) => Some(Value::Bool(false)),
+            _ => None,
+        },
+        (ValueKind::Integer, Value::String(s)) => s.trim().parse::<i64>().ok().map(Value::from),
+        (ValueKind::Float, Value::String(s)) => s
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+            .map(Value::Number),
+        _ => None,
     }
 }
 
@@ -193,6 +247,43 @@ mod tests {
         assert_eq!(inputs.str("empty").unwrap(), None);
         assert_eq!(inputs.raw()["sel"], json!({"id": 211, "name": "Option A"}));
         assert_eq!(inputs.normalized()["multi"], json!(["X", "Y"]));
+    }
+
+    /// Booleans defined as selects (`{"name": "false"}`, as 2018 exports did) and numbers
+    /// written as text read into a typed struct.
+    #[test]
+    fn typed_inputs_read_selects_and_text_as_their_kind() {
+        use crate::handler::FromInputs;
+        #[derive(serde::Deserialize, Debug, PartialEq)]
+        struct Typed {
+            flag: Option<bool>,
+            other: Option<bool>,
+            count: Option<i64>,
+            empty: Option<bool>,
+            name: Option<String>,
+        }
+        let inputs = Inputs::from_value(json!({
+            "flag": {"id": 301, "name": "false"},
+            "other": "True",
+            "count": " 12 ",
+            "empty": "",
+            "name": "1",
+        }));
+        assert_eq!(
+            Typed::from_inputs(inputs).unwrap(),
+            Typed {
+                flag: Some(false),
+                other: Some(true),
+                count: Some(12),
+                empty: None,
+                name: Some("1".into()),
+            }
+        );
+        // What cannot be meant as the kind is still an error naming it.
+        let e = Typed::from_inputs(Inputs::from_value(json!({"flag": "maybe"})))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("maybe"), "{e}");
     }
 
     #[test]

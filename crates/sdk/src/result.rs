@@ -16,6 +16,8 @@ pub struct FunctionResult {
     pub(crate) success: bool,
     pub(crate) reason: Option<String>,
     pub(crate) custom: bool,
+    /// Keys also written at the top of `results`, beside the envelope.
+    pub(crate) top: Map<String, Value>,
 }
 
 impl FunctionResult {
@@ -26,6 +28,7 @@ impl FunctionResult {
             success: true,
             reason: None,
             custom: false,
+            top: Map::new(),
         }
     }
 
@@ -37,6 +40,7 @@ impl FunctionResult {
             success: false,
             reason: Some(reason.into()),
             custom: false,
+            top: Map::new(),
         }
     }
 
@@ -47,7 +51,18 @@ impl FunctionResult {
             success: true,
             reason: None,
             custom: true,
+            top: Map::new(),
         }
+    }
+
+    /// Also writes the keys of `value` (an object) at the top of `results`, for workflows written
+    /// before the `ResultPayload` envelope (2018 scripts read `results.ts` where newer ones read
+    /// `results.content.ts`). The envelope's own keys win over them.
+    pub fn also_at_top(mut self, value: &Value) -> Self {
+        if let Value::Object(map) = value {
+            self.top = map.clone();
+        }
+        self
     }
 
     /// Sets the reason shown next to the result.
@@ -81,7 +96,8 @@ impl FunctionResult {
         if self.custom {
             return self.value;
         }
-        json!({
+        let mut results = self.top;
+        let envelope = json!({
             "version": 2.0,
             "success": self.success,
             "reason": self.reason,
@@ -96,7 +112,11 @@ impl FunctionResult {
                 "execution_time_ms": elapsed.as_millis() as u64,
                 "timestamp": chrono::Local::now().format("%Y-%m-%d %H:%M:%S").to_string(),
             }
-        })
+        });
+        if let Value::Object(envelope) = envelope {
+            results.extend(envelope);
+        }
+        Value::Object(results)
     }
 }
 

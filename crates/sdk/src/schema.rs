@@ -33,6 +33,20 @@ fn kind(format: &Format) -> ValueKind {
     }
 }
 
+/// [`trace`] of `I`, computed once per type (`None` when it cannot be traced).
+pub fn cached<I: DeserializeOwned + 'static>() -> Option<std::sync::Arc<InputSchema>> {
+    use std::any::TypeId;
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<TypeId, Option<Arc<InputSchema>>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Mutex::default);
+    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+    cache
+        .entry(TypeId::of::<I>())
+        .or_insert_with(|| trace::<I>().ok().map(Arc::new))
+        .clone()
+}
+
 /// Traces the fields of a struct of inputs (`#[derive(Deserialize)] struct MyInputs { ... }`).
 pub fn trace<I: DeserializeOwned>() -> Result<InputSchema, String> {
     let mut tracer = Tracer::new(TracerConfig::default());
