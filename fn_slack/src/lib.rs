@@ -468,8 +468,7 @@ async fn message_text(
         offload(move || render::render(&details, &base)).await?
     } else if let Some(text) = non_empty(&inputs.slack_text) {
         let text = text.to_string();
-        offload(move || Ok::<_, render::RenderError>(render::escape(&render::text_or_html(&text))))
-            .await?
+        offload(move || Ok::<_, render::RenderError>(render::slack_text(&text))).await?
     } else if let Some(id) = inputs.incident_id {
         let incident = ctx
             .rest()?

@@ -57,14 +57,7 @@ pub const TYPES: &[&str] = &["string", "incident", "richtext", "boolean", "datet
 /// Escapes Slack's control characters (`&`, `<`, `>`), as Slack asks of every message text.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            c => out.push(c),
-        }
-    }
+    crate::html::escape_into(&mut out, text);
     out
 }
 
@@ -188,10 +181,14 @@ fn render_entry(label: &str, entry: &Value, base_url: &str) -> Result<Option<Str
                 ));
             }
         },
-        "richtext" => match data {
-            Value::String(s) => html_to_text(s),
-            other => plain(other),
-        },
+        // Already Slack text: escaped, its links kept.
+        "richtext" => {
+            let text = match data {
+                Value::String(s) => html_to_slack(s),
+                other => escape(&plain(other)),
+            };
+            return Ok(Some(text).filter(|t| !t.trim().is_empty()));
+        }
         "boolean" => {
             if truthy(data) {
                 "Yes".into()
@@ -304,11 +301,12 @@ pub fn looks_like_html(text: &str) -> bool {
             .any(|e| text.contains(e))
 }
 
-/// HTML as readable text: block elements become lines, entities are decoded, no decoration,
-/// no wrapping; trailing whitespace and runs of blank lines are removed.
-pub fn html_to_text(html: &str) -> String {
+/// HTML as Slack text: block elements become lines, entities are decoded and Slack's control
+/// characters escaped, links kept as `<url|text>`, no wrapping; trailing whitespace and runs of
+/// blank lines are removed.
+pub fn html_to_slack(html: &str) -> String {
     // Bounded work: HTML over the limit is cut first (the cut shows in the text).
-    let text = crate::html::to_text(&truncated(html, MAX_TEXT_BYTES));
+    let text = crate::html::to_slack(&truncated(html, MAX_TEXT_BYTES));
     tidy(&text)
 }
 
@@ -330,12 +328,13 @@ pub fn fit_message(text: &str) -> Cow<'_, str> {
     format!("{}{NOTE}", &text[..end]).into()
 }
 
-/// Plain text or HTML (as [`looks_like_html`] decides) as readable text.
-pub fn text_or_html(text: &str) -> String {
+/// Plain text or HTML (as [`looks_like_html`] decides) as Slack text (escaped; HTML links
+/// kept).
+pub fn slack_text(text: &str) -> String {
     if looks_like_html(text) {
-        html_to_text(text)
+        html_to_slack(text)
     } else {
-        tidy(text)
+        escape(&tidy(text))
     }
 }
 
@@ -534,17 +533,21 @@ mod tests {
 
     #[test]
     fn plain_text_and_html_notes() {
-        assert_eq!(text_or_html("line 1\nline 2\n\n\n"), "line 1\nline 2");
-        assert_eq!(text_or_html("a < b"), "a < b");
+        assert_eq!(slack_text("line 1\nline 2\n\n\n"), "line 1\nline 2");
+        assert_eq!(slack_text("a < b"), "a &lt; b");
         assert_eq!(
-            text_or_html("<div>Blocked <b>1.2.3.4</b></div>"),
+            slack_text("<div>Blocked <b>1.2.3.4</b></div>"),
             "Blocked 1.2.3.4"
         );
         assert_eq!(
-            text_or_html("hey <!channel> and <@U123>"),
-            "hey <!channel> and <@U123>"
+            slack_text("hey <!channel> and <@U123>"),
+            "hey &lt;!channel&gt; and &lt;@U123&gt;"
         );
-        assert_eq!(text_or_html("a<br/>b"), "a\nb");
+        assert_eq!(slack_text("a<br/>b"), "a\nb");
+        assert_eq!(
+            slack_text("<p>Follow the <a href=\"https://wiki.example/dos\">DoS runbook</a></p>"),
+            "Follow the <https://wiki.example/dos|DoS runbook>"
+        );
         assert!(!looks_like_html("x <3 y > z"));
     }
 }

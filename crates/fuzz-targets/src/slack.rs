@@ -10,9 +10,9 @@ const BASE: &str = "https://soar.example.com:443";
 
 /// `slack_render`: `data` is text (invalid UTF-8 replaced; a leading `REPEAT <n>` line repeats
 /// the rest, see [`crate::expand`]). It is rendered as `slack_details`, as a note
-/// (`text_or_html`, `html_to_text`), escaped, and, when it is a JSON object, also as an incident
-/// whose summary is rendered. A rendered message never contains `<` or `>` (Slack would read
-/// them as a link or a mention such as `<!channel>`), and every `&` in it starts an entity.
+/// (`slack_text`, `html_to_slack`), escaped, and, when it is a JSON object, also as an incident
+/// whose summary is rendered. A rendered message has `<` and `>` only around a link (Slack
+/// would read any other as a mention such as `<!channel>`), and every `&` in it starts an entity.
 pub fn slack_render(data: &[u8]) {
     let data = crate::expand(data);
     let text = crate::text(&data);
@@ -24,8 +24,8 @@ pub fn slack_render(data: &[u8]) {
         check_escaped(&message, "render");
     }
     let _ = render::looks_like_html(&text);
-    let _ = render::text_or_html(&text);
-    let _ = render::html_to_text(&text);
+    check_escaped(&render::slack_text(&text), "slack_text");
+    check_escaped(&render::html_to_slack(&text), "html_to_slack");
 
     if let Ok(Value::Object(incident)) = serde_json::from_str::<Value>(&text) {
         let incident = Value::Object(incident);
@@ -39,12 +39,31 @@ pub fn slack_render(data: &[u8]) {
     }
 }
 
-/// No `<` or `>`, and `&` only as `&amp;`, `&lt;` or `&gt;`.
+/// `<` and `>` only around a Slack link to an `http`, `https` or `mailto` URL (never a mention
+/// such as `<!channel>` or `<@U123>`), and `&` only as `&amp;`, `&lt;` or `&gt;`.
 fn check_escaped(message: &str, what: &str) {
-    assert!(
-        !message.contains(['<', '>']),
-        "{what} left a raw < or > in the message: {message:?}"
-    );
+    let mut rest = message;
+    while let Some(open) = rest.find(['<', '>']) {
+        assert!(
+            rest[open..].starts_with('<'),
+            "{what} left a raw > in the message: {message:?}"
+        );
+        let link = &rest[open + 1..];
+        let close = link
+            .find('>')
+            .unwrap_or_else(|| panic!("{what} left a raw < in the message: {message:?}"));
+        let inner = &link[..close];
+        let url = inner.split('|').next().unwrap_or_default();
+        assert!(
+            ["http://", "https://", "mailto:"]
+                .iter()
+                .any(|s| url.starts_with(s))
+                && !inner.contains('<')
+                && !url.contains(char::is_whitespace),
+            "{what} left markup that is not a link in the message: {inner:?} in {message:?}"
+        );
+        rest = &link[close + 1..];
+    }
     let mut rest = message;
     while let Some(i) = rest.find('&') {
         rest = &rest[i..];
