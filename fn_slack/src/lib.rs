@@ -486,7 +486,8 @@ async fn message_text(
         .map_err(|e| FunctionError::invalid_input("slack_details", e))
 }
 
-/// The seed's "Create Slack Message" details for an incident (select values as names).
+/// The documented "Create Slack Message" details for an incident (select values as names),
+/// Start Date included.
 pub fn incident_details(incident: &Value) -> Map<String, Value> {
     let names = |key: &str| -> Value {
         match incident.get(key) {
@@ -519,6 +520,7 @@ pub fn incident_details(incident: &Value) -> Map<String, Value> {
     add("Description", "richtext", description);
     add("Confirmed", "boolean", field("confirmed"));
     add("Create Date", "datetime", field("create_date"));
+    add("Start Date", "datetime", field("start_date"));
     add("Severity", "string", field("severity_code"));
     add("NIST Vectors", "string", names("nist_attack_vectors"));
     add("Incident Types", "string", names("incident_type_ids"));
@@ -584,14 +586,16 @@ mod tests {
         let incident = json!({
             "id": 2223, "name": "DoS attack in EMEA",
             "description": {"format": "html", "content": "<div>Flood</div>"},
-            "confirmed": true, "create_date": 1524857616000i64, "severity_code": "High",
+            "confirmed": true, "create_date": 1524857616000i64, "start_date": 1524850000000i64,
+            "severity_code": "High",
             "nist_attack_vectors": ["Web"], "incident_type_ids": ["Denial of Service", "Malware"],
         });
         let text = render::render_details(&incident_details(&incident), "https://h:443").unwrap();
         assert_eq!(
             text,
             "Resilient Incident: DoS attack in EMEA\nResilient URL: https://h:443/#incidents/2223\n\
-             Description: Flood\nConfirmed: Yes\nCreate Date: 2018-04-27T19:33:36Z\nSeverity: High\n\
+             Description: Flood\nConfirmed: Yes\nCreate Date: 2018-04-27T19:33:36Z\n\
+             Start Date: 2018-04-27T17:26:40Z\nSeverity: High\n\
              NIST Vectors: [Web]\nIncident Types: [Denial of Service, Malware]"
         );
     }
