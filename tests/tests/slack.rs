@@ -452,3 +452,47 @@ async fn the_2018_definitions_keep_working() {
     assert!(replies[0].reply_broadcast);
     host.stop().await.unwrap();
 }
+
+/// Incident text cannot notify anyone: the shipped workflows post with `parse=none` and no
+/// `link_names`, and `<`/`>` are escaped, so Slack shows `@channel` and `<!here>` as written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incident_text_pings_nobody() {
+    let (slack, host) = start().await;
+    let sim = host.sim();
+    let incident = sim
+        .create_incident(json!({
+            "name": "@channel all servers down <!here>",
+            "description": {"format": "html", "content": "<div>ask @here and @bob</div>"},
+        }))
+        .unwrap();
+    let id = incident["id"].as_i64().unwrap();
+    let run = sim
+        .run_manual_rule("Create Slack Message", id, json!({}))
+        .await
+        .unwrap();
+    run.wait(WAIT).await.unwrap();
+    let posted = slack.all_messages();
+    assert_eq!(posted.len(), 1);
+    assert_eq!(
+        posted[0].mentions(),
+        Vec::<String>::new(),
+        "{:?}",
+        posted[0]
+    );
+    let shown = posted[0].rendered();
+    assert!(
+        shown.contains("Resilient Incident: @channel all servers down <!here>")
+            && shown.contains("ask @here and @bob"),
+        "{shown}"
+    );
+    // The emulator does see a mention when a post asks Slack to parse the text.
+    let reply = call(
+        &host,
+        json!({"slack_channel": "incidents", "slack_text": "@channel hello", "slack_parse": "full"}),
+    )
+    .await;
+    assert_eq!(reply.message_type, 0, "{}", reply.message);
+    let last = slack.all_messages().pop().unwrap();
+    assert_eq!(last.mentions(), ["@channel"]);
+    host.stop().await.unwrap();
+}

@@ -150,6 +150,85 @@ impl SlackMessage {
         self.thread_ts.as_deref().is_some_and(|t| t != self.ts)
     }
 
+    /// Whether an argument is on (`true`, `"true"`, `1` or `"1"`, as Slack reads form and JSON).
+    fn flag(&self, name: &str) -> bool {
+        match self.args.get(name) {
+            Some(Value::Bool(b)) => *b,
+            Some(Value::Number(n)) => n.as_i64() == Some(1),
+            Some(Value::String(s)) => matches!(s.to_ascii_lowercase().as_str(), "true" | "1"),
+            _ => false,
+        }
+    }
+
+    /// Who the message notifies, as Slack decides: `<!channel>`, `<!here>`, `<!everyone>` and
+    /// `<@U…>` always; the plain words `@channel`, `@here`, `@everyone` and `@name` only with
+    /// `parse=full` or `link_names=true` (Slack's documented behaviour). Each as `@channel`,
+    /// `@here`, `@everyone` or `@<user>`.
+    pub fn mentions(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        let mut rest = self.text.as_str();
+        while let Some(open) = rest.find('<') {
+            let Some(close) = rest[open..].find('>') else {
+                break;
+            };
+            let inner = &rest[open + 1..open + close];
+            let target = inner.split('|').next().unwrap_or_default();
+            if let Some(special) = target.strip_prefix('!') {
+                if matches!(special, "channel" | "here" | "everyone") {
+                    found.push(format!("@{special}"));
+                }
+            } else if let Some(user) = target.strip_prefix('@') {
+                found.push(format!("@{user}"));
+            }
+            rest = &rest[open + close + 1..];
+        }
+        let parses = self.args.get("parse").and_then(Value::as_str) == Some("full");
+        if parses || self.flag("link_names") {
+            for word in self
+                .text
+                .split(|c: char| c.is_whitespace() || ",.;:!?()".contains(c))
+            {
+                if let Some(name) = word.strip_prefix('@').filter(|n| {
+                    !n.is_empty() && n.chars().all(|c| c.is_alphanumeric() || "._-".contains(c))
+                }) {
+                    found.push(format!("@{name}"));
+                }
+            }
+        }
+        found
+    }
+
+    /// The text as Slack shows it: entities decoded, `<url|text>` as its text, `<url>` as the
+    /// URL, `<!channel>` as `@channel`, `<@U1>` as `@U1`.
+    pub fn rendered(&self) -> String {
+        let mut out = String::new();
+        let mut rest = self.text.as_str();
+        while let Some(open) = rest.find('<') {
+            out.push_str(&rest[..open]);
+            let Some(close) = rest[open..].find('>') else {
+                out.push_str(&rest[open..]);
+                rest = "";
+                break;
+            };
+            let inner = &rest[open + 1..open + close];
+            let (target, label) = inner.split_once('|').unwrap_or((inner, ""));
+            out.push_str(match (target.chars().next(), label) {
+                (Some('!' | '@'), _) => "@",
+                _ => "",
+            });
+            out.push_str(if !label.is_empty() {
+                label
+            } else {
+                target.trim_start_matches(['!', '@'])
+            });
+            rest = &rest[open + close + 1..];
+        }
+        out.push_str(rest);
+        out.replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&")
+    }
+
     /// The `metadata` the post carried (an object, or JSON text as in a form post).
     fn metadata(&self) -> Option<Value> {
         match self.args.get("metadata")? {
