@@ -94,7 +94,7 @@ async fn the_story_incident_posted_then_notes_as_thread_replies() {
     assert_eq!(lines[3], "Confirmed: Yes");
     assert!(lines[4].starts_with("Create Date: 20") && lines[4].ends_with('Z'));
     assert_eq!(parent.args["mrkdwn"], json!(true));
-    assert_eq!(parent.args["parse"], json!("full"));
+    assert_eq!(parent.args["parse"], json!("none"));
     assert_eq!(parent.username.as_deref(), Some("Resilient"));
 
     // The thread id (and channel) land on the incident, and a note says so.
