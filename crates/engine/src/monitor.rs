@@ -234,7 +234,6 @@ impl Monitor {
         InFlight {
             monitor: self.clone(),
             id: id.to_string(),
-            started: Instant::now(),
             finished: false,
         }
     }
@@ -275,7 +274,6 @@ impl Monitor {
 pub(crate) struct InFlight {
     monitor: Monitor,
     id: String,
-    started: Instant,
     finished: bool,
 }
 
@@ -301,11 +299,11 @@ impl InFlight {
             return;
         }
         self.finished = true;
-        let name = lock(&self.monitor.0.running)
-            .remove(&self.id)
-            .and_then(|r| r.name)
-            .unwrap_or_else(|| "(none)".to_string());
         self.monitor.0.in_flight.dec();
+        let Some(running) = lock(&self.monitor.0.running).remove(&self.id) else {
+            return;
+        };
+        let name = running.name.unwrap_or_else(|| "(none)".to_string());
         self.monitor
             .0
             .handled
@@ -318,7 +316,7 @@ impl InFlight {
             .0
             .latency
             .get_or_create(&Function { function: name })
-            .observe(self.started.elapsed().as_secs_f64());
+            .observe(running.started.elapsed().as_secs_f64());
     }
 }
 

@@ -16,7 +16,7 @@ use soar_engine::config::secrets::configured_store;
 pub enum SecretCommand {
     /// Store a secret (the value is asked for without echo, or read from stdin).
     Set {
-        /// The name a `^name` value refers to, e.g. slack_api_token.
+        /// The name a `^name` value refers to, e.g. api_key_secret.
         name: String,
         /// Only for this app.config section (default: for every section).
         #[arg(long)]
@@ -35,21 +35,22 @@ pub enum SecretCommand {
 /// The store to write: the one `^name` lookups read first.
 fn store(config_file: Option<&Path>) -> (StoreAdmin, String) {
     let home = std::env::home_dir();
-    // Only the file's text: its own ^secrets may be what is being set up.
-    let located = AppConfig::locate(config_file).ok().and_then(|path| {
-        let text = std::fs::read_to_string(&path).ok()?;
-        let ini = Ini::parse(text.trim_start_matches('\u{feff}'), &path).ok()?;
-        Some((ini, path))
-    });
-    let env = |name: &str| std::env::var(name).ok();
-    let configured = located
-        .as_ref()
-        .and_then(|(ini, path)| configured_store(&env, home.as_deref(), ini, path))
+    // Only the file's text: its own ^secrets may be what is being set up. Without a file,
+    // only $APP_SECRETS can name the store.
+    let (ini, path) = AppConfig::locate(config_file)
+        .ok()
+        .and_then(|path| {
+            let text = std::fs::read_to_string(&path).ok()?;
+            let ini = Ini::parse(text.trim_start_matches('\u{feff}'), &path).ok()?;
+            Some((ini, path))
+        })
         .or_else(|| {
-            env("APP_SECRETS")
-                .filter(|v| !v.is_empty())
-                .map(|v| (PathBuf::from(v), "$APP_SECRETS"))
-        });
+            let path = PathBuf::from("app.config");
+            Ini::parse("", &path).ok().map(|ini| (ini, path))
+        })
+        .expect("empty text parses");
+    let env = |name: &str| std::env::var(name).ok();
+    let configured = configured_store(&env, home.as_deref(), &ini, &path);
     match configured {
         Some((path, origin)) => (StoreAdmin::new(path), origin.to_string()),
         None => {
