@@ -333,6 +333,23 @@ impl Decoder for StompCodec {
 }
 
 impl StompCodec {
+    /// The frame the decoder is in the middle of, once its head has been read (whether it was
+    /// being read or skipped): what a client can say of a frame whose end never comes, e.g.
+    /// when the connection stalls or closes inside it. `None` between frames and inside a head.
+    pub fn unfinished(&self) -> Option<Rejected> {
+        match &self.state {
+            State::Body {
+                command, headers, ..
+            } => Some(Rejected {
+                command: Some(*command),
+                headers: headers.clone(),
+                problem: "the frame never ended".into(),
+            }),
+            State::Skip { rejected, .. } => Some(rejected.clone()),
+            State::Idle | State::Head { .. } => None,
+        }
+    }
+
     /// The frame being read (in [`State::Body`]) as rejected for `problem`.
     fn take_body(&mut self, problem: CodecError) -> Rejected {
         match std::mem::replace(&mut self.state, State::Idle) {

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -142,6 +142,56 @@ pub struct Link {
     generation: u64,
     outgoing: mpsc::Sender<Frame>,
     receipts: Arc<Receipts>,
+    acks: Arc<AckWatch>,
+}
+
+/// Tells when the acknowledgement of one delivery has been queued for the writer: a plain ACK
+/// of it, or the COMMIT of the transaction holding its ACK.
+#[derive(Default)]
+struct AckWatch {
+    watching: AtomicBool,
+    state: Mutex<Option<Watched>>,
+}
+
+struct Watched {
+    ack: String,
+    /// The transaction of the watched ACK, once it has been queued inside one.
+    transaction: Option<String>,
+    queued: oneshot::Sender<()>,
+}
+
+impl AckWatch {
+    fn queued(&self, frame: &Frame) {
+        if !self.watching.load(Ordering::Acquire) {
+            return;
+        }
+        let mut state = lock(&self.state);
+        let Some(watched) = state.as_mut() else {
+            return;
+        };
+        let done = match frame.command {
+            Command::Ack if frame.get("id") == Some(watched.ack.as_str()) => {
+                match frame.get("transaction") {
+                    None => true,
+                    Some(tx) => {
+                        watched.transaction = Some(tx.to_owned());
+                        false
+                    }
+                }
+            }
+            Command::Commit => {
+                watched.transaction.is_some()
+                    && frame.get("transaction") == watched.transaction.as_deref()
+            }
+            _ => false,
+        };
+        if done {
+            self.watching.store(false, Ordering::Release);
+            if let Some(watched) = state.take() {
+                let _ = watched.queued.send(());
+            }
+        }
+    }
 }
 
 impl Link {
@@ -152,10 +202,35 @@ impl Link {
 
     /// Queues a frame for the writer.
     pub async fn send(&self, frame: Frame) -> Result<(), StompError> {
+        let watched = (self.acks.watching.load(Ordering::Acquire)
+            && matches!(frame.command, Command::Ack | Command::Commit))
+        .then(|| {
+            let mut probe = Frame::new(frame.command);
+            probe.headers.clone_from(&frame.headers);
+            probe
+        });
         self.outgoing
             .send(frame)
             .await
-            .map_err(|_| StompError::NotConnected)
+            .map_err(|_| StompError::NotConnected)?;
+        if let Some(probe) = watched {
+            self.acks.queued(&probe);
+        }
+        Ok(())
+    }
+
+    /// Resolves once the acknowledgement of delivery `ack` has been queued for the writer
+    /// (a plain ACK, or the COMMIT of the transaction holding the ACK); one watch at a time,
+    /// a new one replaces the last. Frames queued before are written first.
+    pub fn watch_ack(&self, ack: &str) -> oneshot::Receiver<()> {
+        let (queued, rx) = oneshot::channel();
+        *lock(&self.acks.state) = Some(Watched {
+            ack: ack.to_owned(),
+            transaction: None,
+            queued,
+        });
+        self.acks.watching.store(true, Ordering::Release);
+        rx
     }
 
     /// Sends `frame` with a `receipt` header and waits for the matching RECEIPT.
@@ -356,12 +431,20 @@ impl Connection {
                 generation,
                 outgoing,
                 receipts,
+                acks: Arc::default(),
             },
             reader,
             writer,
             failure,
             shutdown,
         })
+    }
+
+    /// The MESSAGE (or other frame) the reader is in the middle of, once its head has been
+    /// read: what can be said of a frame whose end never came when the connection stalls or
+    /// closes inside it.
+    pub fn unfinished_frame(&self) -> Option<crate::codec::Rejected> {
+        self.reader.decoder().unfinished()
     }
 
     /// A handle for writing and receipts.

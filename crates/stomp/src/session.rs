@@ -6,7 +6,15 @@
 //! generation it arrived on; acknowledging it on a later connection is refused with
 //! [`StompError::StaleDelivery`] (the broker redelivers it anyway). Events go out in order on a
 //! bounded channel; when the consumer falls behind, the session stops reading the socket.
+//!
+//! A MESSAGE whose frame never ends (the connection stalls or closes inside it) cannot be
+//! skipped: the connection is dropped. The session remembers its message-id; when the same
+//! message stalls a connection again ([`STALLS_BEFORE_ANSWER`] times in all), it reports it as
+//! [`Event::Undecodable`] while that connection is still up, waits (at most [`STALL_GRACE`])
+//! until its acknowledgement is queued, and only then closes the connection, so that the
+//! broker does not redeliver it for ever.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -26,6 +34,15 @@ use crate::frame::{Command, Frame};
 
 /// Capacity of the event channel.
 pub const EVENT_QUEUE: usize = 1024;
+
+/// A message whose frame stalled this many connections is answered as undecodable.
+pub const STALLS_BEFORE_ANSWER: u32 = 2;
+
+/// How long a stalled connection is kept for the answer to an undecodable message to be queued.
+pub const STALL_GRACE: Duration = Duration::from_secs(5);
+
+/// Most message-ids remembered as having stalled a connection.
+const MAX_STALLS_KEPT: usize = 1024;
 
 /// Reconnect delays: attempt `n` waits a uniformly random time in `[0, min(max, initial * factor^n)]`.
 #[derive(Debug, Clone, PartialEq)]
@@ -204,6 +221,8 @@ struct Inner {
     closing: AtomicBool,
     stop: CancellationToken,
     task: Mutex<Option<JoinHandle<()>>>,
+    /// Message-ids whose frame never ended, and how many connections each has stalled.
+    stalls: Mutex<HashMap<String, u32>>,
 }
 
 impl Inner {
@@ -251,6 +270,7 @@ impl Session {
             closing: AtomicBool::new(false),
             stop: stop.clone(),
             task: Mutex::new(None),
+            stalls: Mutex::new(HashMap::new()),
         });
         let task = tokio::spawn(
             Supervisor {
@@ -622,6 +642,10 @@ impl Supervisor {
                 // The socket is broken: drop it (and its writer) without a goodbye.
                 Err(error) => {
                     let up = Some(since.elapsed());
+                    let unfinished = conn.unfinished_frame();
+                    if self.ended_inside_a_message(unfinished, &link, &error).await {
+                        conn.close().await;
+                    }
                     return Outcome::Lost { error, up };
                 }
             };
@@ -630,6 +654,79 @@ impl Supervisor {
                 return outcome;
             }
         }
+    }
+
+    /// After `link`'s connection failed with `error`: when the reader was inside a MESSAGE
+    /// (`unfinished`), counts the stall
+    /// against its message-id; when that message has stalled connections before and this one
+    /// is still up (a heart-beat timeout), reports it as undecodable and waits until its
+    /// acknowledgement is queued. True when the connection should be closed (flushing what is
+    /// queued) rather than dropped.
+    async fn ended_inside_a_message(
+        &self,
+        unfinished: Option<Rejected>,
+        link: &Link,
+        error: &StompError,
+    ) -> bool {
+        let generation = link.generation();
+        let Some(mut rejected) = unfinished.filter(|r| r.command == Some(Command::Message)) else {
+            return false;
+        };
+        let Some(message_id) = rejected.get("message-id").map(str::to_owned) else {
+            return false;
+        };
+        let stalls = {
+            let mut stalls = self
+                .inner
+                .stalls
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if stalls.len() >= MAX_STALLS_KEPT && !stalls.contains_key(&message_id) {
+                stalls.clear();
+            }
+            let n = stalls.entry(message_id.clone()).or_default();
+            *n += 1;
+            *n
+        };
+        let live = matches!(error, StompError::HeartBeatTimeout { .. });
+        let tag = DeliveryTag::of(generation, rejected.get("ack"), Some(&message_id));
+        let (true, Some(tag)) = (stalls >= STALLS_BEFORE_ANSWER && live, tag) else {
+            warn!(
+                generation,
+                message_id = %message_id.escape_debug(),
+                stalls,
+                "the connection ended inside a message ({error}); the broker redelivers it"
+            );
+            return false;
+        };
+        warn!(
+            generation,
+            message_id = %message_id.escape_debug(),
+            stalls,
+            "a message whose frame never ends stalled the connection again; answering it as unreadable"
+        );
+        rejected.problem =
+            format!("its frame never ended: the connection stalled inside it {stalls} times");
+        let queued = link.watch_ack(&tag.ack);
+        let event = Event::Undecodable {
+            rejected,
+            tag: Some(tag),
+        };
+        if !self.emit(event).await {
+            return false;
+        }
+        if tokio::time::timeout(STALL_GRACE, queued).await.is_err() {
+            warn!(
+                generation,
+                "the answer to the stalled message was not queued in time"
+            );
+        }
+        self.inner
+            .stalls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&message_id);
+        true
     }
 
     /// Emits a frame from the server; `Some` ends the connection.

@@ -815,3 +815,96 @@ fn backoff_grows_is_capped_and_jittered() {
     // The default reaches a broker that is back within 2 s, however long it was away.
     assert_eq!(Backoff::default().ceiling(u32::MAX), Duration::from_secs(2));
 }
+
+/// Writes the head of a MESSAGE and the first bytes of its body, then nothing more.
+async fn send_unfinished_message(peer: &mut Peer, ack: &str) {
+    use tokio::io::AsyncWriteExt;
+    let head = format!(
+        "MESSAGE\ndestination:/queue/q\nsubscription:q\nmessage-id:ID:stalls\nack:{ack}\n\
+         reply-to:/queue/replies\ncontent-length:100\n\n0123456789"
+    );
+    let io = peer.0.get_mut();
+    io.write_all(head.as_bytes()).await.expect("write");
+    io.flush().await.expect("flush");
+}
+
+#[tokio::test]
+async fn a_message_whose_frame_never_ends_is_answered_when_it_stalls_again() {
+    let mut server = Server::start(None).await;
+    let mut config = server.config();
+    // We expect the server's heart-beats every 100 ms: 200 ms of silence ends a connection.
+    config.heart_beat = (0, 100);
+    let (session, mut events) = Session::start(config, vec![subscription("q")]);
+
+    // First delivery: the connection stalls inside it and is dropped; nothing is reported.
+    let mut peer = server.accept().await;
+    peer.handshake("100,0").await;
+    peer.subscriptions(1).await;
+    assert_eq!(connected(&mut events).await, 1);
+    send_unfinished_message(&mut peer, "a1").await;
+    match event(&mut events).await {
+        Event::Disconnected {
+            generation: 1,
+            error: StompError::HeartBeatTimeout { .. },
+        } => {}
+        other => panic!("expected a heart-beat timeout, got {other:?}"),
+    }
+    drop(peer);
+
+    // Redelivered, it stalls again: reported while the connection is up, answered, then closed.
+    let mut peer = server.accept().await;
+    peer.handshake("100,0").await;
+    peer.subscriptions(1).await;
+    let generation = connected(&mut events).await;
+    send_unfinished_message(&mut peer, "a2").await;
+    let (rejected, tag) = match event(&mut events).await {
+        Event::Undecodable {
+            rejected,
+            tag: Some(tag),
+        } => (rejected, tag),
+        other => panic!("expected the stalled message as undecodable, got {other:?}"),
+    };
+    assert_eq!(rejected.get("message-id"), Some("ID:stalls"));
+    assert_eq!(rejected.get("reply-to"), Some("/queue/replies"));
+    assert!(
+        rejected.problem.contains("never ended"),
+        "{}",
+        rejected.problem
+    );
+    assert_eq!((tag.generation, tag.ack.as_str()), (generation, "a2"));
+    let reply = Frame::new(Command::Send)
+        .header("destination", "/queue/replies")
+        .with_body("error".to_owned());
+    let answer = tokio::spawn({
+        let session = session.clone();
+        async move { session.commit_with_ack(vec![reply], &tag).await }
+    });
+    let begin = peer.expect(Command::Begin).await;
+    let tx = begin.get("transaction").expect("transaction").to_owned();
+    assert_eq!(
+        peer.expect(Command::Send).await.get("transaction"),
+        Some(tx.as_str())
+    );
+    let ack = peer.expect(Command::Ack).await;
+    assert_eq!(ack.get("id"), Some("a2"));
+    assert_eq!(
+        peer.expect(Command::Commit).await.get("transaction"),
+        Some(tx.as_str())
+    );
+    match event(&mut events).await {
+        Event::Disconnected { generation: g, .. } => assert_eq!(g, generation),
+        other => panic!("expected the stalled connection to end, got {other:?}"),
+    }
+    // Its RECEIPT could not be read behind the unfinished frame: not confirmed.
+    assert!(
+        within("the commit's end", answer)
+            .await
+            .expect("task")
+            .is_err()
+    );
+    // The client closed its side after the COMMIT.
+    assert!(
+        within("the client closing", peer.0.next()).await.is_none(),
+        "nothing after the COMMIT"
+    );
+}

@@ -275,6 +275,40 @@ fn partial_frames_are_scanned_incrementally() {
 }
 
 #[test]
+fn an_unfinished_frame_is_known_once_its_head_is_read() {
+    let mut codec = StompCodec::new(64);
+    let mut buf = BytesMut::from(&b"MESSAGE\nmessage-id:m1\nack:a1\n"[..]);
+    assert!(decode_all(&mut codec, &mut buf).expect("ok").is_empty());
+    assert_eq!(
+        codec.unfinished(),
+        None,
+        "inside the head: nothing to say yet"
+    );
+    buf.extend_from_slice(b"content-length:10\n\n01234");
+    assert!(decode_all(&mut codec, &mut buf).expect("ok").is_empty());
+    let unfinished = codec.unfinished().expect("inside the body");
+    assert_eq!(unfinished.command, Some(Command::Message));
+    assert_eq!(unfinished.get("message-id"), Some("m1"));
+    assert_eq!(unfinished.get("ack"), Some("a1"));
+    buf.extend_from_slice(b"56789\0");
+    assert!(matches!(
+        decode_all(&mut codec, &mut buf).expect("ok").as_slice(),
+        [Item::Frame(_)]
+    ));
+    assert_eq!(codec.unfinished(), None, "between frames");
+    // A frame being skipped (over the 64-byte maximum) is unfinished too, with its headers.
+    buf.extend_from_slice(b"MESSAGE\nmessage-id:m2\n\n");
+    buf.extend_from_slice(&[b'x'; 100]);
+    assert!(decode_all(&mut codec, &mut buf).expect("ok").is_empty());
+    assert_eq!(
+        codec
+            .unfinished()
+            .and_then(|r| r.get("message-id").map(str::to_owned)),
+        Some("m2".to_owned())
+    );
+}
+
+#[test]
 fn heart_beat_item_encodes_as_eol() {
     let mut buf = BytesMut::new();
     StompCodec::default()
