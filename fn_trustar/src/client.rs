@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 use soar_sdk::Secret;
 use soar_sdk::http::reqwest::{self, Method};
 
@@ -412,26 +412,26 @@ impl TrustarClient {
         Ok(())
     }
 
-    /// `POST reports/{id}/tags?idType=internal&name=&enclaveId=`; returns the tag id.
-    pub async fn add_report_tag(
+    /// `POST reports/{id}/alter-tags?idType=internal` with `{"addedTags": [{"name"}…],
+    /// "removedTags": [{"name"}…]}`: TruSTAR's current way to tag a report (report tags are no
+    /// longer per enclave; the SDK 0.3.34 deprecated `POST reports/{id}/tags` for it).
+    pub async fn alter_report_tags(
         &self,
         report_id: &str,
-        name: &str,
-        enclave_id: &str,
-    ) -> Result<String, TrustarError> {
-        let a = self
-            .call(
-                Method::POST,
-                &format!("reports/{}/tags", encode_segment(report_id)),
-                &[
-                    ("idType", "internal".to_string()),
-                    ("name", name.to_string()),
-                    ("enclaveId", enclave_id.to_string()),
-                ],
-                None,
-            )
-            .await?;
-        Ok(a.text.trim().trim_matches('"').to_string())
+        added: &[&str],
+        removed: &[&str],
+    ) -> Result<(), TrustarError> {
+        let names =
+            |tags: &[&str]| -> Vec<Value> { tags.iter().map(|t| json!({"name": t})).collect() };
+        let body = json!({"addedTags": names(added), "removedTags": names(removed)});
+        self.call(
+            Method::POST,
+            &format!("reports/{}/alter-tags", encode_segment(report_id)),
+            &[("idType", "internal".to_string())],
+            Some(&body),
+        )
+        .await?;
+        Ok(())
     }
 
     /// Every indicator extracted from a report (all pages).

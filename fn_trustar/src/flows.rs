@@ -338,13 +338,13 @@ impl Integration {
         let mut report = self.report_for(&routed.account, data).await?;
         let id = routed.client.submit_report(&report).await?;
         report.id = Some(id.clone());
-        if let Some(tag) = &routed.account.tag {
-            for enclave in &routed.account.enclaves_for_submission {
-                if let Err(e) = routed.client.add_report_tag(&id, tag, enclave).await {
-                    tracing::error!("{e}");
-                    break;
-                }
-            }
+        if let Some(tag) = &routed.account.tag
+            && let Err(e) = routed
+                .client
+                .alter_report_tags(&id, &[tag.as_str()], &[])
+                .await
+        {
+            tracing::error!("the report was submitted, but tagging it failed: {e}");
         }
         let link = routed.client.report_deeplink(&id);
         add_note(rest, incident_id, &report::submitted_note_html(&link)).await?;

@@ -112,6 +112,17 @@ async fn incident_lifecycle_reports_enriches_updates_and_deletes() {
     assert!(!body.contains("Notes"), "notes are not sent while active");
     let rid = report["id"].as_str().unwrap();
     assert_eq!(emu.report_tags(rid)[0]["name"], "resilient");
+    // Tagged through the current endpoint, once (tags are no longer per enclave).
+    let tagging: Vec<String> = emu
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains("/tags") || r.path.contains("alter-tags"))
+        .map(|r| format!("{} {}?{} {}", r.method, r.path, r.query, r.status))
+        .collect();
+    assert_eq!(
+        tagging,
+        [format!("POST reports/{rid}/alter-tags?idType=internal 200")]
+    );
     let notes = sim.notes(id);
     let texts: Vec<String> = notes
         .iter()

@@ -28,6 +28,12 @@ assert got.id == report.id and got.title == "Resilient Incident 7: conformance",
 got.body = "now 192.0.2.11"
 ts.update_report(got)
 assert ts.get_report_details(report.id).body == "now 192.0.2.11"
+# Tags: the SDK's deprecated add_enclave_tag now delegates to POST reports/{id}/alter-tags.
+assert ts.add_enclave_tag(report.id, "resilient") == "resilient"
+assert ts.alter_report_tags(report.id, ["phish", "triage"], ["resilient"]) == report.id
+assert sorted(t.name for t in ts.get_enclave_tags(report.id)) == ["phish", "triage"]
+assert ts.delete_enclave_tag(report.id, "triage") == report.id
+assert [t.name for t in ts.get_enclave_tags(report.id)] == ["phish"]
 values = [i.value for i in ts.get_indicators_for_report(report.id)]
 assert values == ["192.0.2.11"], values
 found = list(ts.search_indicators("192.0.2.11"))

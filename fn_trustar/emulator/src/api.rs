@@ -72,6 +72,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/api/1.3/reports/{id}/indicators", get(report_indicators))
         .route("/api/1.3/reports/{id}/tags", get(report_tags).post(add_tag))
         .route("/api/1.3/reports/{id}/tags/{tag}", delete(delete_tag))
+        .route("/api/1.3/reports/{id}/alter-tags", post(alter_tags))
         .route("/api/1.3/indicators/related", get(related_indicators))
         .route(
             "/api/1.3/indicators/search",
@@ -655,6 +656,66 @@ async fn add_tag(
             .push(json!({"name": name, "guid": guid, "enclaveId": enclave}));
     }
     text_response(StatusCode::OK, guid)
+}
+
+/// The body of `POST reports/{id}/alter-tags`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AlterTags {
+    #[serde(default)]
+    added_tags: Vec<TagName>,
+    #[serde(default)]
+    removed_tags: Vec<TagName>,
+}
+
+#[derive(Debug, Deserialize)]
+struct TagName {
+    name: String,
+}
+
+/// `POST reports/{id}/alter-tags`: adds and removes report tags by name (not per enclave);
+/// answers `{"id": <internal id>}`.
+async fn alter_tags(
+    State(shared): AppState,
+    Path(id): Path<String>,
+    Query(q): Query<IdType>,
+    body: Bytes,
+) -> Response {
+    let alter: AlterTags = match serde_json::from_slice(&body) {
+        Ok(a) => a,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("Invalid request body: {e}"),
+            );
+        }
+    };
+    if alter
+        .added_tags
+        .iter()
+        .chain(&alter.removed_tags)
+        .any(|t| t.name.trim().is_empty())
+    {
+        return error(StatusCode::BAD_REQUEST, "Tag names must not be empty");
+    }
+    let mut st = shared.state();
+    let Some(internal) = find_report(&st, &id, q.external()).map(|r| r.id.clone()) else {
+        return not_found(&id);
+    };
+    if let Some(r) = st.reports.get_mut(&internal) {
+        r.tags.retain(|t| {
+            !alter
+                .removed_tags
+                .iter()
+                .any(|x| t["name"] == x.name.as_str())
+        });
+        for tag in alter.added_tags {
+            if !r.tags.iter().any(|t| t["name"] == tag.name.as_str()) {
+                r.tags.push(json!({"name": tag.name}));
+            }
+        }
+    }
+    json_response(StatusCode::OK, json!({"id": internal}))
 }
 
 async fn report_tags(

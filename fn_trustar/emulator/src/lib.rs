@@ -8,7 +8,7 @@
 //! - `ping`, `version`, `enclaves`, `request-quotas`;
 //! - `reports`: submit (answers the id as plain text), get, update (`PUT`), delete, by internal
 //!   id or by external tracking id (`idType=external`); `reports/{id}/indicators` (extracted from
-//!   the body, [`extract`]), `reports/{id}/tags`;
+//!   the body, [`extract`]), `reports/{id}/tags` (the 2018 SDK) and `reports/{id}/alter-tags` (its successor);
 //! - `indicators/related` (indicators of the other reports sharing one of the given values),
 //!   `indicators/search` (GET and POST), `indicators/metadata` (GET and POST), with priority
 //!   levels from seed data ([`TrustarEmulator::set_priority`]);
