@@ -44,10 +44,11 @@ static SLOTS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| {
     Arc::new(Semaphore::new(cores))
 });
 
-/// Runs `job` on the blocking thread pool, at most one such job per core at a time, and waits
-/// for its result. For work that is linear but may be large (megabytes of HTML): on the async
-/// threads it would delay heart-beats and every other invocation. A panic in `job` becomes an
-/// error.
+/// Runs `job` on a thread of its own at a lower scheduling priority (nice +10), at most one
+/// such job per core at a time, and waits for its result. For work that is linear but may be
+/// large (megabytes of HTML or JSON): on the async threads it would delay heart-beats and every
+/// other invocation, and at the same priority it would still take the cores from the threads
+/// that carry them. A panic in `job` becomes an error.
 pub async fn offload<T, F>(job: F) -> Result<T, FunctionError>
 where
     F: FnOnce() -> T + Send + 'static,
@@ -58,17 +59,46 @@ where
         .acquire_owned()
         .await
         .map_err(|_| FunctionError::msg("the text workers are shut down"))?;
-    tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        job()
-    })
-    .await
-    .map_err(|e| FunctionError::msg(format!("a text transformation failed: {e}")))
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("soar-offload".into())
+        .spawn(move || {
+            let _permit = permit;
+            lower_this_threads_priority();
+            let _ = done.send(job());
+        })
+        .map_err(|e| FunctionError::msg(format!("cannot start a text worker thread: {e}")))?;
+    result
+        .await
+        .map_err(|_| FunctionError::msg("a text transformation failed (it panicked)"))
+}
+
+/// Nice +10 for the calling thread only (Linux gives each thread its own nice value); where
+/// that fails or is not possible the job runs at the normal priority.
+fn lower_this_threads_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        let me = rustix::thread::gettid();
+        if let Ok(nice) = rustix::process::getpriority_process(Some(me)) {
+            let _ = rustix::process::setpriority_process(Some(me), (nice + 10).min(19));
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn offloaded_jobs_run_at_a_lower_priority() {
+        use rustix::process::getpriority_process;
+        let nice = || getpriority_process(Some(rustix::thread::gettid())).expect("getpriority");
+        let ours = nice();
+        let theirs = offload(nice).await.expect("job ran");
+        assert_eq!(theirs, (ours + 10).min(19), "the job's thread is niced");
+        assert_eq!(nice(), ours, "the caller's priority is unchanged");
+    }
 
     #[test]
     fn truncation_keeps_whole_characters_and_says_so() {

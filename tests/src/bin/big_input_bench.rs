@@ -37,6 +37,12 @@ struct Args {
     /// Size of each big description / rich text, in MB.
     #[arg(long, default_value_t = 10)]
     mb: usize,
+    /// Incidents with a big description (each becomes a TruSTAR report).
+    #[arg(long, default_value_t = 2)]
+    incidents: usize,
+    /// Big rich texts posted to Slack.
+    #[arg(long, default_value_t = 2)]
+    slack_texts: usize,
     /// Give up after this long.
     #[arg(long, default_value_t = 300)]
     max_seconds: u64,
@@ -44,8 +50,14 @@ struct Args {
     host: HostArgs,
 }
 
-/// `n` sequential fn_hello calls; their latencies, sorted.
-async fn hello_latencies(sim: &Sim, n: usize, until: Instant) -> anyhow::Result<Vec<Duration>> {
+/// `n` sequential fn_hello calls: when each started (since `since`) and its latency, in call
+/// order.
+async fn hello_calls(
+    sim: &Sim,
+    n: usize,
+    since: Instant,
+    until: Instant,
+) -> anyhow::Result<Vec<(Duration, Duration)>> {
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
         if Instant::now() > until {
@@ -61,10 +73,15 @@ async fn hello_latencies(sim: &Sim, n: usize, until: Instant) -> anyhow::Result<
             "fn_hello failed: {}",
             reply.message
         );
-        out.push(t.elapsed());
+        out.push((t - since, t.elapsed()));
     }
-    out.sort();
     Ok(out)
+}
+
+fn sorted_latencies(calls: &[(Duration, Duration)]) -> Vec<Duration> {
+    let mut l: Vec<Duration> = calls.iter().map(|c| c.1).collect();
+    l.sort();
+    l
 }
 
 fn show(label: &str, l: &[Duration]) {
@@ -117,21 +134,21 @@ async fn main() -> anyhow::Result<()> {
     }
     let connections = sim.stats().connections_accepted;
 
-    let quiet = hello_latencies(&sim, args.calls, until).await?;
+    let quiet = sorted_latencies(&hello_calls(&sim, args.calls, Instant::now(), until).await?);
 
     // Two incidents with big descriptions (fn_trustar's CaseCreated builds their reports) and
     // two big rich texts for Slack, all in flight while fn_hello is measured again.
     let size = args.mb * 1_000_000;
     let started = Instant::now();
     let mut incidents = Vec::new();
-    for i in 0..2 {
+    for i in 0..args.incidents {
         let description = format!("<p>{}</p>", "<b>big</b> &amp; ".repeat(size / 17));
         let incident =
             sim.create_incident(json!({"name": format!("big {i}"), "description": description}))?;
         incidents.push(incident["id"].as_i64().context("incident id")?);
     }
     let mut posts: Vec<Invocation> = Vec::new();
-    for _ in 0..2 {
+    for _ in 0..args.slack_texts {
         let text = format!("<div>{}</div>", "<p>word &amp; word</p>".repeat(size / 22));
         posts.push(
             sim.invoke(
@@ -141,7 +158,8 @@ async fn main() -> anyhow::Result<()> {
             .await?,
         );
     }
-    let loaded = hello_latencies(&sim, args.calls, until).await?;
+    let loaded_calls = hello_calls(&sim, args.calls, started, until).await?;
+    let loaded = sorted_latencies(&loaded_calls);
     for post in &posts {
         let reply = post.final_reply(Duration::from_secs(120)).await?;
         anyhow::ensure!(
@@ -164,6 +182,8 @@ async fn main() -> anyhow::Result<()> {
     let _ = child.start_kill();
     let _ = child.wait().await;
 
+    let mut slowest = loaded_calls.clone();
+    slowest.sort_by_key(|c| std::cmp::Reverse(c.1));
     show("fn_hello alone:", &quiet);
     show("fn_hello beside big input:", &loaded);
     println!(
@@ -172,7 +192,22 @@ async fn main() -> anyhow::Result<()> {
         (percentile(&loaded, 0.99).as_secs_f64() - percentile(&quiet, 0.99).as_secs_f64()) * 1e3,
     );
     println!(
-        "big input:                   2 reports + 2 Slack messages of {} MB each done in {:.2} s",
+        "slowest beside big input:    {}",
+        slowest
+            .iter()
+            .take(5)
+            .map(|(at, l)| format!(
+                "{:.1} ms (started at +{:.0} ms)",
+                l.as_secs_f64() * 1e3,
+                at.as_secs_f64() * 1e3
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "big input:                   {} reports + {} Slack messages of {} MB each done in {:.2} s",
+        args.incidents,
+        args.slack_texts,
         args.mb,
         big_work.as_secs_f64()
     );
