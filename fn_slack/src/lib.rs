@@ -13,7 +13,8 @@
 //!   on an incident) and "Create Slack Reply" (automatic, on a note of a posted incident).
 //!
 //! What the text of a message is, in order of precedence: `slack_details` (rendered per A.2);
-//! else `slack_text` (plain text or HTML, e.g. a note); else the summary of incident
+//! else `slack_text` (plain text or HTML, e.g. a note; with `incident_id` it is posted as the
+//! documented reply, `Resilient URL: …` then `Note: …`); else the summary of incident
 //! `incident_id`, fetched from the platform and laid out as the seed's "Create Slack Message"
 //! pre-processing script did. The last two exist because our workflow definitions map inputs
 //! from paths and cannot build JSON in a script as the original workflows did.
@@ -468,7 +469,15 @@ async fn message_text(
         offload(move || render::render(&details, &base)).await?
     } else if let Some(text) = non_empty(&inputs.slack_text) {
         let text = text.to_string();
-        offload(move || Ok::<_, render::RenderError>(render::slack_text(&text))).await?
+        match inputs.incident_id {
+            // A note of an incident: the documented reply, its URL then the note.
+            Some(id) => {
+                offload(move || render::render_details(&note_details(id, &text), &base)).await?
+            }
+            None => {
+                offload(move || Ok::<_, render::RenderError>(render::slack_text(&text))).await?
+            }
+        }
     } else if let Some(id) = inputs.incident_id {
         let incident = ctx
             .rest()?
@@ -484,6 +493,17 @@ async fn message_text(
     rendered
         .map(|text| render::fit_message(&text).into_owned())
         .map_err(|e| FunctionError::invalid_input("slack_details", e))
+}
+
+/// The documented reply for a note of incident `id`: `Resilient URL: …` then `Note: …`.
+pub fn note_details(id: i64, note: &str) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert(
+        "Resilient URL".into(),
+        json!({"type": "incident", "data": id}),
+    );
+    m.insert("Note".into(), json!({"type": "richtext", "data": note}));
+    m
 }
 
 /// The documented "Create Slack Message" details for an incident (select values as names),

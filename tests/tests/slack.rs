@@ -114,8 +114,12 @@ async fn the_story_incident_posted_then_notes_as_thread_replies() {
     assert!(slack.channel("incidents").unwrap().threads.is_empty());
 
     // A note added by an analyst is posted as a reply in the incident's thread.
-    sim.add_note(id, "Blocked 203.0.113.7 at the firewall <!channel>")
-        .unwrap();
+    // Notes are HTML: the editor stores a typed "<!channel>" as "&lt;!channel&gt;".
+    sim.add_note(
+        id,
+        "Blocked 203.0.113.7 at the firewall &lt;!channel&gt; @here",
+    )
+    .unwrap();
     let replies = wait_rule(&host, "Create Slack Reply", id).await;
     assert_eq!(replies.len(), 1);
     assert_eq!(replies[0].status, WorkflowStatus::Completed);
@@ -131,19 +135,24 @@ async fn the_story_incident_posted_then_notes_as_thread_replies() {
     assert_eq!(result["content"]["ok"], json!(true));
     assert_eq!(result["content"]["message"]["thread_ts"], json!(parent.ts));
     let channel = slack.channel("incidents").unwrap();
-    assert_eq!(
-        channel.messages.len(),
-        1,
-        "a plain reply stays in the thread"
-    );
     let thread = &channel.threads[&parent.ts];
     assert_eq!(thread.len(), 1);
+    // As documented: the incident's URL, then the note; broadcast to the channel as well.
+    let url = lines[1].trim_start_matches("Resilient URL: ");
     assert_eq!(
         thread[0].text,
-        "Blocked 203.0.113.7 at the firewall &lt;!channel&gt;"
+        format!(
+            "Resilient URL: {url}\nNote: Blocked 203.0.113.7 at the firewall &lt;!channel&gt; @here"
+        )
     );
     assert_eq!(thread[0].thread_ts.as_deref(), Some(parent.ts.as_str()));
-    assert_eq!(thread[0].args["reply_broadcast"], json!(false));
+    assert_eq!(thread[0].args["reply_broadcast"], json!(true));
+    assert!(thread[0].mentions().is_empty(), "nobody is pinged");
+    assert_eq!(
+        channel.messages.len(),
+        2,
+        "a broadcast reply shows in the channel too"
+    );
 
     // A second note: a second reply, same thread.
     sim.add_note(id, "<div>Traffic is back to <b>normal</b>.</div>")
@@ -151,7 +160,13 @@ async fn the_story_incident_posted_then_notes_as_thread_replies() {
     let replies = wait_rule(&host, "Create Slack Reply", id).await;
     assert_eq!(replies.len(), 2);
     let thread = &slack.channel("incidents").unwrap().threads[&parent.ts];
-    assert_eq!(thread[1].text, "Traffic is back to normal.");
+    assert!(
+        thread[1]
+            .text
+            .ends_with("\nNote: Traffic is back to normal."),
+        "{}",
+        thread[1].text
+    );
     println!("{}", slack.transcript());
     assert!(sim.violations().is_empty(), "{:?}", sim.violations());
     host.stop().await.unwrap();
