@@ -210,7 +210,7 @@ pub fn build(
             inputs: json!({
                 "slack_details": "{\"Resilient Incident\": {\"type\": \"string\", \"data\": \"DoS attack in EMEA\"}, \"Confirmed\": {\"type\": \"boolean\", \"data\": true}}",
                 "slack_markdown": true,
-                "slack_parse": "full",
+                "slack_parse": "none",
                 "slack_reply_broadcast": false
             }),
         }))

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use soar_sdk::python::json_dumps;
+pub use soar_sdk::text::html_unescape;
 use soar_sdk::text::{MAX_TEXT_BYTES, truncated};
 
 use crate::config::Content;
@@ -115,47 +116,6 @@ pub fn strip_tags(s: &str) -> String {
     }
     out.push_str(rest);
     out.replace("&nbsp;", " ")
-}
-
-/// Python's `html.unescape` for the common entities.
-pub fn html_unescape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(amp) = rest.find('&') {
-        out.push_str(&rest[..amp]);
-        let after = &rest[amp + 1..];
-        // An entity name is short: look for its `;` in the next 11 bytes only.
-        let end = after.bytes().take(11).position(|b| b == b';');
-        let decoded = end.and_then(|e| {
-            let name = &after[..e];
-            let c = match name {
-                "amp" => Some('&'),
-                "lt" => Some('<'),
-                "gt" => Some('>'),
-                "quot" => Some('"'),
-                "apos" | "#39" => Some('\''),
-                "nbsp" => Some('\u{a0}'),
-                n if n.starts_with("#x") || n.starts_with("#X") => u32::from_str_radix(&n[2..], 16)
-                    .ok()
-                    .and_then(char::from_u32),
-                n if n.starts_with('#') => n[1..].parse().ok().and_then(char::from_u32),
-                _ => None,
-            };
-            c.map(|c| (c, e))
-        });
-        match decoded {
-            Some((c, e)) => {
-                out.push(c);
-                rest = &after[e + 1..];
-            }
-            None => {
-                out.push('&');
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 /// `time.strftime('%m/%d/%Y %H:%M:%S', time.gmtime(ms / 1000.))`, or `None`.

@@ -201,4 +201,29 @@ fn demo_runs_the_examples_against_the_simulated_platform() {
         text.contains("protocol violations seen by the platform: 0"),
         "{text}"
     );
+    // Notes read as text, not HTML.
+    assert!(text.contains("note: TruSTAR Enrichment"), "{text}");
+    assert!(!text.contains("<div>") && !text.contains("<h3>"), "{text}");
+    // Each step label appears once.
+    let labels: Vec<&str> = (text.lines())
+        .filter(|l| l.starts_with('['))
+        .filter_map(|l| l.split(']').next())
+        .collect();
+    let mut unique = labels.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(labels.len(), unique.len(), "{labels:?}");
+    // The example invocations run on the demo's incident, before it is deleted.
+    let id = text
+        .lines()
+        .find_map(|l| l.strip_prefix("[6] the components' example functions, invoked on incident "))
+        .expect("the invocations step");
+    let hello = (text.lines())
+        .find(|l| l.starts_with("[6.1] invoke fn_hello"))
+        .expect("fn_hello invoked");
+    assert!(hello.contains(&format!("\"incident_id\":{id}")), "{hello}");
+    assert!(
+        text.find("[6.1]") < text.find("[7] the incident is deleted"),
+        "{text}"
+    );
 }

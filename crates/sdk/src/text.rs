@@ -85,9 +85,111 @@ fn lower_this_threads_priority() {
     }
 }
 
+/// Python's `html.unescape` for the common entities.
+pub fn html_unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        let after = &rest[amp + 1..];
+        // An entity name is short: look for its `;` in the next 11 bytes only.
+        let end = after.bytes().take(11).position(|b| b == b';');
+        let decoded = end.and_then(|e| {
+            let name = &after[..e];
+            let c = match name {
+                "amp" => Some('&'),
+                "lt" => Some('<'),
+                "gt" => Some('>'),
+                "quot" => Some('"'),
+                "apos" | "#39" => Some('\''),
+                "nbsp" => Some('\u{a0}'),
+                n if n.starts_with("#x") || n.starts_with("#X") => u32::from_str_radix(&n[2..], 16)
+                    .ok()
+                    .and_then(char::from_u32),
+                n if n.starts_with('#') => n[1..].parse().ok().and_then(char::from_u32),
+                _ => None,
+            };
+            c.map(|c| (c, e))
+        });
+        match decoded {
+            Some((c, e)) => {
+                out.push(c);
+                rest = &after[e + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Tags whose start or end begins a new line in [`html_to_plain`].
+const BLOCK_TAGS: &[&str] = &[
+    "br", "p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "li", "tr", "ul", "ol", "table",
+];
+
+/// HTML as plain lines for a terminal or a log: block tags (`p`, `div`, `br`, headings, list
+/// items, table rows) start lines, other tags go, entities are decoded, each line is trimmed
+/// and empty lines dropped. One pass; a `<` that starts no tag stays text, and so does the
+/// rest of the input after a tag that never closes.
+pub fn html_to_plain(html: &str) -> String {
+    let mut text = String::with_capacity(html.len());
+    let mut rest = html;
+    while let Some(lt) = rest.find('<') {
+        text.push_str(&rest[..lt]);
+        let after = &rest[lt + 1..];
+        // A tag starts with a letter, `/` or `!`; any other `<` is text.
+        if !after.starts_with(|c: char| c.is_ascii_alphabetic() || c == '/' || c == '!') {
+            text.push('<');
+            rest = after;
+            continue;
+        }
+        let Some(gt) = after.find('>') else {
+            text.push_str(&rest[lt..]);
+            rest = "";
+            break;
+        };
+        let name: String = after[..gt]
+            .trim_start_matches('/')
+            .chars()
+            .take_while(char::is_ascii_alphanumeric)
+            .map(|c| c.to_ascii_lowercase())
+            .collect();
+        if BLOCK_TAGS.contains(&name.as_str()) {
+            text.push('\n');
+        }
+        rest = &after[gt + 1..];
+    }
+    text.push_str(rest);
+    html_unescape(&text)
+        .lines()
+        .map(|l| l.trim().replace('\u{a0}', " "))
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn html_becomes_plain_lines() {
+        assert_eq!(
+            html_to_plain(
+                "<div><h3>TruSTAR Enrichment</h3><b>Submitted.   </b><br /><a href=x>link</a></div>"
+            ),
+            "TruSTAR Enrichment\nSubmitted.\nlink"
+        );
+        assert_eq!(html_to_plain("1 &lt; 2 &amp;&nbsp;3 < 4"), "1 < 2 & 3 < 4");
+        assert_eq!(html_to_plain("\t<b>URL: </b>x\n\n\ty"), "URL: x\ny");
+        // Linear in the input, whatever it holds.
+        let big = "<".repeat(1 << 20) + &"<p>".repeat(1 << 18);
+        assert_eq!(html_to_plain(&big).len(), 1 << 20);
+    }
 
     #[cfg(target_os = "linux")]
     #[tokio::test]

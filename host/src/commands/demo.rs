@@ -15,7 +15,7 @@ use soar_engine::config::{AppConfig, ResilientOptions};
 use soar_engine::customize;
 use soar_rest::RestClient;
 use soar_sdk::DemoStep;
-use soar_sim::{InvocationEvent, Sim, SimConfig};
+use soar_sim::{InvocationEvent, InvokeRequest, Sim, SimConfig};
 
 use super::report;
 use super::world::World;
@@ -40,15 +40,25 @@ struct Seen {
     artifacts: usize,
 }
 
+/// A note's text as plain lines (notes are HTML).
 fn note_text(note: &Value) -> String {
-    match &note["text"] {
-        Value::String(s) => s.clone(),
-        other => other["content"].as_str().unwrap_or_default().to_string(),
-    }
+    let html = match &note["text"] {
+        Value::String(s) => s.as_str(),
+        other => other["content"].as_str().unwrap_or_default(),
+    };
+    soar_sdk::text::html_to_plain(html)
 }
 
-/// Waits until the platform is idle, then prints what happened since the last step.
-async fn after(sim: &Sim, id: i64, seen: &mut Seen, started: Instant) -> anyhow::Result<()> {
+/// Milliseconds since the epoch, as the platform stamps its objects.
+fn epoch_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Waits until the platform is idle, then prints what happened since the last step, each line
+/// at the time the platform stamped it (ms after the step began at `began`, epoch ms).
+async fn after(sim: &Sim, id: i64, seen: &mut Seen, began: i64) -> anyhow::Result<()> {
     sim.wait_rules_idle(WAIT).await?;
     // Rules started by this step may start more (a workflow adds a note, ...).
     for run in sim.rule_runs() {
@@ -56,7 +66,7 @@ async fn after(sim: &Sim, id: i64, seen: &mut Seen, started: Instant) -> anyhow:
     }
     sim.wait_threat_lookups_idle(WAIT).await?;
     sim.wait_rules_idle(WAIT).await?;
-    let ms = started.elapsed().as_millis();
+    let mut lines: Vec<(i64, String)> = Vec::new();
     let actions = sim.action_status(id);
     for a in actions.iter().skip(seen.actions) {
         let what = [
@@ -68,24 +78,31 @@ async fn after(sim: &Sim, id: i64, seen: &mut Seen, started: Instant) -> anyhow:
         .flatten()
         .collect::<Vec<_>>()
         .join(" → ");
-        outln!("  {ms:>5} ms  action: {what}: {:?}: {}", a.state, a.message);
+        lines.push((
+            a.time,
+            format!("action: {what}: {:?}: {}", a.state, a.message),
+        ));
     }
     seen.actions = actions.len();
     let notes = sim.notes(id);
     for n in notes.iter().skip(seen.notes) {
-        outln!("  {ms:>5} ms  note: {}", note_text(n));
+        let at = n["create_date"].as_i64().unwrap_or(began);
+        let text = note_text(n).replace('\n', "\n                  ");
+        lines.push((at, format!("note: {text}")));
     }
     seen.notes = notes.len();
     let artifacts = sim.artifacts(id);
     for a in artifacts.iter().skip(seen.artifacts) {
-        outln!(
-            "  {ms:>5} ms  artifact: {} (hits: {})",
-            a["value"],
-            a["hits"].as_array().map_or(0, Vec::len)
-        );
+        let at = a["created"].as_i64().unwrap_or(began);
+        let hits = a["hits"].as_array().map_or(0, Vec::len);
+        lines.push((at, format!("artifact: {} (hits: {hits})", a["value"])));
     }
     seen.artifacts = artifacts.len();
-    outln!("  {ms:>5} ms  done");
+    lines.sort_by_key(|(at, _)| *at);
+    for (at, line) in lines {
+        outln!("  {:>5} ms  {line}", (at - began).max(0));
+    }
+    outln!("  {:>5} ms  done", (epoch_ms() - began).max(0));
     Ok(())
 }
 
@@ -156,21 +173,12 @@ async fn demo(repeat: usize) -> anyhow::Result<()> {
         queues.join(", "),
         started.elapsed().as_millis()
     );
-    story(&world, &steps).await?;
-
-    outln!("Direct invocations of each component's examples:");
-    let examples: Vec<(&String, &Value)> = steps
-        .iter()
-        .filter_map(|s| match s {
-            DemoStep::Invoke { function, inputs } => Some((function, inputs)),
-            _ => None,
-        })
+    // Functions that take the incident's id as an input.
+    let on_incident: Vec<String> = (definitions.functions.iter())
+        .filter(|f| f.inputs.iter().any(|i| i.name == "incident_id"))
+        .map(|f| f.name.clone())
         .collect();
-    for round in 1..=repeat {
-        for (n, (function, inputs)) in examples.iter().enumerate() {
-            invoke(sim, function, (*inputs).clone(), round, n + 1).await?;
-        }
-    }
+    story(&world, &steps, repeat, &on_incident).await?;
 
     host.stop().await?;
     let stats = sim.stats();
@@ -185,12 +193,18 @@ async fn demo(repeat: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The story of one incident, with the components' steps.
-async fn story(world: &World, steps: &[DemoStep]) -> anyhow::Result<()> {
+/// The story of one incident, with the components' steps; the components' example
+/// invocations (`repeat` rounds) run on it before it is deleted.
+async fn story(
+    world: &World,
+    steps: &[DemoStep],
+    repeat: usize,
+    on_incident: &[String],
+) -> anyhow::Result<()> {
     let sim = &world.sim;
     let mut seen = Seen::default();
     outln!("\n[1] a new incident: \"DoS attack in EMEA\"");
-    let started = Instant::now();
+    let started = epoch_ms();
     let mut description = String::from("Web front ends in Frankfurt answer slowly.");
     for step in steps {
         if let DemoStep::IncidentText(text) = step {
@@ -215,14 +229,14 @@ async fn story(world: &World, steps: &[DemoStep]) -> anyhow::Result<()> {
     });
     for (n, rule) in rules.enumerate() {
         outln!("\n[2.{}] manual rule \"{rule}\"", n + 1);
-        let started = Instant::now();
+        let started = epoch_ms();
         let run = sim.run_manual_rule(rule, id, json!({})).await?;
         run.wait(WAIT).await?;
         after(sim, id, &mut seen, started).await?;
     }
 
     outln!("\n[3] an analyst adds a note");
-    let started = Instant::now();
+    let started = epoch_ms();
     sim.add_note(id, "Traffic comes mostly from 203.0.113.0/24.")?;
     after(sim, id, &mut seen, started).await?;
 
@@ -236,7 +250,7 @@ async fn story(world: &World, steps: &[DemoStep]) -> anyhow::Result<()> {
     });
     for (n, (artifact_type, value, description)) in artifacts.enumerate() {
         outln!("\n[4.{}] an artifact: {artifact_type} {value}", n + 1);
-        let started = Instant::now();
+        let started = epoch_ms();
         sim.add_artifact(
             id,
             json!({"type": artifact_type, "value": value, "description": description}),
@@ -245,7 +259,7 @@ async fn story(world: &World, steps: &[DemoStep]) -> anyhow::Result<()> {
     }
 
     outln!("\n[5] the incident is closed");
-    let started = Instant::now();
+    let started = epoch_ms();
     sim.close_incident(id, "Resolved", "Blocked the networks at the edge.")?;
     after(sim, id, &mut seen, started).await?;
     if let Some(incident) = sim.incident(id) {
@@ -267,7 +281,32 @@ async fn story(world: &World, steps: &[DemoStep]) -> anyhow::Result<()> {
     }
 
     outln!("\n{}", world.summary());
-    outln!("[6] the incident is deleted");
+
+    let examples: Vec<(&String, &Value)> = steps
+        .iter()
+        .filter_map(|s| match s {
+            DemoStep::Invoke { function, inputs } => Some((function, inputs)),
+            _ => None,
+        })
+        .collect();
+    if !examples.is_empty() {
+        outln!("[6] the components' example functions, invoked on incident {id}");
+    }
+    let mut n = 0;
+    for _ in 0..repeat {
+        for (function, inputs) in &examples {
+            n += 1;
+            let mut inputs = (*inputs).clone();
+            if let Value::Object(map) = &mut inputs
+                && on_incident.contains(function)
+            {
+                map.insert("incident_id".into(), json!(id));
+            }
+            invoke(sim, id, function, inputs, n).await?;
+        }
+    }
+
+    outln!("\n[7] the incident is deleted");
     let started = Instant::now();
     sim.delete_incident(id)?;
     sim.wait_rules_idle(WAIT).await?;
@@ -279,16 +318,18 @@ async fn story(world: &World, steps: &[DemoStep]) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn invoke(
-    sim: &Sim,
-    function: &str,
-    inputs: Value,
-    round: usize,
-    n: usize,
-) -> anyhow::Result<()> {
-    outln!("\n[{round}.{n}] invoke {function} with {inputs}");
+/// Invokes `function` as a workflow on incident `id` would: the message carries the incident.
+async fn invoke(sim: &Sim, id: i64, function: &str, inputs: Value, n: usize) -> anyhow::Result<()> {
+    outln!("\n[6.{n}] invoke {function} with {inputs}");
     let started = Instant::now();
-    let invocation = sim.invoke(function, inputs).await?;
+    let invocation = sim
+        .invoke_with(InvokeRequest {
+            function: function.to_string(),
+            inputs,
+            incident: sim.incident(id),
+            ..InvokeRequest::default()
+        })
+        .await?;
     loop {
         match invocation.next_event(WAIT).await? {
             InvocationEvent::Status(r) => {
