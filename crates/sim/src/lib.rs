@@ -313,13 +313,33 @@ impl fmt::Debug for Sim {
 /// How long [`Sim::invoke`] waits for an external broker.
 const EXTERNAL_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Binds `port`; when that is 0 and a port was `saved` by an earlier run with the same state
+/// file, that one again if it is free (else any, with a warning: the app.config must change).
+async fn bind(
+    addr: std::net::IpAddr,
+    port: u16,
+    saved: Option<u16>,
+    what: &str,
+) -> Result<TcpListener, SimError> {
+    if port == 0
+        && let Some(saved) = saved
+    {
+        match TcpListener::bind(SocketAddr::new(addr, saved)).await {
+            Ok(listener) => return Ok(listener),
+            Err(e) => tracing::warn!(
+                "the {what} port {saved} of the last run is not available ({e}); using another: \
+                 an app.config written for the last run must change"
+            ),
+        }
+    }
+    Ok(TcpListener::bind(SocketAddr::new(addr, port)).await?)
+}
+
 impl Sim {
     /// Generates certificates, loads the state file (if configured and present), binds the REST
     /// server (and the embedded broker) and starts serving. A state file that cannot be read,
     /// parsed or written is a [`SimError::State`] naming it.
     pub async fn start(config: SimConfig) -> Result<Sim, SimError> {
-        let certs = Certs::generate()?;
-        let client_tls = certs.client_config()?;
         let platform = Arc::new(Platform::new(config.org_id, &config.org_name));
         let registry = Arc::new(Registry::default());
         let cancel = CancellationToken::new();
@@ -338,9 +358,16 @@ impl Sim {
             }
             None => None,
         };
+        // With a state file, certificates and ports are kept beside it (`<file>.d/`).
+        let kept = config.state_file.as_deref().map(state::kept_dir);
+        let certs = match &kept {
+            Some(dir) => Certs::load_or_generate(dir)?,
+            None => Certs::generate()?,
+        };
+        let saved = kept.as_deref().map(state::Ports::load).unwrap_or_default();
+        let client_tls = certs.client_config()?;
 
-        let rest_listener =
-            TcpListener::bind(SocketAddr::new(config.bind, config.rest_port)).await?;
+        let rest_listener = bind(config.bind, config.rest_port, saved.rest, "REST").await?;
         let rest_port = rest_listener.local_addr()?.port();
         let rest_state = Arc::new(rest::RestState {
             platform: platform.clone(),
@@ -360,8 +387,7 @@ impl Sim {
 
         let backend = match &config.broker {
             BrokerMode::Embedded => {
-                let listener =
-                    TcpListener::bind(SocketAddr::new(config.bind, config.stomp_port)).await?;
+                let listener = bind(config.bind, config.stomp_port, saved.stomp, "STOMP").await?;
                 let port = listener.local_addr()?.port();
                 let credentials = Credentials {
                     pairs: vec![
@@ -390,6 +416,17 @@ impl Sim {
                 cancel.clone(),
             ))),
         };
+        if let Some(dir) = &kept {
+            let stomp = match &backend {
+                Backend::Embedded { port, .. } => Some(*port),
+                Backend::External(_) => None,
+            };
+            state::Ports {
+                rest: Some(rest_port),
+                stomp,
+            }
+            .save(dir)?;
+        }
         tracing::info!(
             "soar-sim started: REST on {}:{rest_port}, CA {}",
             config.bind,

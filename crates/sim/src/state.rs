@@ -411,3 +411,39 @@ mod tests {
         assert!(write_atomically(&dir.path().join("missing/s.json"), b"x").is_err());
     }
 }
+
+/// The directory kept beside state file `file` for the simulator's certificates and ports:
+/// `<file>.d`.
+pub fn kept_dir(file: &Path) -> PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(".d");
+    PathBuf::from(name)
+}
+
+/// The ports of the last run with a state file (`ports.json` in [`kept_dir`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ports {
+    /// The HTTPS REST port.
+    pub rest: Option<u16>,
+    /// The embedded broker's STOMP port.
+    pub stomp: Option<u16>,
+}
+
+impl Ports {
+    const FILE: &'static str = "ports.json";
+
+    /// The saved ports; none when there is no readable file (a first run).
+    pub fn load(dir: &Path) -> Ports {
+        std::fs::read(dir.join(Self::FILE))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default()
+    }
+
+    /// Saves the ports for the next run.
+    pub fn save(&self, dir: &Path) -> Result<(), SimError> {
+        let text = json!({"rest": self.rest, "stomp": self.stomp}).to_string();
+        write_atomically(&dir.join(Self::FILE), text.as_bytes())?;
+        Ok(())
+    }
+}

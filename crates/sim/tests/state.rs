@@ -168,8 +168,13 @@ async fn everything_is_back_after_a_restart() {
     drop(sim);
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(!text.contains("\"Newer\""));
-    // No temporary files are left behind.
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    // No temporary files are left behind: the state file and the directory kept beside it.
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["sim-state.json", "sim-state.json.d"]);
 }
 
 #[tokio::test]
@@ -275,4 +280,59 @@ async fn a_corrupt_or_foreign_state_file_is_a_clear_error() {
     let sim = Sim::start(config(&path)).await.unwrap();
     assert!(sim.incident(1).is_none());
     assert_eq!(sim.workspaces().len(), 1);
+}
+
+/// Waits until `port` can be bound on 127.0.0.1 again (the stopped simulator let it go).
+async fn wait_free(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "port {port} still taken");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn certificates_and_ports_are_kept_beside_the_state_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sim-state.json");
+    let sim = start_sim_with(config(&path)).await;
+    let (rest, stomp) = (sim.rest_port(), sim.stomp_port());
+    let ca_file = sim.ca_file().to_path_buf();
+    let ca = std::fs::read_to_string(&ca_file).unwrap();
+    assert_eq!(ca_file, dir.path().join("sim-state.json.d/ca.pem"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let key = dir.path().join("sim-state.json.d/server-key.pem");
+        let mode = std::fs::metadata(key).unwrap().permissions().mode();
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "the server key is the owner's alone: {mode:o}"
+        );
+    }
+    sim.shutdown().await;
+    drop(sim);
+    wait_free(rest).await;
+    wait_free(stomp).await;
+
+    // Started again: the same CA (an app.config's cafile still verifies) and the same ports.
+    let sim = start_sim_with(config(&path)).await;
+    assert_eq!((sim.rest_port(), sim.stomp_port()), (rest, stomp));
+    assert_eq!(sim.ca_file(), ca_file.as_path());
+    assert_eq!(std::fs::read_to_string(&ca_file).unwrap(), ca);
+    let api = Api::new(&sim);
+    let (status, _) = api.get("/rest/const").await;
+    assert_eq!(status, StatusCode::OK);
+    sim.shutdown().await;
+    drop(sim);
+    wait_free(rest).await;
+    wait_free(stomp).await;
+
+    // A port taken meanwhile: another one, and the other port is kept.
+    let _taken = std::net::TcpListener::bind(("127.0.0.1", rest)).unwrap();
+    let sim = start_sim_with(config(&path)).await;
+    assert_ne!(sim.rest_port(), rest);
+    assert_eq!(sim.stomp_port(), stomp);
+    sim.shutdown().await;
 }
