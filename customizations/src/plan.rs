@@ -385,3 +385,69 @@ fn same(ours: &Value, theirs: &Value, in_values: bool) -> bool {
         (a, b) => a == b,
     }
 }
+
+/// A rule of ours that the platform already holds under another name (the original app's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Adopted {
+    /// Our rule's name.
+    pub ours: String,
+    /// The platform's name for it, which ours takes.
+    pub theirs: String,
+}
+
+/// Gives our rules that start workflows the platform's names for them: a rule of ours that the
+/// platform (`platform`, its export) does not have by name is the platform's rule that runs on
+/// the same object, is of the same kind (manual or automatic), starts one of the same workflows
+/// (by programmatic name) and is not one of ours, when exactly one such rule exists. The
+/// original apps name their rules differently ("Example: Post Incident to Slack" starts
+/// `create_slack_message` as our "Create Slack Message" does); adopting their names makes an
+/// import update those rules in place instead of adding a second rule for the same workflow.
+/// Rules that send messages to a destination keep their names: handlers are routed by them.
+pub fn adopt_rule_names(ours: &mut crate::Customizations, platform: &Value) -> Vec<Adopted> {
+    let actions: Vec<&Value> = platform
+        .get("actions")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
+    let name_of = |a: &Value| a.get("name").and_then(Value::as_str).map(str::to_owned);
+    let platform_names: Vec<String> = actions.iter().filter_map(|a| name_of(a)).collect();
+    let our_names: Vec<String> = ours.rules.iter().map(|r| r.name.clone()).collect();
+    let mut adopted = Vec::new();
+    for rule in &mut ours.rules {
+        if platform_names.contains(&rule.name)
+            || rule.workflows.is_empty()
+            || !rule.destinations.is_empty()
+        {
+            continue;
+        }
+        let kind = match rule.kind {
+            crate::RuleKind::Automatic => 0,
+            crate::RuleKind::Manual => 1,
+        };
+        let candidates: Vec<String> = actions
+            .iter()
+            .filter(|a| {
+                a.get("object_type").and_then(Value::as_str) == Some(rule.object_type.as_str())
+            })
+            .filter(|a| a.get("type").and_then(Value::as_i64) == Some(kind))
+            .filter(|a| {
+                (a.get("workflows")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten())
+                .filter_map(Value::as_str)
+                .any(|w| rule.workflows.iter().any(|ours| ours == w))
+            })
+            .filter_map(|a| name_of(a))
+            .filter(|name| !our_names.contains(name))
+            .filter(|name| !adopted.iter().any(|x: &Adopted| &x.theirs == name))
+            .collect();
+        if let [theirs] = candidates.as_slice() {
+            adopted.push(Adopted {
+                ours: std::mem::replace(&mut rule.name, theirs.clone()),
+                theirs: theirs.clone(),
+            });
+        }
+    }
+    adopted
+}

@@ -10,6 +10,7 @@ use soar_sdk::{Component, FunctionResult};
 use soar_sim::{Sim, SimConfig, WorkflowStatus};
 
 use fn_hello as _;
+use fn_slack as _;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -271,5 +272,65 @@ fn exported_workflow_xml_and_scripts_match_the_snapshot() {
     assert_eq!(
         xml, snapshot,
         "the exported XML changed; review it and update the snapshot"
+    );
+}
+
+/// An org that holds the original Slack app's rules (other names, same workflows) gets them
+/// updated in place, under their names, instead of a second rule per workflow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_original_apps_rules_are_updated_in_place_not_doubled() {
+    let ours = testkit::definitions_of(fn_slack::NAME).unwrap();
+    let mut original = ours.clone();
+    for rule in &mut original.rules {
+        rule.name = match rule.name.as_str() {
+            "Create Slack Message" => "Example: Post Incident to Slack".into(),
+            "Create Slack Reply" => "Example: Post Note to Slack".into(),
+            other => other.into(),
+        };
+    }
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    testkit::customize_sim(&sim, &original).await.unwrap();
+
+    let report = testkit::customize_sim(&sim, &ours).await.unwrap();
+    let adopted: Vec<(&str, &str)> = (report.adopted.iter())
+        .map(|a| (a.ours.as_str(), a.theirs.as_str()))
+        .collect();
+    assert_eq!(
+        adopted,
+        [
+            ("Create Slack Message", "Example: Post Incident to Slack"),
+            ("Create Slack Reply", "Example: Post Note to Slack"),
+        ]
+    );
+    assert!(
+        report.plan.new.iter().all(|i| i.kind != "rule"),
+        "{}",
+        report.plan.render()
+    );
+    let names: Vec<String> = sim.export()["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(
+        names.contains(&"Example: Post Incident to Slack".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        !names.contains(&"Create Slack Message".to_string()),
+        "{names:?}"
+    );
+    // A second customize has nothing left to do.
+    let again = testkit::customize_sim(&sim, &ours).await.unwrap();
+    assert!(again.plan.is_empty(), "{}", again.plan.render());
+    // And the adopted rule runs our workflow.
+    let incident = sim.create_incident(json!({"name": "adopted"})).unwrap();
+    let id = incident["id"].as_i64().unwrap();
+    assert!(
+        sim.run_manual_rule("Example: Post Incident to Slack", id, json!({}))
+            .await
+            .is_ok()
     );
 }

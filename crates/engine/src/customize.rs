@@ -7,7 +7,7 @@
 //! destination. A rejected import stops with the platform's messages and changes nothing.
 
 use serde_json::{Value, json};
-use soar_customizations::plan::{Plan, plan};
+use soar_customizations::plan::{Adopted, Plan, adopt_rule_names, plan};
 use soar_customizations::{CustomizationError, Customizations};
 use soar_rest::{RestClient, RestError};
 
@@ -40,6 +40,8 @@ pub fn merged(
 /// What a push did.
 #[derive(Debug, Clone)]
 pub struct PushReport {
+    /// Our rules that took the platform's name for the same rule (an original app's).
+    pub adopted: Vec<Adopted>,
     pub plan: Plan,
     /// Whether an import was sent (and accepted).
     pub imported: bool,
@@ -91,17 +93,28 @@ pub async fn push(
     confirm: impl FnOnce(&Plan) -> bool,
     progress: &mut dyn FnMut(&str),
 ) -> Result<PushReport, CustomizeError> {
-    let mut export = ours.export();
-    without_tags(&mut export);
     let platform = rest
         .post(
             "/configurations/exports/",
             &json!({"layouts": true, "actions": true, "phases_and_tasks": true}),
         )
         .await?;
+    // Rules the platform holds under the original apps' names are updated there, not doubled.
+    let mut ours = ours.clone();
+    let adopted = adopt_rule_names(&mut ours, &platform);
+    for a in &adopted {
+        progress(&format!(
+            "rule \"{}\" is on the platform as \"{}\" (it starts the same workflow): updated \
+             in place under that name",
+            a.ours, a.theirs
+        ));
+    }
+    let mut export = ours.export();
+    without_tags(&mut export);
     let plan = plan(&export, &platform);
     progress(&plan.render());
     let mut report = PushReport {
+        adopted,
         plan: plan.clone(),
         imported: false,
         messages: Vec::new(),
@@ -165,7 +178,7 @@ pub async fn push(
         report.imported = true;
         progress(&format!("Imported (import {id} accepted)."));
     }
-    report.granted = grant_access(rest, ours, progress).await?;
+    report.granted = grant_access(rest, &ours, progress).await?;
     Ok(report)
 }
 
