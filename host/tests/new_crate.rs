@@ -12,7 +12,9 @@ fn copy_tree(from: &Path, to: &Path) {
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
         let name = entry.file_name();
-        if name == "target" || name == ".git" {
+        // Build output, history and the fuzzing corpora (which a running fuzzer changes under
+        // our feet) are not needed to build the new crate.
+        if name == "target" || name == ".git" || name == "corpus" || name == "artifacts" {
             continue;
         }
         let kind = entry.file_type().unwrap();
