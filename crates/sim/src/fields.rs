@@ -54,7 +54,10 @@ fn field(id: i64, name: &str, text: &str, input_type: &str, vals: Value, require
         "placeholder": "",
         "required": if required { json!("always") } else { Value::Null },
         "internal": false,
-        "read_only": matches!(name, "id" | "create_date" | "inc_last_modified_date"),
+        "read_only": matches!(
+            name,
+            "id" | "create_date" | "inc_last_modified_date" | "creator_id"
+        ),
         "blank_option": !required,
         "changeable": true,
         "templates": [],
@@ -108,6 +111,30 @@ fn make_builtin_incident_fields() -> Vec<Value> {
             (json!(24), "System Intrusion"),
         ],
         None,
+    );
+    let nist = values(
+        &[
+            (
+                json!(1),
+                "Attrition (Denial-of-Service and Brute-Force Attacks)",
+            ),
+            (json!(2), "E-mail"),
+            (json!(3), "External/Removable Media"),
+            (json!(4), "Impersonation"),
+            (json!(5), "Improper Usage"),
+            (json!(6), "Loss or Theft of Equipment"),
+            (json!(7), "Other"),
+            (json!(8), "Web"),
+        ],
+        None,
+    );
+    let exposure = values(
+        &[
+            (json!(1), "Unknown"),
+            (json!(2), "ExternalParty"),
+            (json!(3), "Individual"),
+        ],
+        Some(0),
     );
     let phases = values(
         &[
@@ -205,6 +232,65 @@ fn make_builtin_incident_fields() -> Vec<Value> {
             false,
         ),
         field(22, "inc_training", "Simulation", "boolean", none(), false),
+        field(
+            24,
+            "inc_start",
+            "Incident Start",
+            "datetimepicker",
+            none(),
+            false,
+        ),
+        field(
+            25,
+            "data_compromised",
+            "Data Compromised",
+            "boolean",
+            none(),
+            false,
+        ),
+        field(
+            26,
+            "nist_attack_vectors",
+            "NIST Attack Vectors",
+            "multiselect",
+            nist,
+            false,
+        ),
+        field(
+            27,
+            "exposure_type_id",
+            "Exposure Type",
+            "select",
+            exposure,
+            false,
+        ),
+        field(
+            28,
+            "employee_involved",
+            "Employee Involved",
+            "boolean",
+            none(),
+            false,
+        ),
+        field(29, "creator_id", "Created By", "number", none(), false),
+        field(30, "state", "State", "text", none(), false),
+        field(31, "country", "Country", "text", none(), false),
+        field(
+            32,
+            "exposure_individual_name",
+            "Exposure Individual Name",
+            "text",
+            none(),
+            false,
+        ),
+        field(
+            33,
+            "jurisdiction_name",
+            "Jurisdiction",
+            "text",
+            none(),
+            false,
+        ),
         field(
             23,
             "inc_last_modified_date",

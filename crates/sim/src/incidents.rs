@@ -46,6 +46,8 @@ impl ApiError {
 /// Keys a client cannot set.
 const READ_ONLY: &[&str] = &[
     "id",
+    "creator_id",
+    "creator",
     "create_date",
     "org_id",
     "org_handle",
@@ -194,6 +196,7 @@ impl PlatformState {
         let Value::Object(map) = &mut inc else {
             return Err(ApiError::new(500, "internal error"));
         };
+        map.extend(more_incident_keys());
         self.merge_incident_fields(map, b)?;
         let id = self.next_incident_id();
         map.insert("id".into(), json!(id));
@@ -431,6 +434,72 @@ impl PlatformState {
         );
         Ok(note)
     }
+}
+
+/// The rest of the platform's incident type, as a new incident has it: integrations (the
+/// original TruSTAR plugin among them) read these keys and fail when one is missing.
+fn more_incident_keys() -> Map<String, Value> {
+    let Value::Object(map) = json!({
+        "inc_start": null,
+        "data_compromised": null,
+        "nist_attack_vectors": [],
+        "exposure_type_id": 1,
+        "employee_involved": null,
+        "crimestatus_id": null,
+        "creator_id": crate::rest::USER_ID,
+        "creator": crate::rest::creator(),
+        "addr": null,
+        "city": null,
+        "state": null,
+        "country": null,
+        "zip": null,
+        "exposure": 0,
+        "exposure_individual_name": null,
+        "exposure_vendor_id": null,
+        "exposure_dept_id": null,
+        "jurisdiction_name": null,
+        "jurisdiction_reg_id": null,
+        "hard_liability": 0,
+        "is_scenario": false,
+        "draft": false,
+        "assessment": "",
+        "members": [],
+        "pii": {
+            "data_compromised": null,
+            "determined_date": null,
+            "harmstatus_id": 2,
+            "data_encrypted": null,
+            "data_contained": null,
+            "impact_likely": null,
+            "data_source_ids": [],
+            "data_format": null,
+            "assessment": "",
+            "exposure": 0,
+            "gdpr_harm_risk": null,
+            "gdpr_lawful_data_processing_categories": [],
+        },
+        "gdpr": {
+            "gdpr_breach_circumstances": [],
+            "gdpr_breach_type": null,
+            "gdpr_breach_type_comment": null,
+            "gdpr_personal_data": [],
+            "gdpr_identification": [],
+            "gdpr_consequences": [],
+            "gdpr_final_assessment": null,
+            "gdpr_subsequent_notification": null,
+        },
+        "regulators": {"ids": []},
+        "hipaa": {
+            "hipaa_adverse": null,
+            "hipaa_misused": null,
+            "hipaa_acquired": null,
+            "hipaa_additional_misuse": null,
+            "hipaa_breach": null,
+        },
+    }) else {
+        unreachable!("an object literal")
+    };
+    map
 }
 
 #[cfg(test)]

@@ -40,6 +40,19 @@ use crate::{Sim, WeakSim};
 
 /// The user id reported for the email/password user.
 pub const USER_ID: i64 = 1;
+/// The user who creates incidents in the simulator, as an incident's `creator` shows it.
+pub(crate) fn creator() -> Value {
+    json!({
+        "id": USER_ID,
+        "fname": "Sim",
+        "lname": "User",
+        "display_name": "Sim User",
+        "email": "admin@example.com",
+        "status": "A",
+        "is_external": false,
+    })
+}
+
 /// The API-key handle reported for the API key.
 pub const API_KEY_HANDLE: i64 = 4;
 

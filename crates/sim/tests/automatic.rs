@@ -278,6 +278,32 @@ async fn automatic_rules_send_action_data_and_start_workflows() {
     assert_eq!(body["object_type"], 4);
     assert_eq!(body["operation_type"], "created");
     assert_eq!(body["incident"]["id"], id);
+    // The incident carries the keys of the platform's incident type that integrations read
+    // (the original TruSTAR plugin fails on a missing one).
+    for key in [
+        "inc_start",
+        "data_compromised",
+        "pii",
+        "creator",
+        "creator_id",
+        "nist_attack_vectors",
+        "exposure_type_id",
+        "addr",
+        "city",
+        "state",
+        "country",
+        "zip",
+        "gdpr",
+        "regulators",
+        "hipaa",
+        "members",
+    ] {
+        assert!(
+            body["incident"].get(key).is_some(),
+            "the rule message's incident lacks {key}"
+        );
+    }
+    assert_eq!(body["incident"]["pii"]["data_source_ids"], json!([]));
     assert_eq!(body["artifact"], artifact);
     client.ack(&m).await;
     client
