@@ -255,7 +255,9 @@ async fn post_message(
         .ok_or_else(|| {
             FunctionError::invalid_input(
                 "slack_channel",
-                "is not set and [fn_slack] has no channel: set one of them to a channel name or ID",
+                "is not set and [fn_slack] has no channel: set the channel (a name such as \
+                 incidents, or an ID such as C0123456789) in the workflow's Input tab \
+                 (slack_channel), or a default as [fn_slack] channel",
             )
         })?
         .to_string();

@@ -511,3 +511,74 @@ async fn incident_text_pings_nobody() {
     assert_eq!(last.mentions(), ["@channel"]);
     host.stop().await.unwrap();
 }
+
+/// The documented configuration (`[fn_slack]` with `api_token` and `username` only): the
+/// channel is set in the workflow's Input tab. Left empty there too, the error says where to
+/// set it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_channel_comes_from_the_workflows_input_tab() {
+    let mut config = SlackConfig::default();
+    config
+        .channels
+        .push(slack_emulator::ChannelSpec::public("soc-alerts"));
+    let slack = SlackEmulator::start(config).await.unwrap();
+    let host = TestHost::start_with(
+        vec![Run::Registered(fn_slack::NAME)],
+        TestOptions {
+            sections: format!(
+                "[fn_slack]\napi_token = {}\nusername = Resilient\napi_url = {}\n",
+                slack.token(),
+                slack.api_url()
+            ),
+            ..TestOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let sim = host.sim();
+    let id = sim.create_incident(json!({"name": "Phish"})).unwrap()["id"]
+        .as_i64()
+        .unwrap();
+
+    // As shipped (the Input tab's channel empty) and no [fn_slack] channel.
+    let run = sim
+        .run_manual_rule("Create Slack Message", id, json!({}))
+        .await
+        .unwrap();
+    let workflows = run.wait(WAIT).await.unwrap();
+    let WorkflowStatus::Failed(message) = &workflows[0].status else {
+        panic!("{:?}", workflows[0].status)
+    };
+    assert!(
+        message.contains("Input tab") && message.contains("[fn_slack] channel"),
+        "{message}"
+    );
+    assert!(slack.all_messages().is_empty());
+
+    // The administrator sets the channel in the workflow's Input tab.
+    let mut edited = soar_engine::testkit::definitions_of(fn_slack::NAME).unwrap();
+    let workflow = (edited.workflows.iter_mut())
+        .find(|w| w.name == "create_slack_message")
+        .unwrap();
+    workflow.inputs.insert(
+        "slack_channel".into(),
+        soar_engine::customize::model::InputValue::Static(json!("soc-alerts")),
+    );
+    soar_engine::testkit::customize_sim(sim, &edited)
+        .await
+        .unwrap();
+    let run = sim
+        .run_manual_rule("Create Slack Message", id, json!({}))
+        .await
+        .unwrap();
+    let workflows = run.wait(WAIT).await.unwrap();
+    assert_eq!(workflows[0].status, WorkflowStatus::Completed);
+    let posted = slack.channel("soc-alerts").unwrap();
+    assert_eq!(posted.messages.len(), 1);
+    assert!(
+        posted.messages[0]
+            .text
+            .starts_with("Resilient Incident: Phish")
+    );
+    host.stop().await.unwrap();
+}
