@@ -386,16 +386,20 @@ fn same(ours: &Value, theirs: &Value, in_values: bool) -> bool {
     }
 }
 
-/// A rule of ours that the platform already holds under another name (the original app's).
+/// A rule or workflow of ours that the platform already holds under another name (the
+/// original app's).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Adopted {
-    /// Our rule's name.
+    /// `rule` or `workflow`.
+    pub kind: &'static str,
+    /// Our name (a rule's display name, a workflow's programmatic name).
     pub ours: String,
     /// The platform's name for it, which ours takes.
     pub theirs: String,
 }
 
-/// Gives our rules that start workflows the platform's names for them: a rule of ours that the
+/// Gives our workflows and our rules that start workflows the platform's names for them (see
+/// `adopt_workflow_names` for workflows). A rule of ours that the
 /// platform (`platform`, its export) does not have by name is the platform's rule that runs on
 /// the same object, is of the same kind (manual or automatic), starts one of the same workflows
 /// (by programmatic name) and is not one of ours, when exactly one such rule exists. The
@@ -404,6 +408,66 @@ pub struct Adopted {
 /// import update those rules in place instead of adding a second rule for the same workflow.
 /// Rules that send messages to a destination keep their names: handlers are routed by them.
 pub fn adopt_rule_names(ours: &mut crate::Customizations, platform: &Value) -> Vec<Adopted> {
+    let mut adopted = adopt_workflow_names(ours, platform);
+    adopted.extend(adopt_rules(ours, platform));
+    adopted
+}
+
+/// Our workflows that the platform lacks by programmatic name take the name of the platform's
+/// workflow that calls the same function on the same object (as the platform's export lists
+/// under the function), when exactly one such workflow exists and it is not ours; our rules
+/// follow the rename.
+fn adopt_workflow_names(ours: &mut crate::Customizations, platform: &Value) -> Vec<Adopted> {
+    let list = |key: &str| -> Vec<&Value> {
+        (platform
+            .get(key)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten())
+        .collect()
+    };
+    let platform_names: Vec<&str> = (list("workflows").into_iter())
+        .filter_map(|w| w.get("programmatic_name").and_then(Value::as_str))
+        .collect();
+    let our_names: Vec<String> = ours.workflows.iter().map(|w| w.name.clone()).collect();
+    let functions = list("functions");
+    let mut adopted: Vec<Adopted> = Vec::new();
+    for workflow in &mut ours.workflows {
+        if platform_names.contains(&workflow.name.as_str()) {
+            continue;
+        }
+        let users = (functions.iter())
+            .find(|f| f.get("name").and_then(Value::as_str) == Some(workflow.function.as_str()))
+            .and_then(|f| f.get("workflows"))
+            .and_then(Value::as_array);
+        let candidates: Vec<&str> = (users.into_iter().flatten())
+            .filter(|w| {
+                w.get("object_type").and_then(Value::as_str) == Some(workflow.object_type.as_str())
+            })
+            .filter_map(|w| w.get("programmatic_name").and_then(Value::as_str))
+            .filter(|name| platform_names.contains(name))
+            .filter(|name| !our_names.iter().any(|o| o == name))
+            .filter(|name| !adopted.iter().any(|a| a.theirs == *name))
+            .collect();
+        if let [theirs] = candidates.as_slice() {
+            adopted.push(Adopted {
+                kind: "workflow",
+                ours: std::mem::replace(&mut workflow.name, (*theirs).to_owned()),
+                theirs: (*theirs).to_owned(),
+            });
+        }
+    }
+    for rule in &mut ours.rules {
+        for name in &mut rule.workflows {
+            if let Some(a) = adopted.iter().find(|a| a.ours == *name) {
+                name.clone_from(&a.theirs);
+            }
+        }
+    }
+    adopted
+}
+
+fn adopt_rules(ours: &mut crate::Customizations, platform: &Value) -> Vec<Adopted> {
     let actions: Vec<&Value> = platform
         .get("actions")
         .and_then(Value::as_array)
@@ -444,6 +508,7 @@ pub fn adopt_rule_names(ours: &mut crate::Customizations, platform: &Value) -> V
             .collect();
         if let [theirs] = candidates.as_slice() {
             adopted.push(Adopted {
+                kind: "rule",
                 ours: std::mem::replace(&mut rule.name, theirs.clone()),
                 theirs: theirs.clone(),
             });

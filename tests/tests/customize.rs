@@ -11,6 +11,7 @@ use soar_sim::{Sim, SimConfig, WorkflowStatus};
 
 use fn_hello as _;
 use fn_slack as _;
+use fn_trustar as _;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -292,14 +293,18 @@ async fn the_original_apps_rules_are_updated_in_place_not_doubled() {
     testkit::customize_sim(&sim, &original).await.unwrap();
 
     let report = testkit::customize_sim(&sim, &ours).await.unwrap();
-    let adopted: Vec<(&str, &str)> = (report.adopted.iter())
-        .map(|a| (a.ours.as_str(), a.theirs.as_str()))
+    let adopted: Vec<(&str, &str, &str)> = (report.adopted.iter())
+        .map(|a| (a.kind, a.ours.as_str(), a.theirs.as_str()))
         .collect();
     assert_eq!(
         adopted,
         [
-            ("Create Slack Message", "Example: Post Incident to Slack"),
-            ("Create Slack Reply", "Example: Post Note to Slack"),
+            (
+                "rule",
+                "Create Slack Message",
+                "Example: Post Incident to Slack"
+            ),
+            ("rule", "Create Slack Reply", "Example: Post Note to Slack"),
         ]
     );
     assert!(
@@ -333,4 +338,52 @@ async fn the_original_apps_rules_are_updated_in_place_not_doubled() {
             .await
             .is_ok()
     );
+}
+
+/// The same for workflows: the original TruSTAR app's example workflow under another
+/// programmatic name (same function, same object) is updated in place, and the rule that
+/// starts it keeps starting it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_original_apps_workflows_are_updated_in_place_not_doubled() {
+    let ours = testkit::definitions_of(fn_trustar::NAME).unwrap();
+    let mut original = ours.clone();
+    let renamed = "trustar_submit_report_example";
+    for w in &mut original.workflows {
+        if w.name == "example_submit_report_to_trustar" {
+            w.name = renamed.into();
+        }
+    }
+    for r in &mut original.rules {
+        for w in &mut r.workflows {
+            if w == "example_submit_report_to_trustar" {
+                *w = renamed.into();
+            }
+        }
+    }
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    testkit::customize_sim(&sim, &original).await.unwrap();
+    let count = |sim: &Sim| sim.export()["workflows"].as_array().unwrap().len();
+    let before = count(&sim);
+
+    let report = testkit::customize_sim(&sim, &ours).await.unwrap();
+    let adopted: Vec<(&str, &str, &str)> = (report.adopted.iter())
+        .map(|a| (a.kind, a.ours.as_str(), a.theirs.as_str()))
+        .collect();
+    assert_eq!(
+        adopted,
+        [("workflow", "example_submit_report_to_trustar", renamed)]
+    );
+    assert!(
+        report.plan.new.iter().all(|i| i.kind != "workflow"),
+        "{}",
+        report.plan.render()
+    );
+    assert_eq!(count(&sim), before, "no second workflow");
+    let rule = sim
+        .platform()
+        .rule_by_name("Rule for workflow: Submit Report to TruSTAR")
+        .unwrap();
+    assert_eq!(rule.workflows, [renamed]);
+    let again = testkit::customize_sim(&sim, &ours).await.unwrap();
+    assert!(again.plan.is_empty(), "{}", again.plan.render());
 }

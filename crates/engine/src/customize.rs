@@ -103,10 +103,14 @@ pub async fn push(
     let mut ours = ours.clone();
     let adopted = adopt_rule_names(&mut ours, &platform);
     for a in &adopted {
+        let same = if a.kind == "rule" {
+            "it starts the same workflow"
+        } else {
+            "it calls the same function on the same object"
+        };
         progress(&format!(
-            "rule \"{}\" is on the platform as \"{}\" (it starts the same workflow): updated \
-             in place under that name",
-            a.ours, a.theirs
+            "{} \"{}\" is on the platform as \"{}\" ({same}): updated in place under that name",
+            a.kind, a.ours, a.theirs
         ));
     }
     let mut export = ours.export();
