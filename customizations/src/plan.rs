@@ -396,13 +396,16 @@ pub struct Adopted {
     pub ours: String,
     /// The platform's name for it, which ours takes.
     pub theirs: String,
+    /// The platform's uuid for it, which our export keeps (see [`keep_platform_uuids`]).
+    pub uuid: Option<String>,
 }
 
 /// Gives our workflows and our rules that start workflows the platform's names for them (see
 /// `adopt_workflow_names` for workflows). A rule of ours that the
 /// platform (`platform`, its export) does not have by name is the platform's rule that runs on
 /// the same object, is of the same kind (manual or automatic), starts one of the same workflows
-/// (by programmatic name) and is not one of ours, when exactly one such rule exists. The
+/// (by programmatic name) and is not one of ours (in `ours`, or imported by an earlier customize
+/// of ours, see `made_by_us`), when exactly one such rule exists. The
 /// original apps name their rules differently ("Example: Post Incident to Slack" starts
 /// `create_slack_message` as our "Create Slack Message" does); adopting their names makes an
 /// import update those rules in place instead of adding a second rule for the same workflow.
@@ -429,6 +432,11 @@ fn adopt_workflow_names(ours: &mut crate::Customizations, platform: &Value) -> V
     let platform_names: Vec<&str> = (list("workflows").into_iter())
         .filter_map(|w| w.get("programmatic_name").and_then(Value::as_str))
         .collect();
+    // Workflows some customize of ours made (under other definitions) are never adopted.
+    let foreign: Vec<&str> = (list("workflows").into_iter())
+        .filter(|w| !made_by_us("workflow", w, "programmatic_name"))
+        .filter_map(|w| w.get("programmatic_name").and_then(Value::as_str))
+        .collect();
     let our_names: Vec<String> = ours.workflows.iter().map(|w| w.name.clone()).collect();
     let functions = list("functions");
     let mut adopted: Vec<Adopted> = Vec::new();
@@ -445,7 +453,7 @@ fn adopt_workflow_names(ours: &mut crate::Customizations, platform: &Value) -> V
                 w.get("object_type").and_then(Value::as_str) == Some(workflow.object_type.as_str())
             })
             .filter_map(|w| w.get("programmatic_name").and_then(Value::as_str))
-            .filter(|name| platform_names.contains(name))
+            .filter(|name| foreign.contains(name))
             .filter(|name| !our_names.iter().any(|o| o == name))
             .filter(|name| !adopted.iter().any(|a| a.theirs == *name))
             .collect();
@@ -454,6 +462,7 @@ fn adopt_workflow_names(ours: &mut crate::Customizations, platform: &Value) -> V
                 kind: "workflow",
                 ours: std::mem::replace(&mut workflow.name, (*theirs).to_owned()),
                 theirs: (*theirs).to_owned(),
+                uuid: uuid_of(platform, "workflow", theirs),
             });
         }
     }
@@ -465,6 +474,51 @@ fn adopt_workflow_names(ours: &mut crate::Customizations, platform: &Value) -> V
         }
     }
     adopted
+}
+
+/// The export list and name key of a kind of adoptable object.
+fn list_of(kind: &str) -> (&'static str, &'static str) {
+    if kind == "workflow" {
+        ("workflows", "programmatic_name")
+    } else {
+        ("actions", "name")
+    }
+}
+
+/// The uuid of the `kind` object named `name` in `export`.
+fn uuid_of(export: &Value, kind: &str, name: &str) -> Option<String> {
+    let (list, key) = list_of(kind);
+    (objects(export, list).iter())
+        .find(|o| o.get(key).and_then(Value::as_str) == Some(name))
+        .and_then(|o| o.get("uuid").and_then(Value::as_str))
+        .map(str::to_owned)
+}
+
+/// Gives the adopted objects of our export (see [`adopt_rule_names`]) the platform's uuids, so
+/// the import updates the original app's objects as they are and a later customize still
+/// knows them for the original's.
+pub fn keep_platform_uuids(export: &mut Value, adopted: &[Adopted]) {
+    for a in adopted {
+        let (list, key) = list_of(a.kind);
+        let Some(uuid) = &a.uuid else { continue };
+        let objects = export.get_mut(list).and_then(Value::as_array_mut);
+        for o in objects.into_iter().flatten() {
+            if o.get(key).and_then(Value::as_str) == Some(a.theirs.as_str()) {
+                o["uuid"] = Value::String(uuid.clone());
+            }
+        }
+    }
+}
+
+/// Whether `obj` (a platform workflow or rule) was imported by a customize of ours: our
+/// exports give each object the uuid derived from its kind and name, which no other tool does.
+fn made_by_us(kind: &str, obj: &Value, name_key: &str) -> bool {
+    let name = obj
+        .get(name_key)
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    obj.get("uuid").and_then(Value::as_str)
+        == Some(crate::uuid_for(kind, name).to_string().as_str())
 }
 
 fn adopt_rules(ours: &mut crate::Customizations, platform: &Value) -> Vec<Adopted> {
@@ -494,6 +548,7 @@ fn adopt_rules(ours: &mut crate::Customizations, platform: &Value) -> Vec<Adopte
                 a.get("object_type").and_then(Value::as_str) == Some(rule.object_type.as_str())
             })
             .filter(|a| a.get("type").and_then(Value::as_i64) == Some(kind))
+            .filter(|a| !made_by_us("rule", a, "name"))
             .filter(|a| {
                 (a.get("workflows")
                     .and_then(Value::as_array)
@@ -511,6 +566,7 @@ fn adopt_rules(ours: &mut crate::Customizations, platform: &Value) -> Vec<Adopte
                 kind: "rule",
                 ours: std::mem::replace(&mut rule.name, theirs.clone()),
                 theirs: theirs.clone(),
+                uuid: uuid_of(platform, "rule", theirs),
             });
         }
     }

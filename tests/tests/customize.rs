@@ -290,7 +290,7 @@ async fn the_original_apps_rules_are_updated_in_place_not_doubled() {
         };
     }
     let sim = Sim::start(SimConfig::default()).await.unwrap();
-    testkit::customize_sim(&sim, &original).await.unwrap();
+    import_as_original(&sim, original.export()).await;
 
     let report = testkit::customize_sim(&sim, &ours).await.unwrap();
     let adopted: Vec<(&str, &str, &str)> = (report.adopted.iter())
@@ -361,7 +361,7 @@ async fn the_original_apps_workflows_are_updated_in_place_not_doubled() {
         }
     }
     let sim = Sim::start(SimConfig::default()).await.unwrap();
-    testkit::customize_sim(&sim, &original).await.unwrap();
+    import_as_original(&sim, original.export()).await;
     let count = |sim: &Sim| sim.export()["workflows"].as_array().unwrap().len();
     let before = count(&sim);
 
@@ -386,4 +386,15 @@ async fn the_original_apps_workflows_are_updated_in_place_not_doubled() {
     assert_eq!(rule.workflows, [renamed]);
     let again = testkit::customize_sim(&sim, &ours).await.unwrap();
     assert!(again.plan.is_empty(), "{}", again.plan.render());
+}
+
+/// Imports `export` as the original app's `customize` would: its workflows and rules carry
+/// uuids of their own (ours derive theirs from the names).
+async fn import_as_original(sim: &Sim, mut export: Value) {
+    for list in ["workflows", "actions"] {
+        for (i, o) in export[list].as_array_mut().unwrap().iter_mut().enumerate() {
+            o["uuid"] = json!(format!("0badc0de-0000-4000-8000-{i:012}"));
+        }
+    }
+    testkit::import_sim(sim, &export).await.unwrap();
 }

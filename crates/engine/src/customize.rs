@@ -7,7 +7,7 @@
 //! destination. A rejected import stops with the platform's messages and changes nothing.
 
 use serde_json::{Value, json};
-use soar_customizations::plan::{Adopted, Plan, adopt_rule_names, plan};
+use soar_customizations::plan::{Adopted, Plan, adopt_rule_names, keep_platform_uuids, plan};
 use soar_customizations::{CustomizationError, Customizations};
 use soar_rest::{RestClient, RestError};
 
@@ -114,6 +114,7 @@ pub async fn push(
         ));
     }
     let mut export = ours.export();
+    keep_platform_uuids(&mut export, &adopted);
     without_tags(&mut export);
     let plan = plan(&export, &platform);
     progress(&plan.render());

@@ -99,11 +99,7 @@ pub async fn customize_sim(
     sim: &Sim,
     definitions: &Customizations,
 ) -> Result<customize::PushReport, TestKitError> {
-    let config = AppConfig::parse(&sim.app_config(), std::path::Path::new("sim.app.config"))?;
-    let opts = crate::config::ResilientOptions::from_config(&config)?;
-    let rest = soar_rest::RestClient::connect(app::rest_config(&opts)?)
-        .await
-        .map_err(AppError::from)?;
+    let rest = sim_rest(sim).await?;
     Ok(customize::push(&rest, definitions, |_| true, &mut |line| {
         tracing::debug!("customize: {line}")
     })
@@ -122,6 +118,30 @@ pub fn definitions_from_yaml(yaml: &str) -> Customizations {
     }])
     .and_then(|c| c.validate().map(|()| c))
     .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Imports `export` into a simulated platform as it is, as another tool (an original app's
+/// `resilient-circuits customize`) would, and accepts the import.
+pub async fn import_sim(sim: &Sim, export: &serde_json::Value) -> Result<(), TestKitError> {
+    let rest = sim_rest(sim).await?;
+    let mut created = (rest.post("/configurations/imports", export).await)
+        .map_err(|e| TestKitError::Host(e.into()))?;
+    let id = created["id"].as_i64().unwrap_or_default();
+    created["status"] = serde_json::json!("ACCEPTED");
+    (rest
+        .put(&format!("/configurations/imports/{id}"), &created)
+        .await)
+        .map_err(|e| TestKitError::Host(e.into()))?;
+    Ok(())
+}
+
+/// A REST client logged in to `sim` with its own app.config.
+async fn sim_rest(sim: &Sim) -> Result<soar_rest::RestClient, TestKitError> {
+    let config = AppConfig::parse(&sim.app_config(), std::path::Path::new("sim.app.config"))?;
+    let opts = crate::config::ResilientOptions::from_config(&config)?;
+    Ok(soar_rest::RestClient::connect(app::rest_config(&opts)?)
+        .await
+        .map_err(AppError::from)?)
 }
 
 /// The validated customizations of a registered component.

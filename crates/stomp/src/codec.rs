@@ -196,8 +196,7 @@ impl Decoder for StompCodec {
                     }
                 },
                 State::Head { line, scanned } => {
-                    let found =
-                        memchr::memchr(b'\n', &buf[*scanned..]).map(|i| *scanned + i);
+                    let found = memchr::memchr(b'\n', &buf[*scanned..]).map(|i| *scanned + i);
                     // The head, its blank line included, must end within the maximum size.
                     if found.map_or(buf.len(), |nl| nl + 1) > self.max_frame_size {
                         // Endless headers: keep what the complete lines say, skip to the NUL.
