@@ -400,6 +400,51 @@ pub enum InputValue {
     /// `{from: incident.name}`: a dotted path over the triggering objects.
     #[serde(rename = "from")]
     From(String),
+    /// `{json: {...}}`: a JSON text built from a template over the triggering objects. Each
+    /// `{from: path}` in the template becomes the path's value as a JSON string (its Python
+    /// `str()`; empty when the value is missing or false), `{from: path, join: ", "}` a list's
+    /// items joined; everything else stays as written.
+    /// Exported as one line of the pre-processing script, so a person can edit the fields there.
+    #[serde(rename = "json")]
+    Json(serde_json::Value),
+}
+
+impl InputValue {
+    /// The paths the value reads, in order.
+    pub fn paths(&self) -> Vec<String> {
+        fn walk(v: &serde_json::Value, out: &mut Vec<String>) {
+            match v {
+                serde_json::Value::Object(m) => match template_leaf(m) {
+                    Some((p, _)) => out.push(p.to_owned()),
+                    None => m.values().for_each(|v| walk(v, out)),
+                },
+                serde_json::Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+                _ => {}
+            }
+        }
+        match self {
+            InputValue::Static(_) => Vec::new(),
+            InputValue::From(path) => vec![path.clone()],
+            InputValue::Json(template) => {
+                let mut out = Vec::new();
+                walk(template, &mut out);
+                out
+            }
+        }
+    }
+}
+
+/// The path of a `{from: path}` object of a `json` template, and the separator of a
+/// `{from: path, join: ", "}` one (a list's items joined into one string).
+pub fn template_leaf(
+    m: &serde_json::Map<String, serde_json::Value>,
+) -> Option<(&str, Option<&str>)> {
+    use serde_json::Value;
+    match (m.len(), m.get("from"), m.get("join")) {
+        (1, Some(Value::String(p)), None) => Some((p, None)),
+        (2, Some(Value::String(p)), Some(Value::String(sep))) => Some((p, Some(sep))),
+        _ => None,
+    }
 }
 
 /// One post-processing step.

@@ -107,16 +107,78 @@ pub fn python_string(s: &str) -> String {
     out
 }
 
-/// The pre-processing script: `inputs.<input> = <path>` for every `from` input,
-/// in input name order. Empty when there is none.
+/// The pre-processing script: `inputs.<input> = <path>` for every `from` input and
+/// `inputs.<input> = u"<JSON>".format(…)` for every `json` input, in input name order. Empty
+/// when there is none.
 pub fn pre_processing(w: &Workflow) -> String {
     let mut out = String::new();
     for (name, value) in &w.inputs {
-        if let InputValue::From(path) = value {
-            out.push_str(&format!("inputs.{name} = {path}\n"));
+        match value {
+            InputValue::From(path) => out.push_str(&format!("inputs.{name} = {path}\n")),
+            InputValue::Json(template) => {
+                let mut text = String::new();
+                let mut exprs = Vec::new();
+                json_template(template, &mut text, &mut exprs);
+                let args: Vec<String> = exprs.iter().map(|e| json_string_of(e)).collect();
+                out.push_str(&format!(
+                    "inputs.{name} = {}.format({})\n",
+                    python_string(&text),
+                    args.join(", ")
+                ));
+            }
+            InputValue::Static(_) => {}
         }
     }
     out
+}
+
+/// A `.format` template of the JSON text of `v`: each `{from: path}` becomes `"{N}"` (the
+/// Python expression of its text pushed to `exprs`), braces of the JSON itself are doubled.
+fn json_template(v: &serde_json::Value, out: &mut String, exprs: &mut Vec<String>) {
+    use serde_json::Value;
+    let literal = |v: &Value| v.to_string().replace('{', "{{").replace('}', "}}");
+    match v {
+        Value::Object(m) => {
+            if let Some((path, join)) = crate::model::template_leaf(m) {
+                out.push_str(&format!("\"{{{}}}\"", exprs.len()));
+                exprs.push(match join {
+                    Some(sep) => format!("{}.join({path} or u\"\")", python_string(sep)),
+                    None => format!("str({path} or u\"\")"),
+                });
+                return;
+            }
+            out.push_str("{{");
+            for (i, (k, v)) in m.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                out.push_str(&literal(&Value::String(k.clone())));
+                out.push_str(": ");
+                json_template(v, out, exprs);
+            }
+            out.push_str("}}");
+        }
+        Value::Array(a) => {
+            out.push('[');
+            for (i, v) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                json_template(v, out, exprs);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&literal(other)),
+    }
+}
+
+/// `text` (a Python expression of a string) as the inside of a JSON string: backslashes,
+/// quotes and line ends escaped (other control characters stay raw, which the functions'
+/// lenient JSON readers accept).
+fn json_string_of(text: &str) -> String {
+    format!(
+        r#"{text}.replace(u"\\", u"\\\\").replace(u"\"", u"\\\"").replace(u"\n", u"\\n").replace(u"\r", u"\\r")"#
+    )
 }
 
 /// The post-processing script: one line per step, in order. A field declared in

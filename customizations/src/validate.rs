@@ -255,9 +255,7 @@ fn path_problem(path: &str, roots: &[&str]) -> Option<String> {
 fn rule_properties_read(w: &Workflow) -> Vec<String> {
     let mut paths: Vec<String> = Vec::new();
     for value in w.inputs.values() {
-        if let InputValue::From(path) = value {
-            paths.push(path.clone());
-        }
+        paths.extend(value.paths());
     }
     for step in &w.post_processing {
         match step {
@@ -593,11 +591,23 @@ impl Customizations {
                         r.add(&w.file, KIND, &w.name, format!("input '{name}': {p}"));
                     }
                 }
-                InputValue::From(path) => {
-                    if let Some(p) = path_problem(path, &pre_roots) {
-                        r.add(&w.file, KIND, &w.name, format!("input '{name}': {p}"));
+                InputValue::From(_) | InputValue::Json(_) => {
+                    for path in value.paths() {
+                        if let Some(p) = path_problem(&path, &pre_roots) {
+                            r.add(&w.file, KIND, &w.name, format!("input '{name}': {p}"));
+                        }
                     }
                 }
+            }
+            if let (InputValue::Json(_), Some(field)) = (value, field)
+                && field.input_type != crate::InputType::Text
+            {
+                r.add(
+                    &w.file,
+                    KIND,
+                    &w.name,
+                    format!("input '{name}': a json template needs a text input"),
+                );
             }
         }
         let post_roots = roots(w.object_type, true);

@@ -490,3 +490,70 @@ fn shared_inputs_are_exported_once() {
     let two = by_key(&e, "functions", "name", "fn_hello_two");
     assert_eq!(two["view_items"][0]["content"], ids[0]["uuid"]);
 }
+
+/// A `json` input exports as one pre-processing line that real Python runs (when a
+/// `python3` is installed) to the JSON text the template says, whatever the incident holds:
+/// quotes, backslashes, line ends, missing and false values, lists joined.
+#[test]
+fn json_template_inputs_export_as_python_that_builds_json() {
+    let yaml = common::BASE.replace(
+        "      hello_text: {from: incident.name}",
+        r#"      hello_text:
+        json:
+          "Name \"quoted\" {braces}": {type: string, data: {from: incident.name}}
+          Id: {type: incident, data: {from: incident.id}}
+          Confirmed: {type: boolean, data: {from: incident.confirmed}}
+          Missing: {type: string, data: {from: incident.nothing}}
+          Types: {type: string, data: {from: incident.incident_type_ids, join: ", "}}
+          Fixed: [1, true, null, "x"]"#,
+    );
+    let c = parse(HELLO_FILE, &yaml).unwrap_or_else(|e| panic!("{e}"));
+    c.validate().unwrap_or_else(|e| panic!("{e}"));
+    let script = scripts::pre_processing(c.workflow("example_hello").expect("wf"));
+    assert_eq!(script.lines().count(), 1, "{script}");
+    assert!(script.starts_with("inputs.hello_text = u\""), "{script}");
+    let expected = json!({
+        "Name \"quoted\" {braces}": {"type": "string", "data": "a \"b\"\\c\nd\re"},
+        "Id": {"type": "incident", "data": "42"},
+        "Confirmed": {"type": "boolean", "data": ""},
+        "Missing": {"type": "string", "data": ""},
+        "Types": {"type": "string", "data": "Malware, Phishing"},
+        "Fixed": [1, true, null, "x"],
+    });
+    // Run it as the platform would: objects with attributes, inputs collected.
+    let driver = r#"
+import json, sys
+class O(dict):
+    def __getattr__(self, k):
+        v = self.get(k)
+        return O(v) if isinstance(v, dict) else v
+    def __setattr__(self, k, v):
+        self[k] = v
+incident = O({"id": 42, "name": "a \"b\"\\c\nd\re", "confirmed": False,
+              "incident_type_ids": ["Malware", "Phishing"]})
+inputs = O()
+exec(sys.stdin.read())
+print(inputs["hello_text"])
+"#;
+    let python = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(driver)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn();
+    let Ok(mut python) = python else {
+        eprintln!("python3 is not installed: the script was not run by Python");
+        return;
+    };
+    use std::io::Write;
+    (python.stdin.take().unwrap())
+        .write_all(script.as_bytes())
+        .unwrap();
+    let out = python.wait_with_output().unwrap();
+    assert!(out.status.success(), "python3 failed on:\n{script}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let built: Value = serde_json::from_str(text.trim_end_matches('\n')).unwrap_or_else(|e| {
+        panic!("{e}: {text}");
+    });
+    assert_eq!(built, expected);
+}

@@ -68,6 +68,10 @@ async fn the_story_incident_posted_then_notes_as_thread_replies() {
             "name": "DoS attack in EMEA",
             "description": {"format": "html", "content": "<div>Web servers in EMEA are flooded.</div>"},
             "confirmed": true,
+            "start_date": 1524850000000i64,
+            "severity_code": "High",
+            "nist_attack_vectors": ["Web"],
+            "incident_type_ids": ["Denial of Service", "Malware"],
         }))
         .unwrap();
     let id = incident["id"].as_i64().unwrap();
@@ -93,6 +97,17 @@ async fn the_story_incident_posted_then_notes_as_thread_replies() {
     assert_eq!(lines[2], "Description: Web servers in EMEA are flooded.");
     assert_eq!(lines[3], "Confirmed: Yes");
     assert!(lines[4].starts_with("Create Date: 20") && lines[4].ends_with('Z'));
+    // The documented fields, built by the workflow's pre-processing script (slack_details;
+    // lists joined, where the function's own incident summary writes "[Web]").
+    assert_eq!(
+        lines[5..],
+        [
+            "Start Date: 2018-04-27T17:26:40Z",
+            "Severity: High",
+            "NIST Vectors: Web",
+            "Incident Types: Denial of Service, Malware"
+        ]
+    );
     assert_eq!(parent.args["mrkdwn"], json!(true));
     assert_eq!(parent.args["parse"], json!("none"));
     assert_eq!(parent.username.as_deref(), Some("Resilient"));
@@ -147,6 +162,8 @@ async fn the_story_incident_posted_then_notes_as_thread_replies() {
     );
     assert_eq!(thread[0].thread_ts.as_deref(), Some(parent.ts.as_str()));
     assert_eq!(thread[0].args["reply_broadcast"], json!(true));
+    // Under the note author's name, as the documentation shows.
+    assert_eq!(thread[0].username.as_deref(), Some("Sim User"));
     assert!(thread[0].mentions().is_empty(), "nobody is pinged");
     assert_eq!(
         channel.messages.len(),

@@ -15,7 +15,9 @@
 //! objects of the context (`incident`, `note`, `artifact`, `task`, `attachment`, `rule`,
 //! `workflow`, `inputs` before the function runs, `results` after it), a string literal (`u"…"`,
 //! `"…"`, `'…'` with `\\`, `\"`, `\'`, `\n`, `\t`, `\r`, `\uXXXX` escapes), a string literal with
-//! `.format(expr, …)` (`{0}`, `{}`, `{{`, `}}`), a number, `True`, `False` or `None`. A path that
+//! `.format(expr, …)` (`{0}`, `{}`, `{{`, `}}`), a number, `True`, `False` or `None`; `str(expr)`,
+//! `expr.replace(old, new)` and `sep.join(list)` on strings and `a or b` (as Python: `a` unless it
+//! is false). A path that
 //! does not resolve is `None` (JSON null; `"None"` when formatted). Anything else is a
 //! [`ScriptError`] naming the line: the interpreter never guesses and never panics.
 //!
@@ -266,7 +268,12 @@ fn string_literal(chars: &[char], start: usize) -> Result<(String, usize), Strin
 enum Expr {
     Path(Vec<String>),
     Literal(Value),
-    Format(String, Vec<Expr>),
+    /// `receiver.method(args)`: `format`, `replace` and `join` of a string.
+    Method(Box<Expr>, String, Vec<Expr>),
+    /// `str(arg)`.
+    Str(Box<Expr>),
+    /// `a or b`.
+    Or(Box<Expr>, Box<Expr>),
 }
 
 #[derive(Debug)]
@@ -312,37 +319,74 @@ impl Parser<'_> {
         Ok(segs)
     }
 
+    /// or_expr := postfix ('or' postfix)*
     fn expr(&mut self) -> Result<Expr, String> {
+        let mut left = self.postfix()?;
+        while self.peek() == Some(&Token::Ident("or".into())) {
+            self.pos += 1;
+            left = Expr::Or(Box::new(left), Box::new(self.postfix()?));
+        }
+        Ok(left)
+    }
+
+    /// postfix := primary ('.' method '(' args)*
+    fn postfix(&mut self) -> Result<Expr, String> {
+        let mut e = self.primary()?;
+        while self.peek() == Some(&Token::Dot) {
+            self.pos += 1;
+            let method = match self.next() {
+                Some(Token::Ident(m)) => m.clone(),
+                _ => return Err("expected a method name after '.'".into()),
+            };
+            self.expect(&Token::LParen, &format!("'(' after .{method}"))?;
+            e = self.method(e, method)?;
+        }
+        Ok(e)
+    }
+
+    /// A method call on `receiver`, its '(' already read.
+    fn method(&mut self, receiver: Expr, method: String) -> Result<Expr, String> {
+        let args = self.args()?;
+        match (method.as_str(), args.len()) {
+            ("format", _) | ("replace", 2) | ("join", 1) => {
+                Ok(Expr::Method(Box::new(receiver), method, args))
+            }
+            ("replace", _) => Err(".replace takes two arguments".into()),
+            ("join", _) => Err(".join takes one argument".into()),
+            _ => Err(format!("unsupported string method .{method}()")),
+        }
+    }
+
+    fn primary(&mut self) -> Result<Expr, String> {
         match self.next().cloned() {
             Some(Token::Ident(id)) => match id.as_str() {
                 "True" => Ok(Expr::Literal(Value::Bool(true))),
                 "False" => Ok(Expr::Literal(Value::Bool(false))),
                 "None" => Ok(Expr::Literal(Value::Null)),
+                "str" if self.peek() == Some(&Token::LParen) => {
+                    self.pos += 1;
+                    let mut args = self.args()?;
+                    if args.len() != 1 {
+                        return Err("str takes exactly one argument".into());
+                    }
+                    Ok(Expr::Str(Box::new(args.remove(0))))
+                }
                 _ => {
-                    let path = self.path(id)?;
+                    let mut path = self.path(id)?;
                     if self.peek() == Some(&Token::LParen) {
-                        return Err(format!("unsupported call {}(…)", path.join(".")));
+                        // `a.b.replace(…)`: the last segment is a method of the path before it.
+                        if path.len() < 2 {
+                            return Err(format!("unsupported call {}(…)", path.join(".")));
+                        }
+                        self.pos += 1;
+                        let method = path.pop().unwrap_or_default();
+                        return self.method(Expr::Path(path), method);
                     }
                     Ok(Expr::Path(path))
                 }
             },
             Some(Token::Num(n)) => Ok(Expr::Literal(n)),
-            Some(Token::Str(s)) => {
-                if self.peek() == Some(&Token::Dot) {
-                    self.pos += 1;
-                    match self.next() {
-                        Some(Token::Ident(m)) if m == "format" => {}
-                        Some(Token::Ident(m)) => {
-                            return Err(format!("unsupported string method .{m}()"));
-                        }
-                        _ => return Err("expected a method name after '.'".into()),
-                    }
-                    self.expect(&Token::LParen, "'(' after .format")?;
-                    let args = self.args()?;
-                    return Ok(Expr::Format(s, args));
-                }
-                Ok(Expr::Literal(Value::String(s)))
-            }
+            Some(Token::Str(s)) => Ok(Expr::Literal(Value::String(s))),
             Some(t) => Err(format!("unexpected {}", describe(&t))),
             None => Err("expected an expression".into()),
         }
@@ -492,13 +536,61 @@ fn eval(e: &Expr, mode: Mode, ctx: &Map<String, Value>) -> Result<Value, String>
             }
             Ok(cur.clone())
         }
-        Expr::Format(template, args) => {
+        Expr::Method(receiver, method, args) => {
+            let Value::String(s) = eval(receiver, mode, ctx)? else {
+                return Err(format!(".{method}() of a value that is not a string"));
+            };
             let values = args
                 .iter()
                 .map(|a| eval(a, mode, ctx))
                 .collect::<Result<Vec<_>, _>>()?;
-            format_template(template, &values).map(Value::String)
+            match (method.as_str(), values.as_slice()) {
+                ("replace", [Value::String(from), Value::String(to)]) => {
+                    Ok(Value::String(if from.is_empty() {
+                        s
+                    } else {
+                        s.replace(from.as_str(), to)
+                    }))
+                }
+                ("replace", _) => Err(".replace takes two strings".into()),
+                // As Python: a list's items (strings) or a string's characters.
+                ("join", [Value::Array(items)]) => Ok(Value::String(
+                    (items.iter())
+                        .map(|i| match i {
+                            Value::String(s) => Ok(s.as_str()),
+                            _ => Err(".join of a list with an item that is not a string"),
+                        })
+                        .collect::<Result<Vec<_>, _>>()?
+                        .join(&s),
+                )),
+                ("join", [Value::String(chars)]) => Ok(Value::String(
+                    chars.chars().map(String::from).collect::<Vec<_>>().join(&s),
+                )),
+                ("join", _) => Err(".join of a value that is not a list".into()),
+                _ => format_template(&s, &values).map(Value::String),
+            }
         }
+        Expr::Str(arg) => Ok(Value::String(py_str(&eval(arg, mode, ctx)?))),
+        Expr::Or(a, b) => {
+            let left = eval(a, mode, ctx)?;
+            if truthy(&left) {
+                Ok(left)
+            } else {
+                eval(b, mode, ctx)
+            }
+        }
+    }
+}
+
+/// Python's truth value of a JSON value.
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64() != Some(0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(m) => !m.is_empty(),
     }
 }
 
@@ -752,6 +844,85 @@ mod tests {
         assert!(run("inputs.x = results.a", Mode::Pre, &mut c).is_err());
         assert!(run("inputs.x = 1", Mode::Post, &mut c).is_err());
         assert!(run("incident.x = inputs.a", Mode::Post, &mut c).is_err());
+    }
+
+    /// What a `{json: …}` workflow input exports to: a JSON text whose values are the paths'
+    /// `str()`, escaped for JSON, empty for a missing or false value.
+    #[test]
+    fn str_replace_and_or_build_json_text() {
+        let mut c = ctx();
+        c.insert(
+            "incident".into(),
+            json!({"id": 7, "name": "say \"hi\"\nback\\", "confirmed": false}),
+        );
+        let arg = |p: &str| {
+            format!(
+                r#"str({p} or u"").replace(u"\\", u"\\\\").replace(u"\"", u"\\\"").replace(u"\n", u"\\n")"#
+            )
+        };
+        let template = r#"u"{{\"n\": \"{0}\", \"id\": \"{1}\", \"c\": \"{2}\", \"x\": \"{3}\"}}""#;
+        let args = [
+            "incident.name",
+            "incident.id",
+            "incident.confirmed",
+            "incident.nothing",
+        ]
+        .map(arg)
+        .join(", ");
+        let script = "inputs.d = ".to_owned() + template + ".format(" + &args + ")\n";
+        let effects = run(&script, Mode::Pre, &mut c).unwrap();
+        let Effect::SetInput { value, .. } = &effects[0] else {
+            panic!("{effects:?}")
+        };
+        let parsed: Value = serde_json::from_str(value.as_str().unwrap()).unwrap();
+        assert_eq!(
+            parsed,
+            json!({"n": "say \"hi\"\nback\\", "id": "7", "c": "", "x": ""})
+        );
+        c.insert(
+            "incident".into(),
+            json!({"name": "say", "types": ["a", "b"]}),
+        );
+        let effects = run(
+            "inputs.t = u\", \".join(incident.types or u\"\")\ninputs.u = u\", \".join(incident.none or u\"\")\n",
+            Mode::Pre,
+            &mut c,
+        )
+        .unwrap();
+        assert_eq!(
+            effects,
+            [
+                Effect::SetInput {
+                    name: "t".into(),
+                    value: json!("a, b")
+                },
+                Effect::SetInput {
+                    name: "u".into(),
+                    value: json!("")
+                },
+            ]
+        );
+        let effects = run(
+            "inputs.y = incident.name.replace(u\"say\", u\"said\")\n",
+            Mode::Pre,
+            &mut c,
+        )
+        .unwrap();
+        assert!(
+            matches!(&effects[0], Effect::SetInput { value, .. } if value.as_str().unwrap().starts_with("said")),
+            "{effects:?}"
+        );
+        for (line, message) in [
+            ("inputs.x = str(1, 2)", "str takes exactly one argument"),
+            (
+                "inputs.x = incident.id.replace(u\"a\", u\"b\")",
+                "not a string",
+            ),
+            ("inputs.x = u\"a\".replace(u\"a\")", "two arguments"),
+        ] {
+            let e = run(line, Mode::Pre, &mut c).unwrap_err();
+            assert!(e.message.contains(message), "{line}: {e}");
+        }
     }
 
     #[test]
