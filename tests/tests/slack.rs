@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use fn_slack as _;
 use serde_json::{Value, json};
 use slack_emulator::{SlackConfig, SlackEmulator};
-use soar_engine::testkit::{Run, TestHost, TestOptions};
+use soar_engine::testkit::{self, Run, TestHost, TestOptions};
 use soar_sim::WorkflowStatus;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -598,4 +598,68 @@ async fn the_channel_comes_from_the_workflows_input_tab() {
             .starts_with("Resilient Incident: Phish")
     );
     host.stop().await.unwrap();
+}
+
+/// A workflow whose pre-processing script is written as the original apps write theirs (a
+/// function, locals, `if`/`else`, `u"""…""".format`) runs in the simulated platform (in
+/// Python) and posts what the script built.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workflow_with_the_original_apps_script_style_runs() {
+    if soar_sim::python::interpreter().is_none() {
+        eprintln!("no python3: scripts beyond the interpreter's grammar cannot run here");
+        return;
+    }
+    let (slack, host) = start().await;
+    let sim = host.sim();
+    let script = r#"
+def esc(s):
+    return (s or u"").replace(u'\\', u'\\\\').replace(u'"', u'\\"')
+if incident.confirmed:
+    confirmed = u"true"
+else:
+    confirmed = u"false"
+inputs.slack_details = u"""{{"Resilient Incident": {{"type": "string", "data": "{0}"}}, "Resilient URL": {{"type": "incident", "data": "{1}"}}, "Confirmed": {{"type": "boolean", "data": "{2}"}}}}""".format(esc(incident.name), incident.id, confirmed)
+"#;
+    let mut export = testkit::definitions_of(fn_slack::NAME).unwrap().export();
+    set_pre_processing(&mut export, "create_slack_message", script);
+    testkit::import_sim(sim, &export).await.unwrap();
+    let incident = sim
+        .create_incident(json!({"name": "Phish \"urgent\" \\ C:\\temp", "confirmed": false}))
+        .unwrap();
+    let id = incident["id"].as_i64().unwrap();
+    let run = sim
+        .run_manual_rule("Create Slack Message", id, json!({}))
+        .await
+        .unwrap();
+    let workflows = run.wait(WAIT).await.unwrap();
+    assert_eq!(workflows[0].status, WorkflowStatus::Completed);
+    let text = slack.channel("incidents").unwrap().messages[0].text.clone();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "Resilient Incident: Phish \"urgent\" \\ C:\\temp");
+    assert!(lines[1].ends_with(&format!("/#incidents/{id}")), "{text}");
+    assert_eq!(lines[2], "Confirmed: No");
+}
+
+/// Replaces the pre-processing script of `workflow`'s function step in an export.
+fn set_pre_processing(export: &mut Value, workflow: &str, script: &str) {
+    let w = (export["workflows"].as_array_mut().unwrap().iter_mut())
+        .find(|w| w["programmatic_name"] == workflow)
+        .unwrap();
+    let xml = w["content"]["xml"].as_str().unwrap().to_string();
+    let open = xml.find("<resilient:function uuid=").unwrap();
+    let start = open + xml[open..].find('>').unwrap() + 1;
+    let end = start + xml[start..].find("</resilient:function>").unwrap();
+    let unescape = |s: &str| {
+        s.replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&")
+    };
+    let mut step: Value = serde_json::from_str(&unescape(&xml[start..end])).unwrap();
+    step["pre_processing_script"] = json!(script);
+    let text = step
+        .to_string()
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    w["content"]["xml"] = json!(format!("{}{}{}", &xml[..start], text, &xml[end..]));
 }

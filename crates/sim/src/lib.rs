@@ -19,7 +19,8 @@
 //! - rules ([`rules`]): manual rules on request ([`Sim::run_manual_rule`]), automatic rules on
 //!   every change whose conditions hold, rule messages and the action status log;
 //! - workflows ([`workflow`]): the EXPORTED BPMN is executed, its Python pre/post-processing
-//!   scripts interpreted ([`script`]), its function invoked through the broker;
+//!   scripts interpreted ([`script`]; others, such as the original apps' own, run in Python 3
+//!   when one is installed: [`python`]), its function invoked through the broker;
 //! - workspaces and phases ([`org`]), custom artifact types ([`artifacts`]);
 //! - custom threat services ([`threat`]): every new artifact is looked up by every registered
 //!   service following the §7.2 protocol, and the hits are stored on the artifact;
@@ -55,6 +56,7 @@ pub mod invocation;
 mod messages;
 pub mod org;
 pub mod platform;
+pub mod python;
 pub mod rest;
 pub mod rules;
 pub mod script;

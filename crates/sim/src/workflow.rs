@@ -23,7 +23,7 @@ use serde_json::{Map, Value, json};
 use crate::fields;
 use crate::platform::{FunctionDef, object_type_id};
 use crate::rules::{ActionState, WorkflowRun, WorkflowStatus};
-use crate::script::{self, Effect, Mode};
+use crate::script::{Effect, Mode};
 use crate::{Sim, SimError, WeakSim};
 
 /// One `<resilient:function>` step of a workflow.
@@ -301,8 +301,9 @@ async fn execute_steps(
             json!({"properties": Value::Object(workflow_props.clone())}),
         );
         ctx.insert("inputs".into(), Value::Object(Map::new()));
-        let effects =
-            script::run(&step.pre_processing_script, Mode::Pre, &mut ctx).map_err(|e| {
+        let effects = crate::python::run_script(&step.pre_processing_script, Mode::Pre, &mut ctx)
+            .await
+            .map_err(|e| {
                 fail(
                     &sim,
                     Some(&f.name),
@@ -397,8 +398,9 @@ async fn execute_steps(
             json!({"properties": Value::Object(workflow_props.clone())}),
         );
         ctx.insert("results".into(), results.clone());
-        let effects =
-            script::run(&step.post_processing_script, Mode::Post, &mut ctx).map_err(|e| {
+        let effects = crate::python::run_script(&step.post_processing_script, Mode::Post, &mut ctx)
+            .await
+            .map_err(|e| {
                 fail(
                     &sim,
                     Some(&f.name),
