@@ -56,9 +56,22 @@ pub const TARGETS: &[(&str, Target)] = &[
 /// The largest input a `REPEAT` line may expand to: 2 MiB.
 pub const MAX_EXPANDED: usize = 2 * 1024 * 1024;
 
+/// The expansion limit in force: `$FUZZ_MAX_EXPANDED` bytes when set (long campaigns lower it
+/// for speed: `scripts/fuzz.sh --max-expanded`), else [`MAX_EXPANDED`].
+fn max_expanded() -> usize {
+    static LIMIT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        std::env::var("FUZZ_MAX_EXPANDED")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .map_or(MAX_EXPANDED, |n: usize| n.min(MAX_EXPANDED))
+    })
+}
+
 /// The input with a leading `REPEAT <n>\n` line applied, any other input unchanged. After the
 /// line comes `prefix \x01 unit \x01 suffix` (without `\x01`: all of it is the unit), and the
-/// result is the prefix, the unit `n` times (at most [`MAX_EXPANDED`] bytes in all) and the
+/// result is the prefix, the unit `n` times (at most [`MAX_EXPANDED`] bytes in all, or
+/// `$FUZZ_MAX_EXPANDED`) and the
 /// suffix: `REPEAT 3\n[s]\nk = \x01${A}\x01\n` is `[s]\nk = ${A}${A}${A}\n`.
 pub fn expand(data: &[u8]) -> Cow<'_, [u8]> {
     let Some(rest) = data.strip_prefix(b"REPEAT ") else {
@@ -79,7 +92,7 @@ pub fn expand(data: &[u8]) -> Cow<'_, [u8]> {
         (Some(p), Some(u), s) => (p, u, s.unwrap_or_default()),
         _ => (&[][..], body, &[][..]),
     };
-    let room = MAX_EXPANDED.saturating_sub(prefix.len() + suffix.len());
+    let room = max_expanded().saturating_sub(prefix.len() + suffix.len());
     let count = match unit.len() {
         0 => 0,
         len => n.min(room / len),
