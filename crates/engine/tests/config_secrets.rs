@@ -119,6 +119,15 @@ fn unresolved_secret_is_an_error_naming_file_section_key() {
     .unwrap();
     let msg = read_error(&cfg, "fn_x");
     assert!(msg.contains("no secret store is configured"), "{msg}");
+    // A "name" that is not one may be a literal password: the error does not show it
+    // (found by fuzzing: an unclosed `^{` took the rest of the line as the name).
+    let cfg = parse("[fn_x]\npassword = ^{pa55 w0rd-xyz\n", &r).unwrap();
+    let msg = read_error(&cfg, "fn_x");
+    assert!(!msg.contains("pa55") && !msg.contains("w0rd"), "{msg}");
+    assert!(
+        msg.contains("not shown") && msg.contains("memory store"),
+        "{msg}"
+    );
 }
 
 #[test]

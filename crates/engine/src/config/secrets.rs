@@ -807,14 +807,22 @@ pub(crate) fn resolve(
                             );
                             return Ok(None);
                         }
+                        // Not a name: it may be a literal password, so it is not shown.
+                        let shown = if looks_like_name(name) {
+                            format!("secret '{name}'")
+                        } else {
+                            "the secret after '^{' (not shown: a name is letters, digits and \
+                             _ . @ - / up to a closing '}')"
+                                .to_string()
+                        };
                         Err(secret_err(if stores.is_empty() {
                             format!(
-                                "secret '{name}' cannot be resolved: no secret store is configured \
+                                "{shown} cannot be resolved: no secret store is configured \
                              (set APP_SECRETS or `secrets` in [resilient], or create ~/.resilient/secrets)"
                             )
                         } else {
                             format!(
-                                "secret '{name}' not found in {}",
+                                "{shown} not found in {}",
                                 stores
                                     .iter()
                                     .map(|s| s.describe())
