@@ -396,8 +396,6 @@ pub struct Adopted {
     pub ours: String,
     /// The platform's name for it, which ours takes.
     pub theirs: String,
-    /// The platform's uuid for it, which our export keeps (see [`keep_platform_uuids`]).
-    pub uuid: Option<String>,
 }
 
 /// Gives our workflows and our rules that start workflows the platform's names for them (see
@@ -462,7 +460,6 @@ fn adopt_workflow_names(ours: &mut crate::Customizations, platform: &Value) -> V
                 kind: "workflow",
                 ours: std::mem::replace(&mut workflow.name, (*theirs).to_owned()),
                 theirs: (*theirs).to_owned(),
-                uuid: uuid_of(platform, "workflow", theirs),
             });
         }
     }
@@ -476,37 +473,26 @@ fn adopt_workflow_names(ours: &mut crate::Customizations, platform: &Value) -> V
     adopted
 }
 
-/// The export list and name key of a kind of adoptable object.
-fn list_of(kind: &str) -> (&'static str, &'static str) {
-    if kind == "workflow" {
-        ("workflows", "programmatic_name")
-    } else {
-        ("actions", "name")
-    }
-}
-
-/// The uuid of the `kind` object named `name` in `export`.
-fn uuid_of(export: &Value, kind: &str, name: &str) -> Option<String> {
-    let (list, key) = list_of(kind);
-    (objects(export, list).iter())
-        .find(|o| o.get(key).and_then(Value::as_str) == Some(name))
-        .and_then(|o| o.get("uuid").and_then(Value::as_str))
-        .map(str::to_owned)
-}
-
-/// Gives the adopted objects of our export (see [`adopt_rule_names`]) the platform's uuids, so
-/// the import updates the original app's objects as they are and a later customize still
-/// knows them for the original's.
-pub fn keep_platform_uuids(export: &mut Value, adopted: &[Adopted]) {
-    for a in adopted {
-        let (list, key) = list_of(a.kind);
-        let Some(uuid) = &a.uuid else { continue };
-        let objects = export.get_mut(list).and_then(Value::as_array_mut);
-        for o in objects.into_iter().flatten() {
-            if o.get(key).and_then(Value::as_str) == Some(a.theirs.as_str()) {
-                o["uuid"] = Value::String(uuid.clone());
-            }
-        }
+/// Gives every object of our export that the platform already holds (the same kind and name:
+/// a function, message destination, function input, incident field or select value, artifact
+/// type, workflow or rule, including those adopted by [`adopt_rule_names`]) the platform's uuid,
+/// and rewrites our references to it (a workflow's function, a function's inputs). The import
+/// then updates the original app's objects as they are, and what the org built on them and
+/// refers to them by uuid (its own workflows calling the original functions) keeps working.
+pub fn keep_platform_uuids(export: &mut Value, platform: &Value) {
+    let theirs: HashMap<String, String> = uuid_tokens(platform)
+        .into_iter()
+        .map(|(uuid, token)| (token, uuid))
+        .collect();
+    let to_theirs: HashMap<String, String> = uuid_tokens(export)
+        .into_iter()
+        .filter_map(|(ours, token)| {
+            let t = theirs.get(&token)?;
+            (*t != ours).then(|| (ours, t.clone()))
+        })
+        .collect();
+    if !to_theirs.is_empty() {
+        *export = normalize(export, &to_theirs);
     }
 }
 
@@ -566,7 +552,6 @@ fn adopt_rules(ours: &mut crate::Customizations, platform: &Value) -> Vec<Adopte
                 kind: "rule",
                 ours: std::mem::replace(&mut rule.name, theirs.clone()),
                 theirs: theirs.clone(),
-                uuid: uuid_of(platform, "rule", theirs),
             });
         }
     }

@@ -147,13 +147,22 @@ async fn selftest(State(i): State<Arc<Integration>>) -> SelftestReport {
     SelftestReport::success()
 }
 
-/// The original's `{"error": …}` results, as a failed (but normal) reply.
+/// A result as the original plugin's workflows read it and as ours do: the content in the
+/// `ResultPayload` envelope (`results.content.note`) and its keys also at the top of `results`,
+/// where the original app's own post-processing scripts look (`results['priorityLevel']`,
+/// `results['indicators']`, `results['id']`, `results['error']`).
+fn result(content: Value) -> FunctionResult {
+    FunctionResult::new(content.clone()).also_at_top(&content)
+}
+
 /// A failed call: `{"error": …}` as the original plugin answered, with the same text as `note`
-/// (what the example workflows write, like the original's `incident.addNote(results['error'])`).
+/// (what the example workflows write, like the original's `incident.addNote(results['error'])`),
+/// as a failed (but normal) reply.
 fn error_result(e: impl std::fmt::Display) -> FunctionResult {
     let msg = e.to_string();
     tracing::error!("{msg}");
-    FunctionResult::failure(msg.clone(), json!({"error": msg, "note": msg}))
+    let content = json!({"error": msg, "note": msg});
+    FunctionResult::failure(msg, content.clone()).also_at_top(&content)
 }
 
 /// `TYPE: value` lines of a list of indicators, as the original workflows' notes.
@@ -209,7 +218,7 @@ async fn submit_function(
         Ok(Submission::Created(r) | Submission::Updated(r)) => {
             let mut content = serde_json::to_value(r).unwrap_or_default();
             content["note"] = content["id"].clone();
-            FunctionResult::new(content)
+            result(content)
         }
         Err(e) => error_result(e),
     })
@@ -256,7 +265,7 @@ async fn priority_function(
         )
     };
     Ok(match run.await {
-        Ok(level) => FunctionResult::new(json!({
+        Ok(level) => result(json!({
             "priorityLevel": level,
             "note": format!("Priority of indicator {} is {level}.", value.trim()),
         })),
@@ -275,7 +284,8 @@ async fn correlated_function(
         i.correlated(&routed, id).await
     };
     Ok(match run.await {
-        Ok(None) => FunctionResult::new(json!({
+        Ok(None) => result(json!({
+            "indicators": [],
             "note": "No correlated indicators found for this incident."
         })),
         Ok(Some(list)) => {
@@ -288,7 +298,7 @@ async fn correlated_function(
                 "Correalted indicators from workflow\n{}",
                 indicator_lines(&indicators)
             );
-            FunctionResult::new(json!({"indicators": indicators, "note": note}))
+            result(json!({"indicators": indicators, "note": note}))
         }
         Err(e) => error_result(e),
     })
@@ -312,9 +322,7 @@ async fn delete_function(
         }
     };
     Ok(match run.await {
-        Ok(()) => {
-            FunctionResult::new(json!({"status": "Done", "note": "Report deleted successfully"}))
-        }
+        Ok(()) => result(json!({"status": "Done", "note": "Report deleted successfully"})),
         Err(e) => error_result(e),
     })
 }
@@ -353,7 +361,7 @@ async fn whitelist_function(
                 "Whitelisted indicators in TruSTAR\n{}",
                 indicator_lines(&indicators)
             );
-            FunctionResult::new(json!({"indicators": indicators, "note": note}))
+            result(json!({"indicators": indicators, "note": note}))
         }
         Err(e) => error_result(e),
     })
@@ -382,7 +390,7 @@ async fn undo_whitelist_function(
         Ok::<_, FlowError>(())
     };
     Ok(match run.await {
-        Ok(()) => FunctionResult::new(json!({
+        Ok(()) => result(json!({
             "status": "Done",
             "note": format!("Indicator {value} removed from whitelist successfully"),
         })),

@@ -645,3 +645,128 @@ async fn threat_service_over_http_and_from_the_platform() {
     eprintln!("artifact created → hit stored: {:?}", t0.elapsed());
     host.stop().await.unwrap();
 }
+
+/// A post-processing script in the original app's style: item access on `results`, and `error`
+/// tested on a success result that has no such key.
+const ORIGINAL_STYLE_SCRIPT: &str = concat!(
+    "# as the original app's example workflows read results\n",
+    "if not results['error']:\n",
+    "  note = u\"Priority of indicator {} is {}.\".format(artifact.value, results['priorityLevel'])\n",
+    "  incident.addNote(note)\n",
+    "else:\n",
+    "  incident.addNote(results['error'])\n",
+);
+
+/// `export` with the post-processing script of `workflow` replaced by `script`.
+fn with_post_processing(mut export: Value, workflow: &str, script: &str) -> Value {
+    let w = export["workflows"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|w| w["programmatic_name"] == workflow)
+        .unwrap();
+    let xml = w["content"]["xml"].as_str().unwrap().to_string();
+    let start = xml.find("<resilient:function").unwrap();
+    let json_start = start + xml[start..].find('>').unwrap() + 1;
+    let json_end = json_start + xml[json_start..].find("</resilient:function>").unwrap();
+    let unescaped = xml[json_start..json_end]
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&");
+    let mut step: Value = serde_json::from_str(&unescaped).unwrap();
+    step["post_processing_script"] = json!(script);
+    let text = step
+        .to_string()
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    w["content"]["xml"] = json!(format!("{}{text}{}", &xml[..json_start], &xml[json_end..]));
+    export
+}
+
+/// An org that still runs the original app's workflow scripts: they read the result's keys at
+/// the top of `results` (`results['priorityLevel']`, `results['error']`), not under `content`,
+/// and test `results['error']` on success. Both the success and the error branch write their
+/// note.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_original_apps_workflow_scripts_read_our_results() {
+    let emu = TrustarEmulator::start(TrustarConfig::default())
+        .await
+        .unwrap();
+    let host = start_host(&emu).await;
+    let sim = host.sim();
+    let export = soar_engine::testkit::definitions_of("fn_trustar")
+        .unwrap()
+        .export();
+    let export = with_post_processing(
+        export,
+        "example_get_priority_score_of_indicator",
+        ORIGINAL_STYLE_SCRIPT,
+    );
+    soar_engine::testkit::import_sim(sim, &export)
+        .await
+        .unwrap();
+
+    emu.set_priority("198.51.100.23", None, "HIGH");
+    let inc = sim
+        .create_incident(
+            json!({"name": "original scripts", "discovered_date": 1_700_000_000_000_i64}),
+        )
+        .unwrap();
+    let id = inc["id"].as_i64().unwrap();
+    let art = sim
+        .add_artifact(id, json!({"type": "IP Address", "value": "198.51.100.23"}))
+        .unwrap();
+    let on_artifact = ObjectRef::Artifact {
+        incident_id: id,
+        artifact_id: art["id"].as_i64().unwrap(),
+    };
+    let rule = "Rule for workflow: Get Priority Score of Indicator";
+    let run = sim
+        .run_manual_rule_on(rule, on_artifact, json!({}))
+        .await
+        .unwrap();
+    let workflows = run.wait(Duration::from_secs(30)).await.unwrap();
+    assert_eq!(
+        workflows[0].status,
+        soar_sim::WorkflowStatus::Completed,
+        "{:?}",
+        workflows[0].status
+    );
+    let notes = |sim: &soar_sim::Sim| -> Vec<String> {
+        sim.notes(id)
+            .iter()
+            .map(|n| match &n["text"] {
+                Value::String(s) => s.clone(),
+                rich => rich["content"].as_str().unwrap_or_default().to_string(),
+            })
+            .collect()
+    };
+    assert!(
+        notes(sim).contains(&"Priority of indicator 198.51.100.23 is HIGH.".to_string()),
+        "{:?}",
+        notes(sim)
+    );
+
+    // TruSTAR down: the original's error branch writes the error.
+    emu.set_unavailable(true);
+    let run = sim
+        .run_manual_rule_on(rule, on_artifact, json!({}))
+        .await
+        .unwrap();
+    let workflows = run.wait(Duration::from_secs(60)).await.unwrap();
+    assert_eq!(
+        workflows[0].status,
+        soar_sim::WorkflowStatus::Completed,
+        "{:?}",
+        workflows[0].status
+    );
+    assert!(
+        notes(sim)
+            .iter()
+            .any(|n| n.contains("[trustar_soc]") && n.contains("HTTP 503")),
+        "{:?}",
+        notes(sim)
+    );
+    host.stop().await.unwrap();
+}

@@ -388,6 +388,115 @@ async fn the_original_apps_workflows_are_updated_in_place_not_doubled() {
     assert!(again.plan.is_empty(), "{}", again.plan.render());
 }
 
+/// An org that holds the original TruSTAR app (every object under uuids of its own) and a
+/// workflow of its own that calls one of the original functions: after our customize the
+/// platform's functions, destination and inputs keep their uuids (updated in place, not
+/// replaced), so the org's workflow still finds its function and sends it its message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_original_apps_objects_keep_their_uuids_for_the_orgs_own_workflows() {
+    let ours = testkit::definitions_of(fn_trustar::NAME).unwrap();
+    let mut original = ours.clone();
+    let mut own = (original.workflows.iter())
+        .find(|w| w.name == "example_get_priority_score_of_indicator")
+        .unwrap()
+        .clone();
+    own.name = "org_priority_check".into();
+    own.display_name = Some("Org: priority check".into());
+    original.workflows.push(own);
+    let mut rule = (original.rules.iter())
+        .find(|r| r.workflows == ["example_get_priority_score_of_indicator"])
+        .unwrap()
+        .clone();
+    rule.name = "Org: priority check".into();
+    rule.workflows = vec!["org_priority_check".into()];
+    original.rules.push(rule);
+    // The original's own texts (so that customize updates these objects) and uuids: every
+    // object's uuid replaced, everywhere it is referred to.
+    for f in &mut original.functions {
+        f.description = Some(format!("The original's {}", f.name));
+    }
+    for d in &mut original.message_destinations {
+        d.display_name = Some(d.name.clone());
+    }
+    let mut text = original.export().to_string();
+    let mut theirs = std::collections::HashMap::new();
+    let export: Value = serde_json::from_str(&text).unwrap();
+    let mut n = 0;
+    for list in [
+        "functions",
+        "message_destinations",
+        "fields",
+        "workflows",
+        "actions",
+        "incident_artifact_types",
+    ] {
+        for o in export[list].as_array().unwrap() {
+            let uuid = o["uuid"].as_str().unwrap().to_string();
+            let name = o["export_key"].as_str().or(o["name"].as_str()).unwrap();
+            n += 1;
+            let new = format!("0badc0de-0000-4000-8000-{n:012}");
+            text = text.replace(&uuid, &new);
+            theirs.insert(format!("{list}/{name}"), new);
+        }
+    }
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    testkit::import_sim(&sim, &serde_json::from_str(&text).unwrap())
+        .await
+        .unwrap();
+
+    let report = testkit::customize_sim(&sim, &ours).await.unwrap();
+    assert!(report.adopted.is_empty(), "{:?}", report.adopted);
+    assert!(
+        (report.plan.new.iter()).all(|i| i.kind != "function" && i.kind != "message_destination"),
+        "{}",
+        report.plan.render()
+    );
+    let exported = sim.export();
+    for list in ["functions", "message_destinations", "fields"] {
+        for o in exported[list].as_array().unwrap() {
+            let name = o["export_key"].as_str().or(o["name"].as_str()).unwrap();
+            if let Some(uuid) = theirs.get(&format!("{list}/{name}")) {
+                assert_eq!(o["uuid"].as_str(), Some(uuid.as_str()), "{list}/{name}");
+            }
+        }
+    }
+    // The org's own workflow still calls the original function.
+    let incident = sim
+        .create_incident(json!({"name": "own workflow"}))
+        .unwrap();
+    let id = incident["id"].as_i64().unwrap();
+    let artifact = sim
+        .add_artifact(id, json!({"type": "IP Address", "value": "198.51.100.9"}))
+        .unwrap();
+    sim.set_workflow_timeout(Duration::from_millis(300));
+    let run = sim
+        .run_manual_rule_on(
+            "Org: priority check",
+            soar_sim::ObjectRef::Artifact {
+                incident_id: id,
+                artifact_id: artifact["id"].as_i64().unwrap(),
+            },
+            json!({}),
+        )
+        .await
+        .unwrap();
+    let workflows = run.wait(WAIT).await.unwrap();
+    let invocation = workflows[0].invocation.as_ref().unwrap_or_else(|| {
+        panic!(
+            "the workflow never sent its message: {:?}",
+            workflows[0].status
+        )
+    });
+    assert!(
+        invocation.queue().ends_with(".trustar"),
+        "{}",
+        invocation.queue()
+    );
+    // And a second customize has nothing left to do.
+    let again = testkit::customize_sim(&sim, &ours).await.unwrap();
+    assert!(again.plan.is_empty(), "{}", again.plan.render());
+}
+
 /// Imports `export` as the original app's `customize` would: its workflows and rules carry
 /// uuids of their own (ours derive theirs from the names).
 async fn import_as_original(sim: &Sim, mut export: Value) {

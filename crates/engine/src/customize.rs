@@ -114,7 +114,7 @@ pub async fn push(
         ));
     }
     let mut export = ours.export();
-    keep_platform_uuids(&mut export, &adopted);
+    keep_platform_uuids(&mut export, &platform);
     without_tags(&mut export);
     let plan = plan(&export, &platform);
     progress(&plan.render());

@@ -93,8 +93,9 @@ pub fn app_config(data: &[u8]) {
 /// The values of secret keys, to look for in error messages.
 struct SecretsOf {
     values: Vec<String>,
-    /// The values of other keys, longest first: an error may quote one of them, and a secret
-    /// value can then appear across the quote and the value (`'0a1b` in `'0a1b, 9f8e'`).
+    /// The values of other keys and the section and key names, longest first: an error may
+    /// quote one of them, and a secret value can then appear across the quote or bracket and
+    /// the text (`'0a1b` in `'0a1b, 9f8e'`, `…ce]` after a section named `…ce`).
     plain: Vec<String>,
 }
 
@@ -129,14 +130,19 @@ impl SecretsOf {
                     && !other.iter().any(|o| o.contains(v.as_str()))
                     && !names.iter().any(|n| n.contains(v.as_str()))
             })
+            .collect::<Vec<String>>();
+        // What a message may quote for other reasons (values of other keys, section and key
+        // names), unless it is part of a secret value (removing it could hide a leak).
+        let mut plain: Vec<String> = (other.into_iter().chain(names))
+            .filter(|o| !o.is_empty() && !values.iter().any(|v| v.contains(o.as_str())))
             .collect();
-        let mut plain: Vec<String> = other.into_iter().filter(|o| !o.is_empty()).collect();
         plain.sort_by_key(|o| std::cmp::Reverse(o.len()));
         SecretsOf { values, plain }
     }
 
     /// Panics when `error`'s message shows a secret value that is not there as (part of) the
-    /// quoted value of another key.
+    /// quoted value of another key or a section or key name (with the brackets or quote the
+    /// message adds around it).
     fn check(&self, error: &dyn std::fmt::Display) {
         if self.values.is_empty() {
             return;
