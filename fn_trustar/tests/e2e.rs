@@ -657,33 +657,6 @@ const ORIGINAL_STYLE_SCRIPT: &str = concat!(
     "  incident.addNote(results['error'])\n",
 );
 
-/// `export` with the post-processing script of `workflow` replaced by `script`.
-fn with_post_processing(mut export: Value, workflow: &str, script: &str) -> Value {
-    let w = export["workflows"]
-        .as_array_mut()
-        .unwrap()
-        .iter_mut()
-        .find(|w| w["programmatic_name"] == workflow)
-        .unwrap();
-    let xml = w["content"]["xml"].as_str().unwrap().to_string();
-    let start = xml.find("<resilient:function").unwrap();
-    let json_start = start + xml[start..].find('>').unwrap() + 1;
-    let json_end = json_start + xml[json_start..].find("</resilient:function>").unwrap();
-    let unescaped = xml[json_start..json_end]
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&");
-    let mut step: Value = serde_json::from_str(&unescaped).unwrap();
-    step["post_processing_script"] = json!(script);
-    let text = step
-        .to_string()
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;");
-    w["content"]["xml"] = json!(format!("{}{text}{}", &xml[..json_start], &xml[json_end..]));
-    export
-}
-
 /// An org that still runs the original app's workflow scripts: they read the result's keys at
 /// the top of `results` (`results['priorityLevel']`, `results['error']`), not under `content`,
 /// and test `results['error']` on success. Both the success and the error branch write their
@@ -695,12 +668,13 @@ async fn the_original_apps_workflow_scripts_read_our_results() {
         .unwrap();
     let host = start_host(&emu).await;
     let sim = host.sim();
-    let export = soar_engine::testkit::definitions_of("fn_trustar")
+    let mut export = soar_engine::testkit::definitions_of("fn_trustar")
         .unwrap()
         .export();
-    let export = with_post_processing(
-        export,
+    soar_engine::testkit::set_workflow_script(
+        &mut export,
         "example_get_priority_score_of_indicator",
+        "post_processing_script",
         ORIGINAL_STYLE_SCRIPT,
     );
     soar_engine::testkit::import_sim(sim, &export)

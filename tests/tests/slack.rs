@@ -621,7 +621,12 @@ else:
 inputs.slack_details = u"""{{"Resilient Incident": {{"type": "string", "data": "{0}"}}, "Resilient URL": {{"type": "incident", "data": "{1}"}}, "Confirmed": {{"type": "boolean", "data": "{2}"}}}}""".format(esc(incident.name), incident.id, confirmed)
 "#;
     let mut export = testkit::definitions_of(fn_slack::NAME).unwrap().export();
-    set_pre_processing(&mut export, "create_slack_message", script);
+    testkit::set_workflow_script(
+        &mut export,
+        "create_slack_message",
+        "pre_processing_script",
+        script,
+    );
     testkit::import_sim(sim, &export).await.unwrap();
     let incident = sim
         .create_incident(json!({"name": "Phish \"urgent\" \\ C:\\temp", "confirmed": false}))
@@ -638,28 +643,4 @@ inputs.slack_details = u"""{{"Resilient Incident": {{"type": "string", "data": "
     assert_eq!(lines[0], "Resilient Incident: Phish \"urgent\" \\ C:\\temp");
     assert!(lines[1].ends_with(&format!("/#incidents/{id}")), "{text}");
     assert_eq!(lines[2], "Confirmed: No");
-}
-
-/// Replaces the pre-processing script of `workflow`'s function step in an export.
-fn set_pre_processing(export: &mut Value, workflow: &str, script: &str) {
-    let w = (export["workflows"].as_array_mut().unwrap().iter_mut())
-        .find(|w| w["programmatic_name"] == workflow)
-        .unwrap();
-    let xml = w["content"]["xml"].as_str().unwrap().to_string();
-    let open = xml.find("<resilient:function uuid=").unwrap();
-    let start = open + xml[open..].find('>').unwrap() + 1;
-    let end = start + xml[start..].find("</resilient:function>").unwrap();
-    let unescape = |s: &str| {
-        s.replace("&lt;", "<")
-            .replace("&gt;", ">")
-            .replace("&amp;", "&")
-    };
-    let mut step: Value = serde_json::from_str(&unescape(&xml[start..end])).unwrap();
-    step["pre_processing_script"] = json!(script);
-    let text = step
-        .to_string()
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;");
-    w["content"]["xml"] = json!(format!("{}{}{}", &xml[..start], text, &xml[end..]));
 }

@@ -135,6 +135,43 @@ pub async fn import_sim(sim: &Sim, export: &serde_json::Value) -> Result<(), Tes
     Ok(())
 }
 
+/// Replaces a script of the function step of `workflow` in an export (`key`:
+/// `pre_processing_script` or `post_processing_script`), as a person editing the workflow on
+/// the platform would (tests of scripts our exporter does not write: the original apps' own).
+/// Panics when the export has no such workflow or step.
+pub fn set_workflow_script(
+    export: &mut serde_json::Value,
+    workflow: &str,
+    key: &str,
+    script: &str,
+) {
+    let w = (export["workflows"].as_array_mut().into_iter().flatten())
+        .find(|w| w["programmatic_name"] == workflow)
+        .unwrap_or_else(|| panic!("no workflow {workflow} in the export"));
+    let xml = w["content"]["xml"].as_str().unwrap_or_default().to_string();
+    let open = xml
+        .find("<resilient:function uuid=")
+        .unwrap_or_else(|| panic!("workflow {workflow} has no function step"));
+    let start = open + xml[open..].find('>').unwrap_or_default() + 1;
+    let end = start
+        + xml[start..]
+            .find("</resilient:function>")
+            .unwrap_or_default();
+    let text = xml[start..end]
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&");
+    let mut step: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("workflow {workflow}: {e}"));
+    step[key] = serde_json::json!(script);
+    let text = step
+        .to_string()
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    w["content"]["xml"] = serde_json::json!(format!("{}{text}{}", &xml[..start], &xml[end..]));
+}
+
 /// A REST client logged in to `sim` with its own app.config.
 async fn sim_rest(sim: &Sim) -> Result<soar_rest::RestClient, TestKitError> {
     let config = AppConfig::parse(&sim.app_config(), std::path::Path::new("sim.app.config"))?;
