@@ -229,14 +229,25 @@ pub fn escape_into(out: &mut String, text: &str) {
 }
 
 /// `href` as the URL of a Slack link, if it is an absolute `http`, `https` or `mailto` URL
-/// (parsed with the `url` crate); escaped, and `|` (which would end the URL) percent-encoded.
+/// (parsed with the `url` crate); `|` (which would end the URL), spaces, `<` and `>`
+/// percent-encoded (a `mailto:` URL keeps them as written: its path is opaque), `&` escaped.
 fn slack_url(href: &str) -> Option<String> {
     let url = url::Url::parse(href.trim()).ok()?;
     if !matches!(url.scheme(), "http" | "https" | "mailto") {
         return None;
     }
+    let mut encoded = String::with_capacity(url.as_str().len());
+    for c in url.as_str().chars() {
+        match c {
+            '|' => encoded.push_str("%7C"),
+            ' ' => encoded.push_str("%20"),
+            '<' => encoded.push_str("%3C"),
+            '>' => encoded.push_str("%3E"),
+            c => encoded.push(c),
+        }
+    }
     let mut out = String::new();
-    escape_into(&mut out, &url.as_str().replace('|', "%7C"));
+    escape_into(&mut out, &encoded);
     Some(out)
 }
 
@@ -308,6 +319,12 @@ mod tests {
             "<https://x.example/%7C%3C!channel%3E|&lt;!channel&gt;>"
         );
         assert_eq!(to_text("a < b & <!channel>"), "a &lt; b &amp;");
+        // A mailto URL keeps spaces and brackets as written (opaque path): encoded, so the
+        // link is one URL (found by fuzzing slack_render).
+        assert_eq!(
+            to_text("<a href=\"mailto:a b<c>&amp;d@example.com\">x</a>"),
+            "<mailto:a%20b%3Cc%3E&amp;d@example.com|x>"
+        );
         // Unclosed: the text stays, without a link.
         assert_eq!(to_text("<a href='https://x.example/'>open"), "open");
     }
