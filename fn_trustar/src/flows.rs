@@ -377,7 +377,7 @@ impl Integration {
     }
 
     /// The indicators related to the incident's report (at most [`MAX_CORRELATED`]); `None` when
-    /// the report has no indicators.
+    /// there is nothing to correlate (no report yet, no indicators in it, none related).
     pub async fn correlated(
         &self,
         routed: &Routed,
@@ -407,7 +407,7 @@ impl Integration {
             .client
             .related_indicators(&extracted, routed.account.query_enclaves())
             .await?;
-        Ok(Some(related))
+        Ok(Some(related).filter(|r| !r.is_empty()))
     }
 
     /// Adds the correlated indicators as artifacts (no duplicates, at most 100) and one note

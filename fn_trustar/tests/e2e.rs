@@ -722,6 +722,30 @@ async fn the_original_apps_workflow_scripts_read_our_results() {
         notes(sim)
     );
 
+    // A report whose indicators TruSTAR relates to nothing: the original's "no correlated
+    // indicators" note, not an empty list under a heading.
+    let ext = format!("RESILIENT{id}");
+    wait_until("the incident's report", Duration::from_secs(20), || {
+        emu.report_by_external_id(&ext).is_some()
+    })
+    .await;
+    let report_id = emu.report_by_external_id(&ext).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!emu.report_indicators(&report_id).is_empty());
+    let reply = host
+        .call(
+            "get_correlated_indicators_from_trustar",
+            json!({"trustar_incident_id": id}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        reply.results.unwrap()["content"],
+        json!({"indicators": [], "note": "No correlated indicators found for this incident."})
+    );
+
     // TruSTAR down: the original's error branch writes the error.
     emu.set_unavailable(true);
     let run = sim
