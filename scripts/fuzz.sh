@@ -2,14 +2,16 @@
 # Builds the libFuzzer targets in fuzz/ and runs each for a time or a number of executions,
 # one at a time; prints per target the executions done and any crash, timeout or slow input.
 #
-# Usage: bash scripts/fuzz.sh [--seconds N] [--runs N] [--ci] [--keep-going] [--minimise]
-#                             [--sanitizer none|address] [--max-len N] [--max-expanded N]
-#                             [target...]
+# Usage: bash scripts/fuzz.sh [--seconds N] [--runs N] [--ci] [--keep-going] [--jobs N]
+#                             [--minimise] [--sanitizer none|address] [--max-len N]
+#                             [--max-expanded N] [target...]
 #
 #   --seconds N     run each target for N seconds (default 60)
 #   --runs N        stop each target after N executions (with --seconds: whichever comes first)
 #   --ci            every target for about 20 s (CI); fails on any crash or timeout
 #   --keep-going    libFuzzer's fork mode: go on after a crash or timeout (finds more than one)
+#   --jobs N        run each target in N processes (libFuzzer's -fork=N; --runs counts them all):
+#                   a long campaign of one target on every core
 #   --minimise      afterwards, minimise each target's corpus (-merge=1) against its seeds
 #   --sanitizer S   none (default: pure Rust, fastest) or address
 #   --max-len N     largest input libFuzzer makes (default 64 KiB, 256 KiB for the HTML/text
@@ -33,6 +35,7 @@ SECONDS_EACH=""
 RUNS=""
 CI_MODE=0
 KEEP_GOING=0
+JOBS=1
 MINIMISE=0
 SANITIZER=none
 MAX_LEN=""
@@ -44,11 +47,12 @@ while [[ $# -gt 0 ]]; do
         --runs) RUNS="$2"; shift 2 ;;
         --ci) CI_MODE=1; shift ;;
         --keep-going) KEEP_GOING=1; shift ;;
+        --jobs) JOBS="$2"; shift 2 ;;
         --minimise|--minimize) MINIMISE=1; shift ;;
         --sanitizer) SANITIZER="$2"; shift 2 ;;
         --max-len) MAX_LEN="$2"; shift 2 ;;
         --max-expanded) export FUZZ_MAX_EXPANDED="$2"; shift 2 ;;
-        -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         -*) echo "fuzz.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
         *) TARGETS+=("$1"); shift ;;
     esac
@@ -104,8 +108,11 @@ for t in "${TARGETS[@]}"; do
     [[ -n "$SECONDS_EACH" ]] && args+=(-max_total_time="$SECONDS_EACH")
     [[ -n "$RUNS" ]] && args+=(-runs="$RUNS")
     if [[ $KEEP_GOING == 1 ]]; then
-        args+=(-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1)
+        args+=(-fork="$JOBS" -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1)
+    elif [[ $JOBS -gt 1 ]]; then
+        args+=(-fork="$JOBS")
     fi
+    forked=$(( KEEP_GOING == 1 || JOBS > 1 ))
     before="$(date +%s)"
     stamp="$(mktemp)"
     echo "== $t: ${args[*]}"
@@ -116,7 +123,7 @@ for t in "${TARGETS[@]}"; do
     took=$(( $(date +%s) - before ))
     execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)"
     rate="$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)"
-    if [[ $KEEP_GOING == 1 || -z "$execs" ]]; then
+    if [[ $forked == 1 || -z "$execs" ]]; then
         # fork mode (or killed): the last progress line "#N: cov: ..." counts every job
         last="$(grep -E '^#[0-9]+' "$log" | tail -1 || true)"
         execs="$(sed -E 's/^#([0-9]+).*/\1/' <<<"$last")"

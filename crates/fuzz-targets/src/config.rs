@@ -148,6 +148,11 @@ impl SecretsOf {
             return;
         }
         let mut message = error.to_string();
+        // Most messages show no secret value at all: only those that seem to are cleaned of
+        // what they may quote for other reasons (the costly part) and looked at again.
+        if !self.values.iter().any(|v| message.contains(v.as_str())) {
+            return;
+        }
         for o in &self.plain {
             if message.contains(o.as_str()) {
                 message = message.replace(o.as_str(), "\u{0}");
