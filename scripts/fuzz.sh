@@ -124,8 +124,9 @@ for t in "${TARGETS[@]}"; do
     execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)"
     rate="$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)"
     if [[ $forked == 1 || -z "$execs" ]]; then
-        # fork mode (or killed): the last progress line "#N: cov: ..." counts every job
-        last="$(grep -E '^#[0-9]+' "$log" | tail -1 || true)"
+        # fork mode (or killed): the parent's last progress line "#N: cov: ..." counts every
+        # job (a job's own lines, "#N NEW ...", can follow it in the log after a crash)
+        last="$(grep -E '^#[0-9]+: cov' "$log" | tail -1 || grep -E '^#[0-9]+' "$log" | tail -1 || true)"
         execs="$(sed -E 's/^#([0-9]+).*/\1/' <<<"$last")"
         [[ -n "$execs" && $took -gt 0 ]] && rate=$(( execs / took ))
     fi

@@ -128,6 +128,15 @@ fn unresolved_secret_is_an_error_naming_file_section_key() {
         msg.contains("not shown") && msg.contains("memory store"),
         "{msg}"
     );
+    // Nor is one that looks like a name but whose `^{` is never closed.
+    let cfg = parse("[fn_x]\npassword = ^{pa55w0rd-xyz\n", &r).unwrap();
+    let msg = read_error(&cfg, "fn_x");
+    assert!(!msg.contains("pa55w0rd"), "{msg}");
+    assert!(msg.contains("not shown"), "{msg}");
+    // A closed reference is named, to say which secret to add.
+    let cfg = parse("[fn_x]\npassword = ^{fn_x_password}\n", &r).unwrap();
+    let msg = read_error(&cfg, "fn_x");
+    assert!(msg.contains("secret 'fn_x_password'"), "{msg}");
 }
 
 #[test]

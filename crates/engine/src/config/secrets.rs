@@ -787,7 +787,7 @@ pub(crate) fn resolve(
                     && value.contains(prefix)
                 {
                     let braced = prefix == "^{";
-                    let pass = replace_prefixed(&value, prefix, '^', |name, _prefixed| {
+                    let pass = replace_prefixed(&value, prefix, '^', |name, prefixed| {
                         let stores = cache.stores(ini, file).map_err(|e| {
                             secret_err(format!("cannot open the secret store: {e}"))
                         })?;
@@ -807,8 +807,10 @@ pub(crate) fn resolve(
                             );
                             return Ok(None);
                         }
-                        // Not a name: it may be a literal password, so it is not shown.
-                        let shown = if looks_like_name(name) {
+                        // Not a name, or a `^{` never closed: it may be a literal password
+                        // that starts with `^{`, so it is not shown.
+                        let closed = !braced || prefixed.ends_with('}');
+                        let shown = if closed && looks_like_name(name) {
                             format!("secret '{name}'")
                         } else {
                             "the secret after '^{' (not shown: a name is letters, digits and \
