@@ -93,9 +93,9 @@ pub fn app_config(data: &[u8]) {
 /// The values of secret keys, to look for in error messages.
 struct SecretsOf {
     values: Vec<String>,
-    /// The values of other keys and the section and key names, longest first: an error may
-    /// quote one of them, and a secret value can then appear across the quote or bracket and
-    /// the text (`'0a1b` in `'0a1b, 9f8e'`, `…ce]` after a section named `…ce`).
+    /// The values of other keys and the section and key names: an error may quote one of
+    /// them, and a secret value can then appear inside it or across it and the quote or bracket
+    /// the message adds (`'0a1b` in `'0a1b, 9f8e'`, `…ce]` after a section named `…ce`).
     plain: Vec<String>,
 }
 
@@ -131,35 +131,37 @@ impl SecretsOf {
                     && !names.iter().any(|n| n.contains(v.as_str()))
             })
             .collect::<Vec<String>>();
-        // What a message may quote for other reasons (values of other keys, section and key
-        // names), unless it is part of a secret value (removing it could hide a leak).
-        let mut plain: Vec<String> = (other.into_iter().chain(names))
-            .filter(|o| !o.is_empty() && !values.iter().any(|v| v.contains(o.as_str())))
+        let plain = (other.into_iter().chain(names))
+            .filter(|o| !o.is_empty())
             .collect();
-        plain.sort_by_key(|o| std::cmp::Reverse(o.len()));
         SecretsOf { values, plain }
     }
 
-    /// Panics when `error`'s message shows a secret value that is not there as (part of) the
-    /// quoted value of another key or a section or key name (with the brackets or quote the
-    /// message adds around it).
+    /// Panics when `error`'s message shows a secret value where it does not quote another
+    /// key's value or a name: each occurrence must lie within an occurrence of one of those,
+    /// widened by the character on each side (the quote or bracket the message adds).
     fn check(&self, error: &dyn std::fmt::Display) {
         if self.values.is_empty() {
             return;
         }
-        let mut message = error.to_string();
-        // Most messages show no secret value at all: only those that seem to are cleaned of
-        // what they may quote for other reasons (the costly part) and looked at again.
+        let message = error.to_string();
+        // Most messages show no secret value at all; only those that seem to are looked at.
         if !self.values.iter().any(|v| message.contains(v.as_str())) {
             return;
         }
-        for o in &self.plain {
-            if message.contains(o.as_str()) {
-                message = message.replace(o.as_str(), "\u{0}");
+        let quoted: Vec<(usize, usize)> = (self.plain.iter())
+            .flat_map(|p| {
+                (message.match_indices(p.as_str()))
+                    .map(|(at, _)| (at.saturating_sub(1), at + p.len() + 1))
+            })
+            .collect();
+        for v in &self.values {
+            for (at, _) in message.match_indices(v.as_str()) {
+                let end = at + v.len();
+                if !quoted.iter().any(|&(from, to)| from <= at && end <= to) {
+                    panic!("an app.config error message shows the secret value {v:?}: {message}");
+                }
             }
-        }
-        if let Some(v) = self.values.iter().find(|v| message.contains(v.as_str())) {
-            panic!("an app.config error message shows the secret value {v:?}: {message}");
         }
     }
 
