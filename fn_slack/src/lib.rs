@@ -364,7 +364,7 @@ fn markdown_input(ctx: &Context, inputs: &SlackInputs) -> Result<Option<bool>, F
 /// Slack's answer as `results.content`, and also at the top of `results` where the 2018
 /// workflows read it (`results.ts`, `results.channel`).
 fn slack_result(answer: Value) -> FunctionResult {
-    FunctionResult::new(answer.clone()).also_at_top(&answer)
+    FunctionResult::new(answer).also_at_top()
 }
 
 /// The `event_type` of the message metadata fn_slack attaches to its posts.

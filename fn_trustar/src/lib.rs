@@ -152,7 +152,7 @@ async fn selftest(State(i): State<Arc<Integration>>) -> SelftestReport {
 /// where the original app's own post-processing scripts look (`results['priorityLevel']`,
 /// `results['indicators']`, `results['id']`, `results['error']`).
 fn result(content: Value) -> FunctionResult {
-    FunctionResult::new(content.clone()).also_at_top(&content)
+    FunctionResult::new(content).also_at_top()
 }
 
 /// A failed call: `{"error": …}` as the original plugin answered, with the same text as `note`
@@ -161,8 +161,7 @@ fn result(content: Value) -> FunctionResult {
 fn error_result(e: impl std::fmt::Display) -> FunctionResult {
     let msg = e.to_string();
     tracing::error!("{msg}");
-    let content = json!({"error": msg, "note": msg});
-    FunctionResult::failure(msg, content.clone()).also_at_top(&content)
+    FunctionResult::failure(msg.clone(), json!({"error": msg, "note": msg})).also_at_top()
 }
 
 /// `TYPE: value` lines of a list of indicators, as the original workflows' notes.

@@ -657,6 +657,21 @@ const ORIGINAL_STYLE_SCRIPT: &str = concat!(
     "  incident.addNote(results['error'])\n",
 );
 
+/// Runs the manual rule `rule` on `object` and asserts that its workflow completed.
+async fn run_to_completion(sim: &soar_sim::Sim, rule: &str, object: ObjectRef) {
+    let run = sim
+        .run_manual_rule_on(rule, object, json!({}))
+        .await
+        .unwrap();
+    let workflows = run.wait(Duration::from_secs(60)).await.unwrap();
+    assert_eq!(
+        workflows[0].status,
+        soar_sim::WorkflowStatus::Completed,
+        "{:?}",
+        workflows[0].status
+    );
+}
+
 /// An org that still runs the original app's workflow scripts: they read the result's keys at
 /// the top of `results` (`results['priorityLevel']`, `results['error']`), not under `content`,
 /// and test `results['error']` on success. Both the success and the error branch write their
@@ -696,17 +711,7 @@ async fn the_original_apps_workflow_scripts_read_our_results() {
         artifact_id: art["id"].as_i64().unwrap(),
     };
     let rule = "Rule for workflow: Get Priority Score of Indicator";
-    let run = sim
-        .run_manual_rule_on(rule, on_artifact, json!({}))
-        .await
-        .unwrap();
-    let workflows = run.wait(Duration::from_secs(30)).await.unwrap();
-    assert_eq!(
-        workflows[0].status,
-        soar_sim::WorkflowStatus::Completed,
-        "{:?}",
-        workflows[0].status
-    );
+    run_to_completion(sim, rule, on_artifact).await;
     let notes = |sim: &soar_sim::Sim| -> Vec<String> {
         sim.notes(id)
             .iter()
@@ -748,17 +753,7 @@ async fn the_original_apps_workflow_scripts_read_our_results() {
 
     // TruSTAR down: the original's error branch writes the error.
     emu.set_unavailable(true);
-    let run = sim
-        .run_manual_rule_on(rule, on_artifact, json!({}))
-        .await
-        .unwrap();
-    let workflows = run.wait(Duration::from_secs(60)).await.unwrap();
-    assert_eq!(
-        workflows[0].status,
-        soar_sim::WorkflowStatus::Completed,
-        "{:?}",
-        workflows[0].status
-    );
+    run_to_completion(sim, rule, on_artifact).await;
     assert!(
         notes(sim)
             .iter()

@@ -55,11 +55,12 @@ impl FunctionResult {
         }
     }
 
-    /// Also writes the keys of `value` (an object) at the top of `results`, for workflows written
-    /// before the `ResultPayload` envelope (2018 scripts read `results.ts` where newer ones read
-    /// `results.content.ts`). The envelope's own keys win over them.
-    pub fn also_at_top(mut self, value: &Value) -> Self {
-        if let Value::Object(map) = value {
+    /// Also writes the keys of the content (an object) at the top of `results`, for workflows
+    /// written before the `ResultPayload` envelope (2018 scripts read `results.ts` or
+    /// `results['error']` where newer ones read `results.content.ts`). The envelope's own keys
+    /// win over them.
+    pub fn also_at_top(mut self) -> Self {
+        if let Value::Object(map) = &self.value {
             self.top = map.clone();
         }
         self

@@ -4,11 +4,13 @@
 //!
 //! The script runs in a child process (10 s at most, killed after) over the same context as the
 //! interpreter's: every root object is a dict whose keys also read as attributes, so
-//! `incident.properties.x`, `results["content"]` and `results.get("content")` all work. A missing
-//! key is `None` both ways, as the interpreter's unresolved paths are: the original TruSTAR app's
-//! scripts test `if not results['error']:` on success results that have no `error` key, which
-//! only works where a missing key reads `None` (a plain dict raises `KeyError` and fails every
-//! one of those workflows after a successful call). What the script does to the platform comes back as the interpreter's [`Effect`]s:
+//! `incident.properties.x`, `results["content"]` and `results.get("content")` all work. A
+//! missing key is `None` both ways, as the interpreter's unresolved paths are: the original
+//! TruSTAR app's scripts test `if not results['error']:` on success results that have no
+//! `error` key, which only works where a missing key reads `None` (a plain dict raises
+//! `KeyError` and fails every one of those workflows after a successful call).
+//!
+//! What the script does to the platform comes back as the interpreter's [`Effect`]s:
 //! assignments to `inputs.<name>`, `incident.<field>` and `incident.properties.<field>`, and
 //! `incident.addNote(text)`. `helper.createRichText(s)` / `createPlainText(s)` give `s`;
 //! `log.*` and `workflow.addProperty` do nothing; Python 2 names (`unicode`, `basestring`,
