@@ -7,31 +7,32 @@
 //! message is only acknowledged, an `Answered` one gets its stored reply again, a `Started` one
 //! runs again with [`soar_sdk::Context::may_have_run`] set.
 //!
-//! Storage is one redb file (an embedded, crash-safe store; no server). Lookups are served from
-//! memory; writes go to one thread that commits whatever is queued in one transaction (a group
-//! commit: one fsync for many messages). `Answered` is durable before the reply is sent;
-//! `Started` and `Done` ride along with the next durable commit, or are committed on their own
-//! after a second (a message whose `Started` did not reach the disk before a crash comes back
-//! marked `redelivered`, which tells the same; a lost `Done` leaves `Answered`, and a message
-//! whose reply and ACK were committed is not delivered again).
-//! The journal keeps entries for `max_age` and at most `max_entries` (oldest first out), prunes
-//! the file and its map in memory every 10,000 writes, and compacts the file at start. Deleting
-//! the file is safe: the host then knows nothing of earlier runs, as a host without a journal.
-//! A file that cannot be read is moved aside with a warning.
+//! Storage is one fjall directory (an embedded log-structured store: each write is appended to
+//! its write-ahead log; no server). Lookups are served from memory; writes are queued for one
+//! thread that appends whatever is queued as one atomic batch (a group commit: one fdatasync for
+//! many messages). It never waits to gather writes: what queues up while a commit is on its way
+//! to the disk goes into the next one, so the batches grow with the load and a lone write is
+//! committed at once. `Answered` is on disk before the reply is sent (the runtime hands the
+//! promise to the STOMP committer, which waits for it before it sends the transaction); `Started`
+//! and `Done` do not wake the writer: they ride along with the next durable commit, or are
+//! written on their own after a second, handed to the OS without an fdatasync (a message whose
+//! `Started` did not reach the disk before a crash comes back marked `redelivered`, which tells
+//! the same; a lost `Done` leaves `Answered`, and a message whose reply and ACK were committed
+//! is not delivered again).
+//! The journal keeps entries for `max_age` and at most `max_entries`: each write drops the
+//! first-written entries beyond them, from the map in memory and from the store. Deleting the
+//! directory is safe: the host then knows nothing of earlier runs, as a host without a journal.
+//! A journal that cannot be read (or a file where the directory should be, such as the
+//! single-file journal of an earlier version) is moved aside with a warning.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use redb::{Database, Durability, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
-use std::sync::mpsc::{self, RecvTimeoutError};
 
 use tokio::sync::oneshot;
-
-const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("invocations");
 
 /// How far the host got with one invocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,7 +94,7 @@ pub enum JournalError {
     Store {
         path: PathBuf,
         #[source]
-        source: Box<redb::Error>,
+        source: Box<fjall::Error>,
     },
     #[error("the journal {path}: cannot {what}: {source}")]
     Io {
@@ -112,6 +113,8 @@ enum Write {
         entry: Entry,
         done: Option<oneshot::Sender<()>>,
     },
+    /// Forget an entry (beyond the limits).
+    Remove(String),
     /// Put every earlier write on disk, then say so.
     Flush(oneshot::Sender<()>),
     /// Put every earlier write on disk, close the file, then say so.
@@ -127,13 +130,126 @@ impl Write {
     }
 }
 
+/// The writes queued for the writer thread.
+#[derive(Default)]
+struct Queue {
+    writes: Mutex<Pending>,
+    /// Signalled when a durable write is queued, or [`MAX_LAZY`] lazy ones.
+    durable_queued: Condvar,
+}
+
+#[derive(Default)]
+struct Pending {
+    writes: Vec<Write>,
+    /// Whether `writes` holds a durable one.
+    durable: bool,
+    /// The writer is gone (closed): later writes are not journaled.
+    closed: bool,
+}
+
+impl Queue {
+    fn pending(&self) -> MutexGuard<'_, Pending> {
+        self.writes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues a write; wakes the writer only for a durable one. False once the writer is gone.
+    fn push(&self, write: Write) -> bool {
+        let durable = write.durable();
+        let mut pending = self.pending();
+        if pending.closed {
+            return false;
+        }
+        pending.writes.push(write);
+        if durable && !pending.durable {
+            pending.durable = true;
+            self.durable_queued.notify_one();
+        } else if pending.writes.len() == MAX_LAZY {
+            self.durable_queued.notify_one();
+        }
+        true
+    }
+
+    /// Waits for a durable write, or for [`LAZY_WRITES`] while lazy ones are queued (or until
+    /// [`MAX_LAZY`] are); takes what is queued and whether it must be durable.
+    fn take(&self) -> (Vec<Write>, bool) {
+        let mut pending = self.pending();
+        while !pending.durable && pending.writes.len() < MAX_LAZY {
+            if pending.writes.is_empty() {
+                pending = self
+                    .durable_queued
+                    .wait(pending)
+                    .unwrap_or_else(|p| p.into_inner());
+            } else {
+                let (guard, waited) = self
+                    .durable_queued
+                    .wait_timeout(pending, LAZY_WRITES)
+                    .unwrap_or_else(|p| p.into_inner());
+                pending = guard;
+                if waited.timed_out() {
+                    break;
+                }
+            }
+        }
+        let durable = std::mem::take(&mut pending.durable);
+        (std::mem::take(&mut pending.writes), durable)
+    }
+}
+
+/// The entries in memory, with their ids in the order they were first written (oldest first).
+#[derive(Default)]
+struct Known {
+    by_id: HashMap<String, Entry>,
+    order: VecDeque<String>,
+}
+
+impl Known {
+    fn new(entries: HashMap<String, Entry>) -> Known {
+        let mut order: Vec<(u64, &String)> = entries.iter().map(|(id, e)| (e.at, id)).collect();
+        order.sort_unstable();
+        let order = order.into_iter().map(|(_, id)| id.clone()).collect();
+        Known {
+            by_id: entries,
+            order,
+        }
+    }
+
+    /// Sets the entry of `id`, then drops the oldest entries beyond the limits (the first
+    /// written go first; an entry changes only while its message is handled, so that is about
+    /// the order of age). Returns the ids dropped.
+    fn set(&mut self, id: &str, entry: Entry, limits: Limits) -> Vec<String> {
+        let oldest_kept = entry.at.saturating_sub(limits.max_age.as_secs());
+        if self.by_id.insert(id.to_owned(), entry).is_none() {
+            self.order.push_back(id.to_owned());
+        }
+        let mut dropped = Vec::new();
+        while let Some(oldest) = self.order.front() {
+            let expired = self.by_id.get(oldest).is_none_or(|e| e.at < oldest_kept);
+            if self.order.len() <= limits.max_entries && !expired {
+                break;
+            }
+            let oldest = self.order.pop_front().unwrap_or_default();
+            self.by_id.remove(&oldest);
+            dropped.push(oldest);
+        }
+        dropped
+    }
+}
+
 struct Inner {
-    entries: Mutex<HashMap<String, Entry>>,
-    writes: Option<mpsc::Sender<Write>>,
+    entries: Mutex<Known>,
+    writes: Option<Arc<Queue>>,
     path: Option<PathBuf>,
     limits: Limits,
-    /// Writes since the map was last pruned.
-    since_prune: AtomicUsize,
+}
+
+impl Drop for Inner {
+    /// The last clone is gone: the writer commits what is queued and lets go of the file.
+    fn drop(&mut self) {
+        if let Some(writes) = &self.writes {
+            let (tx, _) = oneshot::channel();
+            writes.push(Write::Close(tx));
+        }
+    }
 }
 
 /// The journal; clones share it.
@@ -146,7 +262,7 @@ impl std::fmt::Debug for Journal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Journal")
             .field("path", &self.inner.path)
-            .field("entries", &self.entries().len())
+            .field("entries", &self.len())
             .finish()
     }
 }
@@ -167,7 +283,6 @@ impl Journal {
                 writes: None,
                 path: None,
                 limits: Limits::default(),
-                since_prune: AtomicUsize::new(0),
             }),
         }
     }
@@ -182,7 +297,7 @@ impl Journal {
                 source,
             })?;
         }
-        let (db, entries) = match load(path, limits) {
+        let (store, entries) = match load(path, limits) {
             Ok(loaded) => loaded,
             Err(e) if matches!(e, JournalError::InUse { .. }) => return Err(e),
             Err(e) => {
@@ -204,16 +319,17 @@ impl Journal {
             entries = entries.len(),
             "journal of handled invocations opened"
         );
-        let (tx, rx) = mpsc::channel();
+        let queue = Arc::new(Queue::default());
         let writer = Writer {
-            db,
+            store,
             path: path.to_owned(),
-            limits,
-            since_prune: 0,
         };
         std::thread::Builder::new()
             .name("journal".into())
-            .spawn(move || writer.run(rx))
+            .spawn({
+                let queue = queue.clone();
+                move || writer.run(&queue)
+            })
             .map_err(|source| JournalError::Io {
                 what: "start its writer thread",
                 path: path.to_owned(),
@@ -221,16 +337,15 @@ impl Journal {
             })?;
         Ok(Journal {
             inner: Arc::new(Inner {
-                entries: Mutex::new(entries),
-                writes: Some(tx),
+                entries: Mutex::new(Known::new(entries)),
+                writes: Some(queue),
                 path: Some(path.to_owned()),
                 limits,
-                since_prune: AtomicUsize::new(0),
             }),
         })
     }
 
-    fn entries(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
+    fn entries(&self) -> MutexGuard<'_, Known> {
         self.inner.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -241,12 +356,12 @@ impl Journal {
 
     /// What is known of `id`.
     pub fn get(&self, id: &str) -> Option<Entry> {
-        self.entries().get(id).cloned()
+        self.entries().by_id.get(id).cloned()
     }
 
     /// How many message ids it holds.
     pub fn len(&self) -> usize {
-        self.entries().len()
+        self.entries().by_id.len()
     }
 
     /// Whether it holds nothing.
@@ -260,9 +375,14 @@ impl Journal {
         drop(self.put(id, Stage::Started, None, false));
     }
 
-    /// Records the final reply of `id` before it is sent; on disk when this returns.
-    pub async fn answered(&self, id: &str, reply: StoredReply) {
-        self.put(id, Stage::Answered, Some(reply), true).await;
+    /// Records the final reply of `id` before it is sent; the future completes once the record
+    /// is on disk.
+    pub fn answered(
+        &self,
+        id: &str,
+        reply: StoredReply,
+    ) -> impl Future<Output = ()> + Send + use<> {
+        self.put(id, Stage::Answered, Some(reply), true)
     }
 
     /// Records that the reply and ACK of `id` are confirmed (written with the next commit).
@@ -274,7 +394,7 @@ impl Journal {
     pub async fn flush(&self) {
         let (tx, rx) = oneshot::channel();
         if let Some(writes) = &self.inner.writes
-            && writes.send(Write::Flush(tx)).is_ok()
+            && writes.push(Write::Flush(tx))
         {
             let _ = rx.await;
         }
@@ -285,7 +405,7 @@ impl Journal {
     pub async fn close(&self) {
         let (tx, rx) = oneshot::channel();
         if let Some(writes) = &self.inner.writes
-            && writes.send(Write::Close(tx)).is_ok()
+            && writes.push(Write::Close(tx))
         {
             let _ = rx.await;
         }
@@ -295,7 +415,7 @@ impl Journal {
     pub fn failed_attempt(&self, id: &str) -> u32 {
         let entry = {
             let mut entries = self.entries();
-            let Some(entry) = entries.get_mut(id) else {
+            let Some(entry) = entries.by_id.get_mut(id) else {
                 return 0;
             };
             entry.attempts += 1;
@@ -312,23 +432,24 @@ impl Journal {
         stage: Stage,
         reply: Option<StoredReply>,
         durable: bool,
-    ) -> impl Future<Output = ()> + use<> {
-        let entry = {
+    ) -> impl Future<Output = ()> + Send + use<> {
+        let (entry, dropped) = {
             let mut entries = self.entries();
-            let attempts = entries.get(id).map_or(0, |e| e.attempts);
+            let attempts = entries.by_id.get(id).map_or(0, |e| e.attempts);
             let entry = Entry {
                 stage,
                 at: now(),
                 reply,
                 attempts,
             };
-            entries.insert(id.to_owned(), entry.clone());
-            if self.inner.since_prune.fetch_add(1, Ordering::Relaxed) >= PRUNE_EVERY {
-                self.inner.since_prune.store(0, Ordering::Relaxed);
-                prune(&mut entries, self.inner.limits);
-            }
-            entry
+            let dropped = entries.set(id, entry.clone(), self.inner.limits);
+            (entry, dropped)
         };
+        if let Some(writes) = &self.inner.writes {
+            for id in dropped {
+                writes.push(Write::Remove(id));
+            }
+        }
         let (tx, rx) = if durable {
             let (tx, rx) = oneshot::channel();
             (Some(tx), Some(rx))
@@ -346,19 +467,12 @@ impl Journal {
 
     fn write(&self, id: &str, entry: Entry, done: Option<oneshot::Sender<()>>) {
         if let Some(writes) = &self.inner.writes {
-            let _ = writes.send(Write::Put {
+            writes.push(Write::Put {
                 id: id.to_owned(),
                 entry,
                 done,
             });
         }
-    }
-}
-
-/// Forgets the entries beyond the limits (the writer prunes the file likewise).
-fn prune(entries: &mut HashMap<String, Entry>, limits: Limits) {
-    for id in expired(entries.iter().map(|(k, v)| (k.as_str(), v.at)), limits) {
-        entries.remove(&id);
     }
 }
 
@@ -376,9 +490,9 @@ fn expired<'a>(entries: impl Iterator<Item = (&'a str, u64)>, limits: Limits) ->
         .collect()
 }
 
-fn store_error(path: &Path, e: impl Into<redb::Error>) -> JournalError {
-    match e.into() {
-        redb::Error::DatabaseAlreadyOpen => JournalError::InUse {
+fn store_error(path: &Path, e: fjall::Error) -> JournalError {
+    match e {
+        fjall::Error::Locked => JournalError::InUse {
             path: path.to_owned(),
         },
         other => JournalError::Store {
@@ -388,116 +502,90 @@ fn store_error(path: &Path, e: impl Into<redb::Error>) -> JournalError {
     }
 }
 
-/// Opens the file, drops what is beyond the limits, compacts, and reads every entry.
-fn load(path: &Path, limits: Limits) -> Result<(Database, HashMap<String, Entry>), JournalError> {
-    let err = |e: redb::Error| store_error(path, e);
-    let mut db = Database::create(path).map_err(|e| err(e.into()))?;
-    let txn = db.begin_write().map_err(|e| err(e.into()))?;
+/// The name of the keyspace holding the entries.
+const KEYSPACE: &str = "invocations";
+
+/// Opens the store, reads every entry and drops what is beyond the limits.
+fn load(path: &Path, limits: Limits) -> Result<(Store, HashMap<String, Entry>), JournalError> {
+    if path.is_file() {
+        // A directory is expected; a file there is not ours to read (e.g. an earlier host's
+        // single-file journal).
+        return Err(JournalError::Io {
+            what: "open it",
+            path: path.to_owned(),
+            source: std::io::Error::other("it is a file, not a journal directory"),
+        });
+    }
+    let err = |e: fjall::Error| store_error(path, e);
+    let db = fjall::Database::builder(path)
+        .cache_size(1 << 20)
+        .worker_threads(1)
+        .max_journaling_size(64 << 20)
+        .open()
+        .map_err(err)?;
+    let keyspace = db
+        .keyspace(KEYSPACE, || {
+            fjall::KeyspaceCreateOptions::default().max_memtable_size(1 << 20)
+        })
+        .map_err(err)?;
     let mut entries = HashMap::new();
-    {
-        let mut table = txn.open_table(TABLE).map_err(|e| err(e.into()))?;
-        let mut unreadable = Vec::new();
-        for item in table.iter().map_err(|e| err(e.into()))? {
-            let (k, v) = item.map_err(|e| err(e.into()))?;
-            match serde_json::from_slice::<Entry>(v.value()) {
-                Ok(entry) => drop(entries.insert(k.value().to_owned(), entry)),
-                Err(_) => unreadable.push(k.value().to_owned()),
-            }
-        }
-        let old = expired(entries.iter().map(|(k, v)| (k.as_str(), v.at)), limits);
-        for id in old.iter().chain(&unreadable) {
-            entries.remove(id);
-            table.remove(id.as_str()).map_err(|e| err(e.into()))?;
+    let mut unreadable = Vec::new();
+    for item in keyspace.iter() {
+        let (k, v) = item.into_inner().map_err(err)?;
+        let id = String::from_utf8_lossy(&k).into_owned();
+        match serde_json::from_slice::<Entry>(&v) {
+            Ok(entry) => drop(entries.insert(id, entry)),
+            Err(_) => unreadable.push(id),
         }
     }
-    txn.commit().map_err(|e| err(e.into()))?;
-    db.compact().map_err(|e| err(e.into()))?;
-    Ok((db, entries))
+    let old = expired(entries.iter().map(|(k, v)| (k.as_str(), v.at)), limits);
+    let mut batch = db.batch().durability(Some(fjall::PersistMode::SyncData));
+    for id in old.iter().chain(&unreadable) {
+        entries.remove(id);
+        batch.remove(&keyspace, id.as_str());
+    }
+    batch.commit().map_err(err)?;
+    Ok((Store { db, keyspace }, entries))
+}
+
+/// The open store.
+struct Store {
+    db: fjall::Database,
+    keyspace: fjall::Keyspace,
 }
 
 /// The thread that owns the file.
 struct Writer {
-    db: Database,
+    store: Store,
     path: PathBuf,
-    limits: Limits,
-    since_prune: usize,
 }
 
-/// When the last commit held several durable writes (messages are answered concurrently),
-/// durable writes are gathered while they keep coming at most this far apart...
-const GAP: Duration = Duration::from_micros(200);
-/// ...for at most this long, before they are committed. One at a time, each is committed at once.
-const GATHER: Duration = Duration::from_millis(1);
-
-/// Adds to `batch` what arrives while writes keep coming (see [`GAP`], [`GATHER`]).
-fn gather(rx: &mpsc::Receiver<Write>, batch: &mut Vec<Write>) {
-    let until = Instant::now() + GATHER;
-    while batch.len() < MAX_BATCH {
-        let wait = GAP.min(until.saturating_duration_since(Instant::now()));
-        match rx.recv_timeout(wait) {
-            Ok(write) => batch.push(write),
-            Err(_) => break,
-        }
-    }
-}
-
-/// How long a lazy write (`Started`, `Done`) may wait for a durable one to ride along with.
+/// How long lazy writes (`Started`, `Done`) may wait for a durable one to ride along with.
 const LAZY_WRITES: Duration = Duration::from_secs(1);
-/// Most writes committed together.
-const MAX_BATCH: usize = 4096;
-/// Prune the file (and the map in memory) after this many writes.
-const PRUNE_EVERY: usize = 10_000;
+/// Most lazy writes kept waiting.
+const MAX_LAZY: usize = 4096;
 
 impl Writer {
-    /// Commits what is queued: at once when a write must be durable, else (lazy writes only)
-    /// once they have waited [`LAZY_WRITES`] or fill a batch, so that they usually ride along
-    /// with the next durable commit.
-    fn run(mut self, rx: mpsc::Receiver<Write>) {
-        let mut batch: Vec<Write> = Vec::new();
-        // Durable writes in the last commit.
-        let mut last_durable = 0;
+    /// Commits what is queued, again and again, until it is closed: at once when a write must
+    /// be durable, else (lazy writes only) once they have waited [`LAZY_WRITES`].
+    fn run(mut self, queue: &Queue) {
         loop {
-            let received = if batch.is_empty() {
-                rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
-            } else {
-                rx.recv_timeout(LAZY_WRITES)
-            };
-            let closed = matches!(received, Err(RecvTimeoutError::Disconnected));
-            let waited = matches!(received, Err(RecvTimeoutError::Timeout));
-            if let Ok(write) = received {
-                batch.push(write);
-            }
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(write) => batch.push(write),
-                    Err(_) => break,
-                }
-            }
-            let durable = batch.iter().any(Write::durable);
-            if durable && !closed && last_durable > 1 {
-                // Under load, a moment's wait gathers the durable writes of many messages
-                // into one commit; one at a time, each is committed at once.
-                gather(&rx, &mut batch);
-            }
-            let (closes, rest): (Vec<Write>, Vec<Write>) = std::mem::take(&mut batch)
+            let (batch, durable) = queue.take();
+            let (closes, batch): (Vec<Write>, Vec<Write>) = batch
                 .into_iter()
                 .partition(|w| matches!(w, Write::Close(_)));
-            batch = rest;
-            if !batch.is_empty() && (durable || waited || closed || batch.len() >= MAX_BATCH) {
-                last_durable = batch.iter().filter(|w| w.durable()).count();
-                self.commit_and_tell(std::mem::take(&mut batch), durable);
+            if !batch.is_empty() {
+                self.commit_and_tell(batch, durable);
             }
             if !closes.is_empty() {
-                // The file is closed before anyone hears so.
+                // Later writes are not journaled; the file is closed before anyone hears so.
+                queue.pending().closed = true;
                 drop(self);
                 for close in closes {
                     if let Write::Close(done) = close {
                         let _ = done.send(());
                     }
                 }
-                return;
-            }
-            if closed {
                 return;
             }
         }
@@ -521,37 +609,25 @@ impl Writer {
         }
     }
 
-    fn commit(&mut self, batch: &[Write], durable: bool) -> Result<(), redb::Error> {
-        self.since_prune += batch.len();
-        let mut txn = self.db.begin_write()?;
-        txn.set_durability(if durable {
-            Durability::Immediate
-        } else {
-            Durability::None
-        })?;
-        {
-            let mut table = txn.open_table(TABLE)?;
-            for write in batch {
-                if let Write::Put { id, entry, .. } = write {
+    /// Writes the batch in one atomic step; `durable`: on disk (fdatasync) when this returns,
+    /// else handed to the OS (kept if the process dies, not if the machine does).
+    fn commit(&mut self, batch: &[Write], durable: bool) -> Result<(), fjall::Error> {
+        let Store { db, keyspace } = &self.store;
+        let mut txn = db.batch().durability(Some(fjall::PersistMode::Buffer));
+        for write in batch {
+            match write {
+                Write::Put { id, entry, .. } => {
                     let bytes = serde_json::to_vec(entry).unwrap_or_default();
-                    table.insert(id.as_str(), bytes.as_slice())?;
+                    txn.insert(keyspace, id.as_str(), bytes);
                 }
-            }
-            if self.since_prune >= PRUNE_EVERY {
-                self.since_prune = 0;
-                let mut ages = Vec::new();
-                for item in table.iter()? {
-                    let (k, v) = item?;
-                    let at = serde_json::from_slice::<Entry>(v.value()).map_or(0, |e| e.at);
-                    ages.push((k.value().to_owned(), at));
-                }
-                let old = expired(ages.iter().map(|(k, at)| (k.as_str(), *at)), self.limits);
-                for id in old {
-                    table.remove(id.as_str())?;
-                }
+                Write::Remove(id) => txn.remove(keyspace, id.as_str()),
+                Write::Flush(_) | Write::Close(_) => {}
             }
         }
         txn.commit()?;
+        if durable {
+            db.persist(fjall::PersistMode::SyncData)?;
+        }
         Ok(())
     }
 }
@@ -571,7 +647,7 @@ mod tests {
     #[tokio::test]
     async fn entries_survive_a_reopen_and_done_drops_the_reply() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("sub/journal.redb");
+        let path = dir.path().join("sub/journal");
         {
             let journal = Journal::open(&path, Limits::default()).expect("open");
             journal.started("m1");
@@ -585,7 +661,7 @@ mod tests {
             journal.flush().await;
         }
         // The writer thread still holds the file until it drains; wait for it to let go.
-        let journal = wait_open(&path).await;
+        let journal = wait_open(&path, Limits::default()).await;
         assert_eq!(journal.get("m1").map(|e| e.stage), Some(Stage::Started));
         let m2 = journal.get("m2").expect("m2");
         assert_eq!(
@@ -597,10 +673,10 @@ mod tests {
         assert_eq!(journal.len(), 4);
     }
 
-    async fn wait_open(path: &Path) -> Journal {
+    async fn wait_open(path: &Path, limits: Limits) -> Journal {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
-            match Journal::open(path, Limits::default()) {
+            match Journal::open(path, limits) {
                 Ok(j) => return j,
                 Err(JournalError::InUse { .. }) if std::time::Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -613,7 +689,7 @@ mod tests {
     #[tokio::test]
     async fn a_second_opener_is_told_to_use_its_own_path() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("journal.redb");
+        let path = dir.path().join("journal");
         let _first = Journal::open(&path, Limits::default()).expect("open");
         let err = Journal::open(&path, Limits::default()).expect_err("in use");
         assert!(err.to_string().contains("journal_path"), "{err}");
@@ -622,8 +698,8 @@ mod tests {
     #[tokio::test]
     async fn an_unreadable_file_is_moved_aside() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("journal.redb");
-        std::fs::write(&path, b"this is not a redb file, it is garbage".repeat(100)).expect("w");
+        let path = dir.path().join("journal");
+        std::fs::write(&path, b"this is not a journal, it is garbage".repeat(100)).expect("w");
         let journal = Journal::open(&path, Limits::default()).expect("open");
         assert!(journal.is_empty());
         let aside = std::fs::read_dir(dir.path())
@@ -640,12 +716,41 @@ mod tests {
             max_entries: 100,
             max_age: Duration::from_secs(3600),
         };
-        let journal = Journal::open(&dir.path().join("j.redb"), limits).expect("open");
-        for i in 0..PRUNE_EVERY + 50 {
+        let journal = Journal::open(&dir.path().join("j"), limits).expect("open");
+        for i in 0..10_050 {
             journal.done(&format!("m{i}"));
         }
         journal.flush().await;
-        assert!(journal.len() <= 151, "{} entries kept", journal.len());
+        assert_eq!(journal.len(), 100);
+        assert!(journal.get("m9949").is_none() && journal.get("m9950").is_some());
+        drop(journal);
+        let journal = wait_open(&dir.path().join("j"), limits).await;
+        assert_eq!(journal.len(), 100, "the file holds what the map holds");
+    }
+
+    #[test]
+    fn the_map_drops_the_first_written_beyond_the_limits_and_the_expired() {
+        let limits = Limits {
+            max_entries: 3,
+            max_age: Duration::from_secs(100),
+        };
+        let entry = |at| Entry {
+            stage: Stage::Done,
+            at,
+            reply: None,
+            attempts: 0,
+        };
+        let mut known = Known::default();
+        for (id, at) in [("a", 1000), ("b", 1001), ("c", 1002)] {
+            assert!(known.set(id, entry(at), limits).is_empty());
+        }
+        // Rewriting an entry keeps its place.
+        assert!(known.set("a", entry(1003), limits).is_empty());
+        assert_eq!(known.set("d", entry(1004), limits), ["a"]);
+        // 200 s later, everything before is too old.
+        assert_eq!(known.set("e", entry(1204), limits), ["b", "c", "d"]);
+        assert_eq!(known.by_id.len(), 1);
+        assert_eq!(known.order, ["e"]);
     }
 
     #[test]

@@ -450,7 +450,9 @@ fn on_message(shared: &Shared, tasks: &mut JoinSet<()>, frame: Frame, tag: Deliv
                     message_id,
                     "redelivered after it was answered; sending its reply again, not running it"
                 );
-                let reply = reply.map(|r| stored_frame(&r));
+                let reply = reply.map(|r| -> FinalReply {
+                    (stored_frame(&r), Box::pin(std::future::ready(())))
+                });
                 if reply.is_some() {
                     shared.monitor.reply_resent();
                 }
@@ -500,8 +502,8 @@ fn on_undecodable(
     });
     let shared = shared.clone();
     tasks.spawn(async move {
-        let frame = answered(&shared, &message_id, reply).await;
-        finish(&shared, message_id, frame, tag).await;
+        let reply = answered(&shared, &message_id, reply);
+        finish(&shared, message_id, reply, tag).await;
     });
 }
 
@@ -571,16 +573,19 @@ async fn run(shared: &Shared, frame: Frame, message_id: String, tag: DeliveryTag
         (Outcome::AckOnly, _) => None,
     };
     drop(permit);
-    let frame = answered(shared, &message_id, reply).await;
-    finish(shared, message_id, frame, tag).await;
+    let reply = answered(shared, &message_id, reply);
+    finish(shared, message_id, reply, tag).await;
 }
 
-/// Records the final reply (if any) in the journal before it is sent; its frame.
-async fn answered(shared: &Shared, message_id: &str, reply: Option<StoredReply>) -> Option<Frame> {
+/// A final reply's frame, and what must be done before it is sent.
+type FinalReply = (Frame, BoxFuture<'static, ()>);
+
+/// Records the final reply (if any) in the journal; its frame, and the journal's promise that
+/// the record is on disk, which [`finish`] waits for before anything of it is sent.
+fn answered(shared: &Shared, message_id: &str, reply: Option<StoredReply>) -> Option<FinalReply> {
     let reply = reply?;
     let frame = stored_frame(&reply);
-    shared.journal.answered(message_id, reply).await;
-    Some(frame)
+    Some((frame, Box::pin(shared.journal.answered(message_id, reply))))
 }
 
 /// Pause before committing a refused reply again.
@@ -590,14 +595,18 @@ const REFUSED_RETRY_DELAY: Duration = Duration::from_secs(1);
 /// transaction and waits for the broker to confirm it. When the connection is lost first, the
 /// broker redelivers the message and the journal's reply goes out then; when the broker refuses
 /// the commit (an ERROR), it is tried again, `stomp_max_retries` times at most.
-async fn finish(shared: &Shared, message_id: String, reply: Option<Frame>, tag: DeliveryTag) {
+async fn finish(shared: &Shared, message_id: String, reply: Option<FinalReply>, tag: DeliveryTag) {
+    let (reply, mut ready) = reply.unzip();
     let mut tag = tag;
     loop {
         let result = match &reply {
             Some(frame) => {
-                shared
-                    .session
-                    .commit_with_ack(vec![frame.clone()], &tag)
+                // Waited for on the first attempt only.
+                let ready = ready
+                    .take()
+                    .unwrap_or_else(|| Box::pin(std::future::ready(())));
+                (shared.session)
+                    .commit_with_ack_after(vec![frame.clone()], &tag, ready)
                     .await
             }
             None => shared.session.ack(&tag).await,

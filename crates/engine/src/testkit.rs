@@ -268,7 +268,7 @@ impl TestHost {
         let platform = format!(
             "{}\njournal_path = {}\n",
             sim.app_config().trim_end(),
-            dir.path().join("journal.redb").display()
+            dir.path().join("journal").display()
         );
         let text = format!(
             "{}\n{}\n",

@@ -5,9 +5,14 @@
 //! applies the whole transaction or none of it); the broker handles one COMMIT for many
 //! messages, which is what a broker such as ActiveMQ spends its time on under load.
 //!
+//! A caller may ask that nothing be sent before something of its own is done (its reply on
+//! disk): the committer waits for every caller of a transaction before it sends it, and the
+//! commits that arrive meanwhile go into the next one.
+//!
 //! If the broker refuses a transaction of several callers (an ERROR), each caller's part is
 //! committed alone, so that one refused reply does not fail the others.
 
+use futures::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::connection::Link;
@@ -25,22 +30,30 @@ pub(crate) struct Commit {
     pub done: oneshot::Sender<Result<(), StompError>>,
 }
 
+/// A commit, and what must be done before it is sent.
+pub(crate) type Queued = (Commit, BoxFuture<'static, ()>);
+
 /// The committer of one connection: takes commits until every sender is gone.
-pub(crate) fn start(link: Link) -> mpsc::UnboundedSender<Commit> {
+pub(crate) fn start(link: Link) -> mpsc::UnboundedSender<Queued> {
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(run(link, rx));
     tx
 }
 
-async fn run(link: Link, mut queue: mpsc::UnboundedReceiver<Commit>) {
+async fn run(link: Link, mut queue: mpsc::UnboundedReceiver<Queued>) {
     let mut next_tx = 0u64;
     while let Some(first) = queue.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
+        let mut queued = vec![first];
+        while queued.len() < MAX_BATCH {
             match queue.try_recv() {
-                Ok(commit) => batch.push(commit),
+                Ok(commit) => queued.push(commit),
                 Err(_) => break,
             }
+        }
+        let mut batch = Vec::with_capacity(queued.len());
+        for (commit, ready) in queued {
+            ready.await;
+            batch.push(commit);
         }
         match transact(&link, &mut next_tx, &batch).await {
             Err(StompError::ServerError { .. }) if batch.len() > 1 => {

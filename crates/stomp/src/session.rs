@@ -27,7 +27,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::{debug, info, warn};
 
 use crate::codec::{Item, Rejected};
-use crate::commit::{self, Commit};
+use crate::commit::{self, Commit, Queued};
 use crate::connection::{ClientConfig, Connection, Link, error_message};
 use crate::error::StompError;
 use crate::frame::{Command, Frame};
@@ -211,7 +211,7 @@ struct State {
     subscriptions: Vec<Subscription>,
     link: Option<Link>,
     /// The group committer of the current connection: its generation and queue.
-    committer: Option<(u64, mpsc::UnboundedSender<Commit>)>,
+    committer: Option<(u64, mpsc::UnboundedSender<Queued>)>,
 }
 
 struct Inner {
@@ -337,6 +337,19 @@ impl Session {
         frames: Vec<Frame>,
         delivery: &DeliveryTag,
     ) -> Result<(), StompError> {
+        self.commit_with_ack_after(frames, delivery, std::future::ready(()))
+            .await
+    }
+
+    /// [`Session::commit_with_ack`], but nothing of the transaction is sent before `ready`
+    /// completes (e.g. the reply is on disk). The commit joins the queue of its connection at
+    /// once, so that it shares a transaction with the commits asked for meanwhile.
+    pub async fn commit_with_ack_after(
+        &self,
+        frames: Vec<Frame>,
+        delivery: &DeliveryTag,
+        ready: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StompError> {
         let link = self.link_for(delivery)?;
         let queue = {
             let mut state = self.inner.state();
@@ -359,7 +372,9 @@ impl Session {
             ack: delivery.ack.clone(),
             done,
         };
-        queue.send(commit).map_err(|_| StompError::NotConnected)?;
+        queue
+            .send((commit, Box::pin(ready)))
+            .map_err(|_| StompError::NotConnected)?;
         result.await.unwrap_or(Err(StompError::NotConnected))
     }
 

@@ -273,34 +273,51 @@ impl Peer {
     }
 }
 
-/// Final replies whose commits are asked for while another is in flight share one transaction;
-/// when the broker refuses it, each is committed alone, so that only the refused one fails.
-#[tokio::test]
-async fn commits_asked_together_share_a_transaction_and_a_refusal_is_split() {
+/// What [`delivered`] sets up.
+type Delivered = (
+    Server,
+    Session,
+    mpsc::Receiver<Event>,
+    Peer,
+    Vec<soar_stomp::DeliveryTag>,
+);
+
+/// A session connected to a peer that delivered `n` messages `m1`…; their tags.
+async fn delivered(n: usize) -> Delivered {
     let mut server = Server::start(None).await;
     let (session, mut events) = Session::start(server.config(), vec![subscription("q")]);
     let mut peer = server.accept().await;
     peer.handshake("0,0").await;
     peer.subscriptions(1).await;
     assert_eq!(connected(&mut events).await, 1);
-    for i in 1..=4 {
+    for i in 1..=n {
         peer.send(message(&format!("m{i}"), "{}")).await;
     }
     let mut tags = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..n {
         let Event::Message { tag, .. } = event(&mut events).await else {
             panic!("message")
         };
         tags.push(tag);
     }
-    let reply = |i: usize| {
-        vec![
-            Frame::new(Command::Send)
-                .header("destination", "/queue/acks.201.fn")
-                .header("correlation-id", format!("invid:{i}"))
-                .with_body("{}"),
-        ]
-    };
+    (server, session, events, peer, tags)
+}
+
+/// The final reply `invid:<i>`.
+fn reply(i: usize) -> Vec<Frame> {
+    vec![
+        Frame::new(Command::Send)
+            .header("destination", "/queue/acks.201.fn")
+            .header("correlation-id", format!("invid:{i}"))
+            .with_body("{}"),
+    ]
+}
+
+/// Final replies whose commits are asked for while another is in flight share one transaction;
+/// when the broker refuses it, each is committed alone, so that only the refused one fails.
+#[tokio::test]
+async fn commits_asked_together_share_a_transaction_and_a_refusal_is_split() {
+    let (_server, session, _events, mut peer, tags) = delivered(4).await;
     let first = tokio::spawn({
         let (session, tag) = (session.clone(), tags[0].clone());
         async move { session.commit_with_ack(reply(1), &tag).await }
@@ -349,6 +366,58 @@ async fn commits_asked_together_share_a_transaction_and_a_refusal_is_split() {
     r2.expect("invid:2 confirmed");
     assert!(matches!(r3, Err(StompError::ServerError { .. })), "{r3:?}");
     r4.expect("invid:4 confirmed");
+}
+
+/// A commit asked for with a condition (the reply on disk) sends nothing before the condition
+/// is met; commits asked for meanwhile go into the next transaction.
+#[tokio::test]
+async fn a_commit_waits_for_its_condition_and_the_next_ones_queue_behind_it() {
+    let (_server, session, _events, mut peer, tags) = delivered(3).await;
+    let (waiting, waited_for) = tokio::sync::oneshot::channel::<()>();
+    let (go, gone) = tokio::sync::oneshot::channel::<()>();
+    let ready = async move {
+        let _ = waiting.send(());
+        let _ = gone.await;
+    };
+    let first = tokio::spawn({
+        let (session, tag) = (session.clone(), tags[0].clone());
+        async move { session.commit_with_ack_after(reply(1), &tag, ready).await }
+    });
+    within("the committer waits for the condition", waited_for)
+        .await
+        .expect("polled");
+    let later: Vec<_> = (1..3)
+        .map(|i| {
+            let (session, tag) = (session.clone(), tags[i].clone());
+            tokio::spawn(async move { session.commit_with_ack(reply(i + 1), &tag).await })
+        })
+        .collect();
+    let early = tokio::time::timeout(Duration::from_millis(300), peer.transaction()).await;
+    assert!(
+        early.is_err(),
+        "nothing is sent before the condition is met"
+    );
+    go.send(()).expect("go");
+    let (replies, acks, commit) = peer.transaction().await;
+    assert_eq!(
+        (replies, acks),
+        (vec!["invid:1".to_owned()], vec!["m1".to_owned()])
+    );
+    peer.receipt_for(&commit).await;
+    let mut rest = Vec::new();
+    while rest.len() < 2 {
+        let (replies, _, commit) = peer.transaction().await;
+        rest.extend(replies);
+        peer.receipt_for(&commit).await;
+    }
+    assert_eq!(rest, ["invid:2", "invid:3"]);
+    within("first", first)
+        .await
+        .unwrap()
+        .expect("first confirmed");
+    for commit in later {
+        within("later", commit).await.unwrap().expect("confirmed");
+    }
 }
 
 #[tokio::test]

@@ -126,7 +126,7 @@ async fn demo(repeat: usize) -> anyhow::Result<()> {
         "[resilient]\n",
         &format!(
             "[resilient]\nnum_workers = 10\njournal_path = {}\n",
-            dir.join("journal.redb").display()
+            dir.join("journal").display()
         ),
         1,
     );

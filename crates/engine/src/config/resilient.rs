@@ -281,11 +281,11 @@ pub fn resilient_dir() -> PathBuf {
     home.join(".resilient")
 }
 
-/// The journal's default file: the lock file's path with `-journal.redb` appended, so that
+/// The journal's default directory: the lock file's path with `-journal` appended, so that
 /// hosts given different lock files (`APP_LOCK_FILE`) get different journals too.
 pub fn default_journal_path() -> PathBuf {
     let mut path = lock_file_path().into_os_string();
-    path.push("-journal.redb");
+    path.push("-journal");
     PathBuf::from(path)
 }
 

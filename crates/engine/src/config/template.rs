@@ -70,8 +70,8 @@ trap_exception=False
 #shutdown_timeout=30
 
 # The journal of handled invocations, so that a crash or restart neither runs a message twice
-# nor loses or repeats its reply (default: the lock file's path + -journal.redb; false = memory only)
-#journal_path=~/.resilient/resilient_circuits_lockfile-journal.redb
+# nor loses or repeats its reply (default: the lock file's path + -journal, a directory; false = memory only)
+#journal_path=~/.resilient/resilient_circuits_lockfile-journal
 
 # Where ^name secrets are read from: a directory (one file per secret) or a file (mode 0600)
 #secrets=~/.resilient/secrets
