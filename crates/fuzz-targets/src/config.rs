@@ -59,7 +59,11 @@ pub fn app_config(data: &[u8]) {
             return;
         }
     };
-    let secrets = SecretsOf::new(&cfg);
+    let env_values = env
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(_, v)| v);
+    let secrets = SecretsOf::new(&cfg, env_values);
     let _ = format!("{cfg:?}");
     for name in cfg.section_names() {
         let section = cfg.section(name).expect("a listed section exists");
@@ -93,14 +97,16 @@ pub fn app_config(data: &[u8]) {
 /// The values of secret keys, to look for in error messages.
 struct SecretsOf {
     values: Vec<String>,
-    /// The values of other keys and the section and key names: an error may quote one of
-    /// them, and a secret value can then appear inside it or across it and the quote or bracket
-    /// the message adds (`'0a1b` in `'0a1b, 9f8e'`, `…ce]` after a section named `…ce`).
+    /// The values of other keys, of the environment variables and the section and key names:
+    /// an error may quote one of them (`LOGLEVEL` overrides `loglevel`: "invalid value '…' from
+    /// environment variable LOGLEVEL"), and a secret value can then appear inside it or across
+    /// it and the quote or bracket the message adds (`'0a1b` in `'0a1b, 9f8e'`, `…ce]` after a
+    /// section named `…ce`).
     plain: Vec<String>,
 }
 
 impl SecretsOf {
-    fn new(cfg: &AppConfig) -> SecretsOf {
+    fn new<'a>(cfg: &AppConfig, env_values: impl Iterator<Item = &'a str>) -> SecretsOf {
         let mut secret = Vec::new();
         let mut other = Vec::new();
         let mut names = vec![FILE.to_string()];
@@ -131,7 +137,8 @@ impl SecretsOf {
                     && !names.iter().any(|n| n.contains(v.as_str()))
             })
             .collect::<Vec<String>>();
-        let plain = (other.into_iter().chain(names))
+        let env_values = env_values.map(str::to_string);
+        let plain = (other.into_iter().chain(names).chain(env_values))
             .filter(|o| !o.is_empty())
             .collect();
         SecretsOf { values, plain }
