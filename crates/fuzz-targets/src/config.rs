@@ -97,7 +97,8 @@ pub fn app_config(data: &[u8]) {
 /// The values of secret keys, to look for in error messages.
 struct SecretsOf {
     values: Vec<String>,
-    /// The values of other keys, of the environment variables and the section and key names:
+    /// The values of other keys, of the environment variables, the section and key names and
+    /// the names of referenced secrets:
     /// an error may quote one of them (`LOGLEVEL` overrides `loglevel`: "invalid value '…' from
     /// environment variable LOGLEVEL"), and a secret value can then appear inside it or across
     /// it and the quote or bracket the message adds (`'0a1b` in `'0a1b, 9f8e'`, `…ce]` after a
@@ -118,6 +119,16 @@ impl SecretsOf {
             for (key, value) in section.keys() {
                 names.push(key.to_string());
                 if is_secret_key(key) {
+                    // A `^name` or `^{name}` reference names a secret: the name is no secret
+                    // ("secret 'name' not found" quotes it).
+                    if let Some(reference) = value.strip_prefix('^') {
+                        names.push(
+                            reference
+                                .trim_start_matches('{')
+                                .trim_end_matches('}')
+                                .to_string(),
+                        );
+                    }
                     secret.push(value.to_string());
                 } else {
                     other.push(value.to_string());
