@@ -20,6 +20,12 @@ macro_rules! out {
     }};
 }
 
+/// jemalloc instead of glibc's malloc (as ripgrep does on musl): the journal's records are made on
+/// the async threads and freed on its writer thread, and glibc's frees across threads (arena
+/// locks, consolidation) cost more than the journal's own work.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 mod commands;
 mod lock;
 mod logging;

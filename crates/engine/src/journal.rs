@@ -25,11 +25,12 @@
 //! A journal that cannot be read (or a file where the directory should be, such as the
 //! single-file journal of an earlier version) is moved aside with a warning.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use serde::{Deserialize, Serialize};
 
 use tokio::sync::oneshot;
@@ -65,6 +66,107 @@ pub struct Entry {
     /// Failed attempts to get the reply confirmed.
     #[serde(default)]
     pub attempts: u32,
+}
+
+/// The first byte of an entry in the binary form (an entry in JSON, as written before, starts
+/// with `{`).
+const BINARY: u8 = 1;
+
+impl Entry {
+    /// The stored form: [`BINARY`], the stage, `at` (u64), `attempts` (u32), a flag byte, then,
+    /// if the flag says there is a reply, its destination, correlation id (a flag byte first)
+    /// and body, each a u32 length and UTF-8 bytes; integers little-endian. No escaping: a
+    /// reply's body is copied as is.
+    fn encode(&self) -> Vec<u8> {
+        let reply_len = self.reply.as_ref().map_or(0, |r| {
+            r.destination.len() + r.correlation_id.as_ref().map_or(0, String::len) + r.body.len()
+        });
+        let mut out = Vec::with_capacity(32 + reply_len);
+        out.push(BINARY);
+        out.push(match self.stage {
+            Stage::Started => 0,
+            Stage::Answered => 1,
+            Stage::Done => 2,
+        });
+        out.extend_from_slice(&self.at.to_le_bytes());
+        out.extend_from_slice(&self.attempts.to_le_bytes());
+        out.push(u8::from(self.reply.is_some()));
+        if let Some(reply) = &self.reply {
+            put_text(&mut out, &reply.destination);
+            out.push(u8::from(reply.correlation_id.is_some()));
+            if let Some(id) = &reply.correlation_id {
+                put_text(&mut out, id);
+            }
+            put_text(&mut out, &reply.body);
+        }
+        out
+    }
+
+    /// Reads the stored form (or the JSON of an earlier host); `None` if it is neither.
+    fn decode(bytes: &[u8]) -> Option<Entry> {
+        let Some((&BINARY, rest)) = bytes.split_first() else {
+            return serde_json::from_slice(bytes).ok();
+        };
+        let mut input = Reader(rest);
+        let stage = match input.take(1)?[0] {
+            0 => Stage::Started,
+            1 => Stage::Answered,
+            2 => Stage::Done,
+            _ => return None,
+        };
+        let at = u64::from_le_bytes(input.take(8)?.try_into().ok()?);
+        let attempts = u32::from_le_bytes(input.take(4)?.try_into().ok()?);
+        let reply = if input.take(1)?[0] == 0 {
+            None
+        } else {
+            let destination = input.text()?;
+            let correlation_id = match input.take(1)?[0] {
+                0 => None,
+                1 => Some(input.text()?),
+                _ => return None,
+            };
+            let body = input.text()?;
+            Some(StoredReply {
+                destination,
+                correlation_id,
+                body,
+            })
+        };
+        if !input.0.is_empty() {
+            return None;
+        }
+        Some(Entry {
+            stage,
+            at,
+            reply,
+            attempts,
+        })
+    }
+}
+
+/// Appends `text` as a u32 length and its bytes (a reply is far smaller than 4 GiB: longer text
+/// is cut short rather than written wrong).
+fn put_text(out: &mut Vec<u8>, text: &str) {
+    let len = u32::try_from(text.len()).unwrap_or(u32::MAX);
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&text.as_bytes()[..len as usize]);
+}
+
+/// Reads the binary form of an entry.
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        let (head, rest) = self.0.split_at_checked(n)?;
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn text(&mut self) -> Option<String> {
+        let len = u32::from_le_bytes(self.take(4)?.try_into().ok()?);
+        let bytes = self.take(usize::try_from(len).ok()?)?;
+        String::from_utf8(bytes.to_vec()).ok()
+    }
 }
 
 /// Bounds of the journal.
@@ -107,10 +209,10 @@ pub enum JournalError {
 
 /// What the writer thread is asked to do.
 enum Write {
-    /// Store an entry; `done`, for durable writes, is told once it is on disk.
+    /// Store an entry (encoded); `done`, for durable writes, is told once it is on disk.
     Put {
         id: String,
-        entry: Entry,
+        bytes: Vec<u8>,
         done: Option<oneshot::Sender<()>>,
     },
     /// Forget an entry (beyond the limits).
@@ -413,16 +515,15 @@ impl Journal {
 
     /// Counts a failed attempt to get the reply of `id` confirmed; returns the count.
     pub fn failed_attempt(&self, id: &str) -> u32 {
-        let entry = {
+        let (attempts, bytes) = {
             let mut entries = self.entries();
             let Some(entry) = entries.by_id.get_mut(id) else {
                 return 0;
             };
             entry.attempts += 1;
-            entry.clone()
+            (entry.attempts, entry.encode())
         };
-        let attempts = entry.attempts;
-        self.write(id, entry, None);
+        self.write(id, bytes, None);
         attempts
     }
 
@@ -433,7 +534,7 @@ impl Journal {
         reply: Option<StoredReply>,
         durable: bool,
     ) -> impl Future<Output = ()> + Send + use<> {
-        let (entry, dropped) = {
+        let (bytes, dropped) = {
             let mut entries = self.entries();
             let attempts = entries.by_id.get(id).map_or(0, |e| e.attempts);
             let entry = Entry {
@@ -442,8 +543,8 @@ impl Journal {
                 reply,
                 attempts,
             };
-            let dropped = entries.set(id, entry.clone(), self.inner.limits);
-            (entry, dropped)
+            let bytes = self.inner.writes.as_ref().map(|_| entry.encode());
+            (bytes, entries.set(id, entry, self.inner.limits))
         };
         if let Some(writes) = &self.inner.writes {
             for id in dropped {
@@ -456,7 +557,9 @@ impl Journal {
         } else {
             (None, None)
         };
-        self.write(id, entry, tx);
+        if let Some(bytes) = bytes {
+            self.write(id, bytes, tx);
+        }
         async move {
             if let Some(rx) = rx {
                 // An error is logged by the writer; going on is better than stalling.
@@ -465,11 +568,11 @@ impl Journal {
         }
     }
 
-    fn write(&self, id: &str, entry: Entry, done: Option<oneshot::Sender<()>>) {
+    fn write(&self, id: &str, bytes: Vec<u8>, done: Option<oneshot::Sender<()>>) {
         if let Some(writes) = &self.inner.writes {
             writes.push(Write::Put {
                 id: id.to_owned(),
-                entry,
+                bytes,
                 done,
             });
         }
@@ -533,9 +636,9 @@ fn load(path: &Path, limits: Limits) -> Result<(Store, HashMap<String, Entry>), 
     for item in keyspace.iter() {
         let (k, v) = item.into_inner().map_err(err)?;
         let id = String::from_utf8_lossy(&k).into_owned();
-        match serde_json::from_slice::<Entry>(&v) {
-            Ok(entry) => drop(entries.insert(id, entry)),
-            Err(_) => unreadable.push(id),
+        match Entry::decode(&v) {
+            Some(entry) => drop(entries.insert(id, entry)),
+            None => unreadable.push(id),
         }
     }
     let old = expired(entries.iter().map(|(k, v)| (k.as_str(), v.at)), limits);
@@ -591,8 +694,8 @@ impl Writer {
         }
     }
 
-    fn commit_and_tell(&mut self, batch: Vec<Write>, durable: bool) {
-        if let Err(e) = self.commit(&batch, durable) {
+    fn commit_and_tell(&mut self, mut batch: Vec<Write>, durable: bool) {
+        if let Err(e) = self.commit(&mut batch, durable) {
             tracing::error!(
                 "{}; invocations go on without being journaled",
                 store_error(&self.path, e)
@@ -611,17 +714,26 @@ impl Writer {
 
     /// Writes the batch in one atomic step; `durable`: on disk (fdatasync) when this returns,
     /// else handed to the OS (kept if the process dies, not if the machine does).
-    fn commit(&mut self, batch: &[Write], durable: bool) -> Result<(), fjall::Error> {
+    fn commit(&mut self, batch: &mut [Write], durable: bool) -> Result<(), fjall::Error> {
         let Store { db, keyspace } = &self.store;
         let mut txn = db.batch().durability(Some(fjall::PersistMode::Buffer));
-        for write in batch {
+        // Only the last write of an id in the batch counts (a message's `Started` and
+        // `Answered` often go together): the earlier ones are not stored at all.
+        let mut later = HashSet::with_capacity(batch.len());
+        let last: Vec<bool> = (batch.iter().rev())
+            .map(|write| match write {
+                Write::Put { id, .. } | Write::Remove(id) => later.insert(id.as_str()),
+                Write::Flush(_) | Write::Close(_) => false,
+            })
+            .collect();
+        drop(later);
+        for (write, last) in batch.iter_mut().rev().zip(last) {
             match write {
-                Write::Put { id, entry, .. } => {
-                    let bytes = serde_json::to_vec(entry).unwrap_or_default();
-                    txn.insert(keyspace, id.as_str(), bytes);
+                Write::Put { id, bytes, .. } if last => {
+                    txn.insert(keyspace, std::mem::take(id), std::mem::take(bytes));
                 }
-                Write::Remove(id) => txn.remove(keyspace, id.as_str()),
-                Write::Flush(_) | Write::Close(_) => {}
+                Write::Remove(id) if last => txn.remove(keyspace, std::mem::take(id)),
+                _ => {}
             }
         }
         txn.commit()?;
@@ -642,6 +754,43 @@ mod tests {
             correlation_id: Some("c1".into()),
             body: "{}".into(),
         }
+    }
+
+    #[test]
+    fn entries_read_back_as_written_and_as_an_earlier_host_wrote_them() {
+        let answered = Entry {
+            stage: Stage::Answered,
+            at: 1_764_900_000,
+            reply: Some(StoredReply {
+                body: "{\"content\": \"é\\n\\u0000\"}".into(),
+                ..reply()
+            }),
+            attempts: 3,
+        };
+        let no_correlation = Entry {
+            reply: Some(StoredReply {
+                correlation_id: None,
+                ..reply()
+            }),
+            ..answered.clone()
+        };
+        let done = Entry {
+            stage: Stage::Done,
+            reply: None,
+            ..answered.clone()
+        };
+        for entry in [&answered, &no_correlation, &done] {
+            let bytes = entry.encode();
+            assert_eq!(Entry::decode(&bytes).as_ref(), Some(entry));
+            // Cut anywhere, or with a byte more, it is unreadable (never read wrong).
+            for end in 0..bytes.len() {
+                assert_eq!(Entry::decode(&bytes[..end]), None, "cut at {end}");
+            }
+            assert_eq!(Entry::decode(&[bytes.as_slice(), b"x"].concat()), None);
+        }
+        let json = serde_json::to_vec(&answered).expect("json");
+        assert_eq!(Entry::decode(&json), Some(answered));
+        assert_eq!(Entry::decode(b"garbage"), None);
     }
 
     #[tokio::test]

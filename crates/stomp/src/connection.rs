@@ -237,15 +237,19 @@ impl Link {
     /// An ERROR frame carrying the receipt id fails with [`StompError::ServerError`]; a dropped
     /// connection with [`StompError::NotConnected`].
     pub async fn call(&self, frame: Frame, timeout: Duration) -> Result<(), StompError> {
-        self.call_frames(Vec::new(), frame, Some(timeout)).await
+        let now = std::future::ready(());
+        self.call_frames(Vec::new(), now, frame, Some(timeout))
+            .await
     }
 
-    /// Sends `before` in order, then `last` with a `receipt` header, and waits for the matching
-    /// RECEIPT for as long as this connection lives (`timeout: None`): a slow broker is waited
-    /// for, never sent the frames twice. Only the loss of the connection ends the wait early.
+    /// Sends `before` in order, then, once `ready` has completed, `last` with a `receipt`
+    /// header, and waits for the matching RECEIPT for as long as this connection lives
+    /// (`timeout: None`): a slow broker is waited for, never sent the frames twice. Only the
+    /// loss of the connection ends the wait early.
     pub async fn call_frames(
         &self,
         before: Vec<Frame>,
+        ready: impl Future<Output = ()>,
         last: Frame,
         timeout: Option<Duration>,
     ) -> Result<(), StompError> {
@@ -254,6 +258,7 @@ impl Link {
         for frame in before {
             self.send(frame).await?;
         }
+        ready.await;
         self.send(last.header("receipt", id.as_str())).await?;
         let result = match timeout {
             None => rx.await.unwrap_or(Err(StompError::NotConnected)),
