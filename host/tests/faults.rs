@@ -1,6 +1,7 @@
 //! Fault injection against the `host` process and the simulated platform: SIGKILL at random
 //! points under load, SIGKILL after the broker applied final replies whose RECEIPTs it held
-//! back, and three hosts on one queue with one of them killed mid-load. Every case asserts on
+//! back, three hosts on one queue with one of them killed mid-load, and restarts of the
+//! platform and its broker (queues kept in its state file) under load. Every case asserts on
 //! what the platform saw: exactly one final reply per invocation, every message acknowledged,
 //! no protocol violation. Bounded by count and time; waits on events, never on sleeps.
 
@@ -10,16 +11,14 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::json;
-use soar_sim::Invocation;
+use soar_sim::{Invocation, SimConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_points_under_load_loses_and_repeats_nothing() {
     let s = setup("").await;
     let seed = seed();
     let mut rng = Rng(seed);
-    let queue = format!("actions.{}.fn_hello", s.sim.org_id());
-    let mut child = run_host(s.dir.path(), &s.config);
-    s.sim.wait_subscribed(&queue, WAIT).await.unwrap();
+    let mut child = run_host_on_fn_hello(&s).await;
 
     const N: usize = 200;
     const KILLS: usize = 10;
@@ -161,6 +160,52 @@ async fn sigkill_while_slack_answers_posts_each_message_once() {
     println!(
         "killed mid chat.postMessage: 3 invocations re-run, {} history lookups, 0 posted twice",
         slack.request_count("conversations.history")
+    );
+    kill_9(&mut child).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn platform_restarts_under_load_with_queues_kept_lose_and_repeat_nothing() {
+    let state = tempfile::tempdir().unwrap();
+    let config = SimConfig {
+        api_key_secret: "s3cr3t-api-key-value".into(),
+        state_file: Some(state.path().join("sim-state.json")),
+        ..SimConfig::default()
+    };
+    let mut s = setup_on(config, "").await;
+    let mut child = run_host_on_fn_hello(&s).await;
+    let seed = seed();
+    let mut rng = Rng(seed);
+
+    const N: usize = 200;
+    const RESTARTS: usize = 5;
+    let mut invocations = invoke_many(&s, N, &mut rng, 60).await;
+    let mut violations = Vec::new();
+    let mut threshold = 0;
+    let mut restored = 0;
+    for _ in 0..RESTARTS {
+        threshold = (threshold + 10 + rng.next(25) as usize).min(N - 1);
+        wait_answered(threshold, &invocations).await;
+        violations.extend(restart_sim(&mut s).await);
+        // What was queued or in flight is on the new broker, with its events so far.
+        for inv in invocations.iter_mut() {
+            if let Some(again) = s.sim.invocation(inv.correlation_id()) {
+                *inv = again;
+                restored += 1;
+            }
+        }
+    }
+    assert_exactly_once(&s, &invocations).await;
+    assert_eq!(violations, Vec::<String>::new());
+    let logs = s.dir.path().join("logs");
+    let stats = s.sim.stats();
+    println!(
+        "seed {seed}: {RESTARTS} platform restarts, {N} invocations, {restored} queued or \
+         unacknowledged messages carried over (summed over the restarts), {} deliveries since \
+         the last start ({} redelivered), {}",
+        stats.delivered,
+        stats.redelivered,
+        journal_counts(&logs),
     );
     kill_9(&mut child).await;
 }

@@ -541,9 +541,10 @@ async fn test_service(_auth: Authed, LiveSim(sim): LiveSim, Path(name): Path<Str
 /// The whole state as the admin interface shows it: the state file's content with passwords
 /// redacted, plus runtime information.
 pub fn state_json(sim: &Sim) -> Value {
+    let queued = sim.saved_queues();
     let snap = {
         let st = sim.platform().state();
-        Snapshot::of(&st, sim.org_id(), sim.invocation_counter())
+        Snapshot::of(&st, sim.org_id(), sim.invocation_counter(), queued)
     };
     let mut v = serde_json::to_value(&snap).unwrap_or(Value::Null);
     if let Some(list) = v["threat_services"].as_array_mut() {

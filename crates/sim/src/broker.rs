@@ -28,6 +28,7 @@ use tokio_util::codec::{Encoder as _, FramedRead};
 use tokio_util::sync::CancellationToken;
 
 use crate::invocation::{InvocationEvent, InvocationInner, Registry, handle_reply};
+use crate::state::SavedMessage;
 
 /// Counters of the embedded broker.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -121,7 +122,8 @@ pub(crate) struct QueuedMessage {
 
 /// How a MESSAGE frame is broken on the wire (fault injection: a poison frame). Each keeps
 /// the frame's end findable (its NUL), as a broker's bug or a hostile sender might.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Mangle {
     /// A header with an escape STOMP does not define (`x-bad:\t`).
     BadEscape,
@@ -341,6 +343,45 @@ impl Broker {
             .queues
             .get(queue_name(queue))
             .map_or(0, |q| q.len())
+    }
+
+    /// What the queues hold, for the state file: queue by queue, the messages in flight first
+    /// (they go back `redelivered`, in delivery order), then those waiting.
+    pub(crate) fn saved_messages(&self) -> Vec<SavedMessage> {
+        let st = self.state();
+        let mut in_flight: Vec<(u64, &Unacked)> = st
+            .conns
+            .values()
+            .flat_map(|c| c.unacked.iter().map(|(seq, u)| (*seq, u)))
+            .collect();
+        in_flight.sort_unstable_by_key(|(seq, _)| *seq);
+        let mut queues: BTreeMap<&str, Vec<SavedMessage>> = BTreeMap::new();
+        for (_, u) in in_flight {
+            let saved = SavedMessage::of(&u.queue, &u.msg, true);
+            queues.entry(&u.queue).or_default().push(saved);
+        }
+        for (queue, msgs) in &st.queues {
+            let saved = msgs.iter().map(|m| SavedMessage::of(queue, m, false));
+            queues.entry(queue).or_default().extend(saved);
+        }
+        queues.into_values().flatten().collect()
+    }
+
+    /// Puts the messages of an earlier run back on their queues, before any client connects;
+    /// their invocations are registered again so that replies are matched to them.
+    pub(crate) fn restore_messages(&self, messages: Vec<(String, QueuedMessage)>) {
+        let mut st = self.state();
+        for (queue, msg) in messages {
+            if let Some(inv) = &msg.invocation {
+                self.registry.insert(inv.clone());
+            }
+            st.queues.entry(queue).or_default().push_back(msg);
+        }
+    }
+
+    /// Wakes on every change of the broker's state.
+    pub(crate) fn watch(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
     }
 
     /// Puts a message at the back of a queue and delivers what can be delivered.

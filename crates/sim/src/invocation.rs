@@ -11,13 +11,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::SimError;
 
 /// A reply the client sent for an invocation (a SEND to the `reply-to` queue).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reply {
     /// `message_type`: 0 info, 1 error (2 warning exists on the platform but clients send 0/1).
     pub message_type: i64,
@@ -91,7 +92,8 @@ impl Reply {
 }
 
 /// Something that happened to an invocation, in arrival order.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum InvocationEvent {
     /// The MESSAGE frame was written to a client connection.
     Delivered {
@@ -148,8 +150,27 @@ impl InvocationInner {
         })
     }
 
+    /// An invocation of an earlier run of the simulator (from its state file), with the events
+    /// it had then.
+    pub(crate) fn restored(
+        correlation_id: String,
+        message_id: String,
+        queue: String,
+        reply_queue: String,
+        events: Vec<InvocationEvent>,
+    ) -> Arc<InvocationInner> {
+        let inv = InvocationInner::new(correlation_id, message_id, queue, reply_queue, true);
+        inv.state().events = events;
+        inv
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every event so far.
+    pub(crate) fn events(&self) -> Vec<InvocationEvent> {
+        self.state().events.clone()
     }
 
     pub(crate) fn correlation_id(&self) -> &str {
@@ -327,7 +348,7 @@ impl Invocation {
 
     /// A snapshot of every event so far.
     pub fn events(&self) -> Vec<InvocationEvent> {
-        self.inner.state().events.clone()
+        self.inner.events()
     }
 
     /// The status replies (complete:false) received so far, in order.

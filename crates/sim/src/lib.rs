@@ -346,6 +346,7 @@ impl Sim {
         let registry = Arc::new(Registry::default());
         let cancel = CancellationToken::new();
         let counter = Arc::new(AtomicU64::new(0));
+        let mut queued = Vec::new();
         let persister = match &config.state_file {
             Some(path) => {
                 let p = Arc::new(Persister::new(
@@ -353,7 +354,7 @@ impl Sim {
                     platform.clone(),
                     counter.clone(),
                 ));
-                p.load()?;
+                queued = p.load()?;
                 // Written at once: an unwritable path is an error now, not at the first change.
                 p.flush()?;
                 Some(p)
@@ -409,6 +410,10 @@ impl Sim {
                     certs.server_config(),
                     cancel.clone(),
                 ));
+                broker.restore_messages(std::mem::take(&mut queued));
+                if let Some(p) = &persister {
+                    p.attach(broker.clone());
+                }
                 Backend::Embedded { broker, port }
             }
             BrokerMode::External(ext) => Backend::External(Arc::new(External::new(
@@ -418,6 +423,13 @@ impl Sim {
                 cancel.clone(),
             ))),
         };
+        if !queued.is_empty() {
+            tracing::warn!(
+                "soar-sim: the {} queued messages of the state file are not put on the external \
+                 broker",
+                queued.len()
+            );
+        }
         if let Some(dir) = &kept {
             let stomp = match &backend {
                 Backend::Embedded { port, .. } => Some(*port),
@@ -894,6 +906,20 @@ impl Sim {
             }
         }
         Ok(Invocation::new(inv))
+    }
+
+    /// The embedded broker's queues as the state file keeps them (none with an external broker).
+    pub(crate) fn saved_queues(&self) -> Vec<state::SavedMessage> {
+        match &self.inner.backend {
+            Backend::Embedded { broker, .. } => broker.saved_messages(),
+            Backend::External(_) => Vec::new(),
+        }
+    }
+
+    /// The invocation of the message with `correlation_id` (one of this run, or one whose message
+    /// was still queued when an earlier run saved its state file), if the simulator knows it.
+    pub fn invocation(&self, correlation_id: &str) -> Option<Invocation> {
+        self.inner.registry.get(correlation_id).map(Invocation::new)
     }
 
     /// Waits until some connection subscribes to `queue` (`actions.201.fn_hello`, with or

@@ -12,10 +12,16 @@
 //! imported objects and the imports themselves (so `/functions`, `/workflows`, `/types/…/fields`,
 //! custom artifact types and the export answer the same), incidents, notes, artifacts (with
 //! hits), the action status log, workflow instances, workspaces, threat services and their
-//! lookups, and the id counters (so ids are never reused). Not saved: REST sessions and log,
-//! STOMP connections and queued messages, rule runs in progress. What was running when the
-//! state was saved is marked as interrupted when it is loaded (workflow instances
-//! `terminated`, pending action status entries `Error`, pending threat lookups failed).
+//! lookups, the id counters (so ids are never reused), and the embedded broker's queues (as a
+//! persistent broker keeps them: the messages waiting and those in flight, which come back
+//! `redelivered`, each with its invocation's events, so that replies after the restart are
+//! matched and a second final reply is still a violation). A change of the queues wakes the
+//! writer as a change of the platform does. Not saved: REST sessions and log, STOMP connections
+//! and open transactions (rolled back, as a broker does), rule runs in progress. What was
+//! running when the state was saved is marked as interrupted when it is loaded (workflow
+//! instances `terminated`, pending action status entries `Error`, pending threat lookups
+//! failed); the messages such runs sent stay queued and their replies are recorded on their
+//! invocations ([`crate::Sim::invocation`]).
 //!
 //! A file that cannot be read or parsed, or that belongs to another org, is a
 //! [`SimError::State`] naming the file; it is never overwritten in that case.
@@ -24,15 +30,19 @@ use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use base64::Engine as _;
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::SimError;
+use crate::broker::{Broker, Mangle, QueuedMessage};
 use crate::imports::{ImportRecord, ObjectStore};
+use crate::invocation::{InvocationEvent, InvocationInner};
 use crate::messages::now_ms;
 use crate::org::Workspace;
 use crate::platform::{FunctionDef, MessageDestination, Platform, PlatformState, Rule};
@@ -92,11 +102,113 @@ pub struct Snapshot {
     pub threat_services: Vec<RegisteredThreatService>,
     /// Threat lookups.
     pub threat_lookups: Vec<ThreatLookup>,
+    /// The embedded broker's queues, in the order they are delivered.
+    pub queued: Vec<SavedMessage>,
+}
+
+/// A message on a queue of the embedded broker, as the state file keeps it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SavedMessage {
+    /// The queue, e.g. `actions.201.fn_hello`.
+    pub queue: String,
+    /// Its `message-id`.
+    pub message_id: String,
+    /// Its headers (reply-to, correlation-id, ...).
+    pub headers: Vec<(String, String)>,
+    /// The body, when it is UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// The body in base64, when it is not UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_base64: Option<String>,
+    /// Whether it goes out with `redelivered:true` (it was delivered before).
+    pub redelivered: bool,
+    /// How it is broken on the wire (fault injection).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mangle: Option<Mangle>,
+    /// Its invocation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invocation: Option<SavedInvocation>,
+}
+
+/// What the simulator knew of a queued message's invocation.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SavedInvocation {
+    /// Its `correlation-id`.
+    pub correlation_id: String,
+    /// The queue its replies go to.
+    pub reply_queue: String,
+    /// Its events so far.
+    pub events: Vec<InvocationEvent>,
+}
+
+impl SavedMessage {
+    /// `msg`, waiting on `queue`; `redelivered` if it goes back from a consumer.
+    pub(crate) fn of(queue: &str, msg: &QueuedMessage, redelivered: bool) -> SavedMessage {
+        let (body, body_base64) = match std::str::from_utf8(&msg.body) {
+            Ok(text) => (Some(text.to_string()), None),
+            Err(_) => (
+                None,
+                Some(base64::engine::general_purpose::STANDARD.encode(&msg.body)),
+            ),
+        };
+        SavedMessage {
+            queue: queue.to_string(),
+            message_id: msg.message_id.clone(),
+            headers: msg.headers.clone(),
+            body,
+            body_base64,
+            redelivered: redelivered || msg.redelivered,
+            mangle: msg.mangle,
+            invocation: msg.invocation.as_ref().map(|inv| SavedInvocation {
+                correlation_id: inv.correlation_id().to_string(),
+                reply_queue: inv.reply_queue.clone(),
+                events: inv.events(),
+            }),
+        }
+    }
+
+    /// The message again, with its invocation, and its queue.
+    pub(crate) fn into_queued(self) -> Result<(String, QueuedMessage), String> {
+        let body = match (self.body, self.body_base64) {
+            (Some(text), _) => Bytes::from(text),
+            (None, Some(b64)) => base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map(Bytes::from)
+                .map_err(|e| format!("message {}: body_base64: {e}", self.message_id))?,
+            (None, None) => Bytes::new(),
+        };
+        let invocation = self.invocation.map(|i| {
+            InvocationInner::restored(
+                i.correlation_id,
+                self.message_id.clone(),
+                self.queue.clone(),
+                i.reply_queue,
+                i.events,
+            )
+        });
+        let msg = QueuedMessage {
+            message_id: self.message_id,
+            headers: self.headers,
+            body,
+            invocation,
+            redelivered: self.redelivered,
+            mangle: self.mangle,
+        };
+        Ok((self.queue, msg))
+    }
 }
 
 impl Snapshot {
-    /// A copy of the persisted parts of the state.
-    pub fn of(st: &PlatformState, org_id: i64, invocation_counter: u64) -> Snapshot {
+    /// A copy of the persisted parts of the state, with the broker's `queued` messages.
+    pub fn of(
+        st: &PlatformState,
+        org_id: i64,
+        invocation_counter: u64,
+        queued: Vec<SavedMessage>,
+    ) -> Snapshot {
         Snapshot {
             format: FORMAT.into(),
             version: VERSION,
@@ -118,6 +230,7 @@ impl Snapshot {
             workspaces: st.workspaces.values().cloned().collect(),
             threat_services: st.threat_services.values().cloned().collect(),
             threat_lookups: st.threat_lookups.clone(),
+            queued,
         }
     }
 
@@ -212,6 +325,10 @@ pub(crate) struct Persister {
     path: PathBuf,
     platform: Arc<Platform>,
     counter: Arc<AtomicU64>,
+    /// The embedded broker, whose queues are saved too.
+    broker: OnceLock<Arc<Broker>>,
+    /// The queues loaded, saved as they were until the broker is attached.
+    loaded: Mutex<Vec<SavedMessage>>,
     /// The bytes written last (also serializes writers).
     last: Mutex<Option<Vec<u8>>>,
 }
@@ -226,8 +343,19 @@ impl Persister {
             path,
             platform,
             counter,
+            broker: OnceLock::new(),
+            loaded: Mutex::new(Vec::new()),
             last: Mutex::new(None),
         }
+    }
+
+    /// Saves `broker`'s queues from now on.
+    pub(crate) fn attach(&self, broker: Arc<Broker>) {
+        let _ = self.broker.set(broker);
+        self.loaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -241,11 +369,12 @@ impl Persister {
         }
     }
 
-    /// Loads the state file into the platform if it exists; true if it did.
-    pub(crate) fn load(&self) -> Result<bool, SimError> {
+    /// Loads the state file into the platform if it exists; returns the broker's queued
+    /// messages it holds (none without a file).
+    pub(crate) fn load(&self) -> Result<Vec<(String, QueuedMessage)>, SimError> {
         let bytes = match std::fs::read(&self.path) {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(self.error(format!("cannot be read: {e}"))),
         };
         let value: Value = serde_json::from_slice(&bytes)
@@ -255,7 +384,7 @@ impl Persister {
                 "is not a soar-sim state file (no \"format\": \"{FORMAT}\")"
             )));
         }
-        let snap: Snapshot = serde_json::from_value(value)
+        let mut snap: Snapshot = serde_json::from_value(value)
             .map_err(|e| self.error(format!("is not a valid soar-sim state: {e}")))?;
         if snap.version != VERSION {
             return Err(self.error(format!(
@@ -270,23 +399,45 @@ impl Persister {
             )));
         }
         let counter = snap.invocation_counter;
+        let invalid = |m| self.error(format!("is not a valid soar-sim state: {m}"));
         // Validation happens before anything is assigned: an error leaves the state empty.
+        let saved = std::mem::take(&mut snap.queued);
+        let queued = saved
+            .iter()
+            .cloned()
+            .map(SavedMessage::into_queued)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(invalid)?;
         snap.restore(&mut self.platform.state_quiet())
-            .map_err(|m| self.error(format!("is not a valid soar-sim state: {m}")))?;
+            .map_err(invalid)?;
         self.counter.fetch_max(counter, Ordering::SeqCst);
-        tracing::info!("soar-sim: state loaded from {}", self.path.display());
-        Ok(true)
+        *self.loaded.lock().unwrap_or_else(|p| p.into_inner()) = saved;
+        tracing::info!(
+            "soar-sim: state loaded from {} ({} queued messages)",
+            self.path.display(),
+            queued.len()
+        );
+        Ok(queued)
     }
 
     /// Writes the state if it changed since the last write; true if it wrote.
     pub(crate) fn flush(&self) -> Result<bool, SimError> {
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let queued = match self.broker.get() {
+            Some(b) => b.saved_messages(),
+            None => self
+                .loaded
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        };
         let mut snap = {
             let st = self.platform.state_quiet();
             Snapshot::of(
                 &st,
                 self.platform.org_id,
                 self.counter.load(Ordering::SeqCst),
+                queued,
             )
         };
         // Compare without the timestamp, which always changes.
@@ -337,13 +488,24 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
-/// Starts the background writer: after each change (debounced), the state is written.
+/// Starts the background writer: after each change of the platform or the broker's queues
+/// (debounced), the state is written.
 pub(crate) fn spawn_writer(persister: Arc<Persister>, cancel: CancellationToken) {
+    let mut queues = persister.broker.get().map(|b| b.watch());
     tokio::spawn(async move {
+        let queues_changed = async |rx: &mut Option<tokio::sync::watch::Receiver<u64>>| {
+            if let Some(rx) = rx
+                && rx.changed().await.is_ok()
+            {
+                return;
+            }
+            futures::future::pending::<()>().await
+        };
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = persister.platform.changed.notified() => {}
+                _ = queues_changed(&mut queues) => {}
             }
             tokio::select! {
                 _ = cancel.cancelled() => return,
@@ -372,7 +534,7 @@ mod tests {
         st.add_note(id, &json!({"text": "n"})).unwrap();
         st.workflow_instances
             .insert(5, json!({"id": 5, "status": "running"}));
-        let snap = Snapshot::of(&st, 201, 7);
+        let snap = Snapshot::of(&st, 201, 7, Vec::new());
         let text = serde_json::to_string(&snap).unwrap();
         let back: Snapshot = serde_json::from_str(&text).unwrap();
         let mut restored = PlatformState::default();

@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Api, fixture, start_sim_with};
+use common::{Api, RawClient, WAIT, fixture, json_body, start_sim_with};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use soar_sim::{Sim, SimConfig, SimError, ThreatService};
@@ -72,7 +72,7 @@ async fn everything_is_back_after_a_restart() {
         .unwrap();
     sim.close_incident(closed, "Resolved", "done").unwrap();
     // The lookup against the closed port fails quickly; wait so that its outcome is saved.
-    sim.wait_threat_lookups_idle(common::WAIT).await.unwrap();
+    sim.wait_threat_lookups_idle(WAIT).await.unwrap();
 
     let before = (
         sim.incident(id).unwrap(),
@@ -335,4 +335,81 @@ async fn certificates_and_ports_are_kept_beside_the_state_file() {
     assert_ne!(sim.rest_port(), rest);
     assert_eq!(sim.stomp_port(), stomp);
     sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn queued_and_unacknowledged_messages_are_back_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sim-state.json");
+    let sim = start_sim_with(config(&path)).await;
+    sim.register_function("fn_hello", "fn_hello");
+    let queue = format!("/queue/actions.{}.fn_hello", sim.org_id());
+    // A consumer answers and acknowledges the first message, then answers the second only
+    // (its final reply is recorded, its ACK never comes); two more wait behind it.
+    let (mut client, _) = RawClient::connect(&sim).await;
+    client.subscribe(&queue, 1).await;
+    let mut sent = vec![sim.invoke("fn_hello", json!({"n": 0})).await.unwrap()];
+    let first = client.next_frame().await;
+    let final_reply = json!({"message_type": 0, "message": "done", "complete": true});
+    client.reply(&first, final_reply.clone()).await;
+    client.ack(&first).await;
+    for i in 1..4 {
+        sent.push(sim.invoke("fn_hello", json!({"n": i})).await.unwrap());
+    }
+    let second = client.next_frame().await;
+    client.reply(&second, final_reply.clone()).await;
+    let (rest, stomp) = (sim.rest_port(), sim.stomp_port());
+    sim.shutdown().await;
+    drop((client, sim));
+    wait_free(rest).await;
+    wait_free(stomp).await;
+
+    let sim = start_sim_with(config(&path)).await;
+    sim.register_function("fn_hello", "fn_hello");
+    assert_eq!(sim.queued(&queue), 3, "the acknowledged message is gone");
+    assert!(sim.invocation(sent[0].correlation_id()).is_none());
+    let second_again = sim.invocation(sent[1].correlation_id()).unwrap();
+    assert_eq!(second_again.deliveries(), 1);
+    assert_eq!(
+        second_again.final_reply(WAIT).await.unwrap().message,
+        "done"
+    );
+
+    // Delivered again in their order, the one in flight first and marked redelivered.
+    let (mut client, _) = RawClient::connect(&sim).await;
+    client.subscribe(&queue, 3).await;
+    let frames = [
+        client.next_frame().await,
+        client.next_frame().await,
+        client.next_frame().await,
+    ];
+    let ids: Vec<_> = frames
+        .iter()
+        .map(|f| f.get("message-id").unwrap())
+        .collect();
+    let expected: Vec<_> = sent[1..].iter().map(|i| i.message_id()).collect();
+    assert_eq!(ids, expected);
+    assert_eq!(frames[0].get("redelivered"), Some("true"));
+    assert_eq!(frames[1].get("redelivered"), None);
+    assert_eq!(json_body(&frames[2])["inputs"]["n"], 3);
+
+    // The restored invocations still see a second final reply as one.
+    client.reply(&frames[0], final_reply.clone()).await;
+    client.reply(&frames[1], final_reply).await;
+    for f in &frames {
+        client.ack(f).await;
+    }
+    let third = sim.invocation(sent[2].correlation_id()).unwrap();
+    assert_eq!(third.final_reply(WAIT).await.unwrap().message, "done");
+    third.wait_acked(WAIT).await.unwrap();
+    let violations = sim.violations();
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    assert!(
+        violations[0].contains("second final reply"),
+        "{violations:?}"
+    );
+    sim.shutdown().await;
+    drop(sim);
+    let saved: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(saved["queued"], json!([]));
 }

@@ -100,6 +100,15 @@ pub fn run_host(home: &Path, config: &Path) -> Child {
         .unwrap()
 }
 
+/// Starts `host run` with `s`'s configuration in its directory and waits until it consumes
+/// fn_hello's queue.
+pub async fn run_host_on_fn_hello(s: &Setup) -> Child {
+    let child = run_host(s.dir.path(), &s.config);
+    let queue = format!("actions.{}.fn_hello", s.sim.org_id());
+    s.sim.wait_subscribed(&queue, WAIT).await.unwrap();
+    child
+}
+
 /// SIGKILL, as `kill -9`, and reaps the process.
 pub async fn kill_9(child: &mut Child) {
     child.start_kill().unwrap();
@@ -279,4 +288,31 @@ pub fn run_hosts(s: &Setup, n: usize) -> (Vec<PathBuf>, Vec<Child>) {
         .map(|home| run_host(home, &host_config(s, home)))
         .collect();
     (homes, hosts)
+}
+
+/// Waits until `port` can be bound on 127.0.0.1 again (a stopped simulator let it go).
+pub async fn wait_free(port: u16) {
+    wait_until(&format!("port {port} to be free"), || {
+        std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+    })
+    .await;
+}
+
+/// Stops `s`'s simulated platform as a broker is restarted (its connections cut, its state
+/// file written) and starts it again on the same state file and ports; returns the violations
+/// the stopped one saw.
+pub async fn restart_sim(s: &mut Setup) -> Vec<String> {
+    let (rest, stomp) = (s.sim.rest_port(), s.sim.stomp_port());
+    let config = s.sim.config().clone();
+    assert!(
+        config.state_file.is_some(),
+        "a restart keeps nothing without a state file"
+    );
+    s.sim.shutdown().await;
+    let violations = s.sim.violations();
+    wait_free(rest).await;
+    wait_free(stomp).await;
+    s.sim = Sim::start(config).await.unwrap();
+    assert_eq!((s.sim.rest_port(), s.sim.stomp_port()), (rest, stomp));
+    violations
 }
