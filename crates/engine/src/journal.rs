@@ -9,16 +9,19 @@
 //!
 //! Storage is one fjall directory (an embedded log-structured store: each write is appended to
 //! its write-ahead log; no server). Lookups are served from memory; writes are queued for one
-//! thread that appends whatever is queued as one atomic batch (a group commit: one fdatasync for
-//! many messages). It never waits to gather writes: what queues up while a commit is on its way
-//! to the disk goes into the next one, so the batches grow with the load and a lone write is
-//! committed at once. `Answered` is on disk before the reply is sent (the runtime hands the
-//! promise to the STOMP committer, which waits for it before it sends the transaction); `Started`
-//! and `Done` do not wake the writer: they ride along with the next durable commit, or are
-//! written on their own after a second, handed to the OS without an fdatasync (a message whose
-//! `Started` did not reach the disk before a crash comes back marked `redelivered`, which tells
-//! the same; a lost `Done` leaves `Answered`, and a message whose reply and ACK were committed
-//! is not delivered again).
+//! thread that appends whatever is queued as one atomic batch (a group commit: one write to the
+//! file for many messages). It never waits to gather writes: what queues up while a commit is
+//! on its way goes into the next one, so the batches grow with the load and a lone write is
+//! committed at once. `Answered` is in the file (handed to the operating system, so that a
+//! `kill -9` of the host keeps it) before the reply is sent: the runtime hands the promise to
+//! the STOMP committer, which waits for it before it sends the transaction's COMMIT. The file
+//! reaches the disk (fdatasync) at most [`SYNC_EVERY`] after a write, and at once on a flush or
+//! close: a power loss can forget the last of them, and those messages then run again, marked
+//! as re-runs; their replies still take effect once, since a reply and its ACK are one
+//! transaction. `Started` and `Done` do not wake the writer: they ride along with the next
+//! `Answered`, or are written on their own after a second (a message whose `Started` was lost
+//! comes back marked `redelivered`, which tells the same; a lost `Done` leaves `Answered`, and
+//! a message whose reply and ACK were committed is not delivered again).
 //! The journal keeps entries for `max_age` and at most `max_entries`: each write drops the
 //! first-written entries beyond them, from the map in memory and from the store. Deleting the
 //! directory is safe: the host then knows nothing of earlier runs, as a host without a journal.
@@ -28,7 +31,7 @@
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use serde::{Deserialize, Serialize};
@@ -209,7 +212,7 @@ pub enum JournalError {
 
 /// What the writer thread is asked to do.
 enum Write {
-    /// Store an entry (encoded); `done`, for durable writes, is told once it is on disk.
+    /// Store an entry (encoded); `done`, for urgent writes, is told once it is in the file.
     Put {
         id: String,
         bytes: Vec<u8>,
@@ -217,14 +220,15 @@ enum Write {
     },
     /// Forget an entry (beyond the limits).
     Remove(String),
-    /// Put every earlier write on disk, then say so.
+    /// Put every earlier write on disk (fdatasync), then say so.
     Flush(oneshot::Sender<()>),
     /// Put every earlier write on disk, close the file, then say so.
     Close(oneshot::Sender<()>),
 }
 
 impl Write {
-    fn durable(&self) -> bool {
+    /// Whether the writer must wake for it.
+    fn urgent(&self) -> bool {
         matches!(
             self,
             Write::Put { done: Some(_), .. } | Write::Flush(_) | Write::Close(_)
@@ -236,15 +240,15 @@ impl Write {
 #[derive(Default)]
 struct Queue {
     writes: Mutex<Pending>,
-    /// Signalled when a durable write is queued, or [`MAX_LAZY`] lazy ones.
-    durable_queued: Condvar,
+    /// Signalled when an urgent write is queued, or [`MAX_LAZY`] lazy ones.
+    urgent_queued: Condvar,
 }
 
 #[derive(Default)]
 struct Pending {
     writes: Vec<Write>,
-    /// Whether `writes` holds a durable one.
-    durable: bool,
+    /// Whether `writes` holds an urgent one.
+    urgent: bool,
     /// The writer is gone (closed): later writes are not journaled.
     closed: bool,
 }
@@ -254,46 +258,47 @@ impl Queue {
         self.writes.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues a write; wakes the writer only for a durable one. False once the writer is gone.
+    /// Queues a write; wakes the writer only for an urgent one. False once the writer is gone.
     fn push(&self, write: Write) -> bool {
-        let durable = write.durable();
+        let urgent = write.urgent();
         let mut pending = self.pending();
         if pending.closed {
             return false;
         }
         pending.writes.push(write);
-        if durable && !pending.durable {
-            pending.durable = true;
-            self.durable_queued.notify_one();
+        if urgent && !pending.urgent {
+            pending.urgent = true;
+            self.urgent_queued.notify_one();
         } else if pending.writes.len() == MAX_LAZY {
-            self.durable_queued.notify_one();
+            self.urgent_queued.notify_one();
         }
         true
     }
 
-    /// Waits for a durable write, or for [`LAZY_WRITES`] while lazy ones are queued (or until
-    /// [`MAX_LAZY`] are); takes what is queued and whether it must be durable.
-    fn take(&self) -> (Vec<Write>, bool) {
+    /// Waits for an urgent write, for [`LAZY_WRITES`] while lazy ones are queued (or until
+    /// [`MAX_LAZY`] are), or until `deadline` (the next fdatasync); takes what is queued.
+    fn take(&self, deadline: Option<Instant>) -> Vec<Write> {
         let mut pending = self.pending();
-        while !pending.durable && pending.writes.len() < MAX_LAZY {
-            if pending.writes.is_empty() {
-                pending = self
-                    .durable_queued
-                    .wait(pending)
-                    .unwrap_or_else(|p| p.into_inner());
-            } else {
-                let (guard, waited) = self
-                    .durable_queued
-                    .wait_timeout(pending, LAZY_WRITES)
-                    .unwrap_or_else(|p| p.into_inner());
-                pending = guard;
-                if waited.timed_out() {
-                    break;
-                }
-            }
+        let lazy_until = Instant::now() + LAZY_WRITES;
+        while !pending.urgent && pending.writes.len() < MAX_LAZY {
+            let until = match (pending.writes.is_empty(), deadline) {
+                (true, None) => None,
+                (true, Some(d)) => Some(d),
+                (false, d) => Some(d.map_or(lazy_until, |d| d.min(lazy_until))),
+            };
+            let Some(until) = until else {
+                pending = (self.urgent_queued.wait(pending)).unwrap_or_else(|p| p.into_inner());
+                continue;
+            };
+            let Some(left) = until.checked_duration_since(Instant::now()) else {
+                break;
+            };
+            let (guard, _) =
+                (self.urgent_queued.wait_timeout(pending, left)).unwrap_or_else(|p| p.into_inner());
+            pending = guard;
         }
-        let durable = std::mem::take(&mut pending.durable);
-        (std::mem::take(&mut pending.writes), durable)
+        pending.urgent = false;
+        std::mem::take(&mut pending.writes)
     }
 }
 
@@ -478,7 +483,7 @@ impl Journal {
     }
 
     /// Records the final reply of `id` before it is sent; the future completes once the record
-    /// is on disk.
+    /// is in the file (kept if the host dies; on disk within [`SYNC_EVERY`]).
     pub fn answered(
         &self,
         id: &str,
@@ -492,7 +497,7 @@ impl Journal {
         drop(self.put(id, Stage::Done, None, false));
     }
 
-    /// Puts every earlier write on disk (at shutdown).
+    /// Puts every earlier write on disk, fdatasync'ed (at shutdown).
     pub async fn flush(&self) {
         let (tx, rx) = oneshot::channel();
         if let Some(writes) = &self.inner.writes
@@ -532,7 +537,7 @@ impl Journal {
         id: &str,
         stage: Stage,
         reply: Option<StoredReply>,
-        durable: bool,
+        urgent: bool,
     ) -> impl Future<Output = ()> + Send + use<> {
         let (bytes, dropped) = {
             let mut entries = self.entries();
@@ -551,7 +556,7 @@ impl Journal {
                 writes.push(Write::Remove(id));
             }
         }
-        let (tx, rx) = if durable {
+        let (tx, rx) = if urgent {
             let (tx, rx) = oneshot::channel();
             (Some(tx), Some(rx))
         } else {
@@ -663,22 +668,34 @@ struct Writer {
     path: PathBuf,
 }
 
-/// How long lazy writes (`Started`, `Done`) may wait for a durable one to ride along with.
+/// How long lazy writes (`Started`, `Done`) may wait for an urgent one to ride along with.
 const LAZY_WRITES: Duration = Duration::from_secs(1);
 /// Most lazy writes kept waiting.
 const MAX_LAZY: usize = 4096;
+/// How long a write may stay in the operating system's hands before an fdatasync puts it on
+/// disk.
+pub const SYNC_EVERY: Duration = Duration::from_secs(1);
 
 impl Writer {
-    /// Commits what is queued, again and again, until it is closed: at once when a write must
-    /// be durable, else (lazy writes only) once they have waited [`LAZY_WRITES`].
+    /// Commits what is queued, again and again, until it is closed: at once when a write is
+    /// urgent, else (lazy writes only) once they have waited [`LAZY_WRITES`]; syncs the file
+    /// [`SYNC_EVERY`] after the first write it has not synced, and on a flush or close.
     fn run(mut self, queue: &Queue) {
+        let mut unsynced_since: Option<Instant> = None;
         loop {
-            let (batch, durable) = queue.take();
-            let (closes, batch): (Vec<Write>, Vec<Write>) = batch
-                .into_iter()
-                .partition(|w| matches!(w, Write::Close(_)));
-            if !batch.is_empty() {
-                self.commit_and_tell(batch, durable);
+            let sync_due = unsynced_since.map(|t| t + SYNC_EVERY);
+            let (closes, batch): (Vec<Write>, Vec<Write>) =
+                (queue.take(sync_due).into_iter()).partition(|w| matches!(w, Write::Close(_)));
+            let flush = !closes.is_empty() || batch.iter().any(|w| matches!(w, Write::Flush(_)));
+            let sync = flush || sync_due.is_some_and(|due| Instant::now() >= due);
+            let wrote = batch
+                .iter()
+                .any(|w| matches!(w, Write::Put { .. } | Write::Remove(_)));
+            self.commit_and_tell(batch, sync);
+            if sync {
+                unsynced_since = None;
+            } else if wrote && unsynced_since.is_none() {
+                unsynced_since = Some(Instant::now());
             }
             if !closes.is_empty() {
                 // Later writes are not journaled; the file is closed before anyone hears so.
@@ -694,8 +711,8 @@ impl Writer {
         }
     }
 
-    fn commit_and_tell(&mut self, mut batch: Vec<Write>, durable: bool) {
-        if let Err(e) = self.commit(&mut batch, durable) {
+    fn commit_and_tell(&mut self, mut batch: Vec<Write>, sync: bool) {
+        if let Err(e) = self.commit(&mut batch, sync) {
             tracing::error!(
                 "{}; invocations go on without being journaled",
                 store_error(&self.path, e)
@@ -712,9 +729,9 @@ impl Writer {
         }
     }
 
-    /// Writes the batch in one atomic step; `durable`: on disk (fdatasync) when this returns,
-    /// else handed to the OS (kept if the process dies, not if the machine does).
-    fn commit(&mut self, batch: &mut [Write], durable: bool) -> Result<(), fjall::Error> {
+    /// Writes the batch in one atomic step, handed to the OS (kept if the process dies, not
+    /// if the machine does); `sync`: then everything written so far goes to disk (fdatasync).
+    fn commit(&mut self, batch: &mut [Write], sync: bool) -> Result<(), fjall::Error> {
         let Store { db, keyspace } = &self.store;
         let mut txn = db.batch().durability(Some(fjall::PersistMode::Buffer));
         // Only the last write of an id in the batch counts (a message's `Started` and
@@ -736,8 +753,10 @@ impl Writer {
                 _ => {}
             }
         }
-        txn.commit()?;
-        if durable {
+        if !txn.is_empty() {
+            txn.commit()?;
+        }
+        if sync {
             db.persist(fjall::PersistMode::SyncData)?;
         }
         Ok(())
@@ -754,6 +773,21 @@ mod tests {
             correlation_id: Some("c1".into()),
             body: "{}".into(),
         }
+    }
+
+    #[test]
+    fn the_writer_takes_urgent_writes_at_once_and_wakes_when_a_sync_is_due() {
+        let queue = Queue::default();
+        // Nothing queued, a sync due: it returns (to sync) instead of waiting for writes.
+        assert!(queue.take(Some(Instant::now())).is_empty());
+        // Lazy writes go with the due sync.
+        queue.push(Write::Remove("a".into()));
+        assert_eq!(queue.take(Some(Instant::now())).len(), 1);
+        // An urgent write is taken at once, with what was queued before it.
+        queue.push(Write::Remove("b".into()));
+        let (tx, _rx) = oneshot::channel();
+        queue.push(Write::Flush(tx));
+        assert_eq!(queue.take(None).len(), 2);
     }
 
     #[test]

@@ -581,7 +581,7 @@ async fn run(shared: &Shared, frame: Frame, message_id: String, tag: DeliveryTag
 type FinalReply = (Frame, BoxFuture<'static, ()>);
 
 /// Records the final reply (if any) in the journal; its frame, and the journal's promise that
-/// the record is on disk, which [`finish`] waits for before anything of it is sent.
+/// the record is written, which [`finish`] waits for before its COMMIT is sent.
 fn answered(shared: &Shared, message_id: &str, reply: Option<StoredReply>) -> Option<FinalReply> {
     let reply = reply?;
     let frame = stored_frame(&reply);

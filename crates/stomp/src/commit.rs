@@ -5,10 +5,10 @@
 //! applies the whole transaction or none of it); the broker handles one COMMIT for many
 //! messages, which is what a broker such as ActiveMQ spends its time on under load.
 //!
-//! A caller may ask that nothing take effect before something of its own is done (its reply on
-//! disk): the transaction's frames go out at once, its COMMIT only once every caller of it is
-//! ready, so that the broker works on the frames while the disk does; the commits that arrive
-//! meanwhile go into the next transaction.
+//! A caller may ask that nothing take effect before something of its own is done (its reply
+//! journaled): the transaction's frames go out at once, its COMMIT only once every caller of
+//! it is ready, so that the broker works on the frames while the journal writes; the commits
+//! that arrive meanwhile go into the next transaction.
 //!
 //! If the broker refuses a transaction of several callers (an ERROR), each caller's part is
 //! committed alone, so that one refused reply does not fail the others.
@@ -25,7 +25,7 @@ use crate::frame::{Command, Frame};
 
 /// Most callers in one transaction.
 const MAX_BATCH: usize = 256;
-/// Transactions under way at once: the next one gets ready (its replies on disk) while the
+/// Transactions under way at once: the next one gets ready (its replies journaled) while the
 /// broker works on the last.
 const MAX_IN_FLIGHT: usize = 2;
 

@@ -342,7 +342,7 @@ impl Session {
     }
 
     /// [`Session::commit_with_ack`], but nothing of the transaction is sent before `ready`
-    /// completes (e.g. the reply is on disk). The commit joins the queue of its connection at
+    /// completes (e.g. the reply is journaled). The commit joins the queue of its connection at
     /// once, so that it shares a transaction with the commits asked for meanwhile.
     pub async fn commit_with_ack_after(
         &self,

@@ -368,7 +368,7 @@ async fn commits_asked_together_share_a_transaction_and_a_refusal_is_split() {
     r4.expect("invid:4 confirmed");
 }
 
-/// A commit asked for with a condition (the reply on disk) sends its transaction's frames at
+/// A commit asked for with a condition (the reply journaled) sends its transaction's frames at
 /// once but not its COMMIT before the condition is met (until then the broker applies none of
 /// it); a commit asked for meanwhile goes into a transaction of its own and is not held up.
 #[tokio::test]
