@@ -151,6 +151,17 @@ impl External {
     }
 }
 
+/// ACKs a reply in a task of its own, so that the loop reading replies never waits for the
+/// connection's writes: the broker stops reading a connection while it cannot write to it, and
+/// a client that stopped reading meanwhile would leave both sides stalled until the broker
+/// drops the connection for inactivity.
+fn ack_later(session: &Session, tag: soar_stomp::DeliveryTag) {
+    let session = session.clone();
+    tokio::spawn(async move {
+        let _ = session.ack(&tag).await;
+    });
+}
+
 async fn collect_replies(
     mut events: mpsc::Receiver<Event>,
     session: Session,
@@ -180,7 +191,7 @@ async fn collect_replies(
                     seen.clear();
                 }
                 if !seen.insert(id) {
-                    let _ = session.ack(&tag).await;
+                    ack_later(&session, tag);
                     continue;
                 }
                 let queue = queue_name(frame.get("destination").unwrap_or("")).to_string();
@@ -194,7 +205,7 @@ async fn collect_replies(
                 if outcome.recorded {
                     replies.fetch_add(1, Ordering::SeqCst);
                 }
-                let _ = session.ack(&tag).await;
+                ack_later(&session, tag);
                 if !outcome.violations.is_empty() {
                     for v in &outcome.violations {
                         tracing::warn!("sim (external broker): protocol violation: {v}");
@@ -210,7 +221,7 @@ async fn collect_replies(
                 tracing::warn!("sim (external broker): protocol violation: {v}");
                 violations.lock().unwrap_or_else(|p| p.into_inner()).push(v);
                 if let Some(tag) = tag {
-                    let _ = session.ack(&tag).await;
+                    ack_later(&session, tag);
                 }
             }
             Event::Disconnected { generation, error } => {

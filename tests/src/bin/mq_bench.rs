@@ -18,10 +18,10 @@
 //! ```
 //! Bounded by count and time (`--max-seconds` per phase).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
+use anyhow::{Context as _, bail};
 use clap::Parser;
 use e2e::{ActiveMq, HostArgs, percentile};
 use futures::StreamExt;
@@ -79,7 +79,7 @@ struct Figures {
 /// One consumer of the actions queue: the host process or the bare client.
 enum Consumer {
     Host(tokio::process::Child, tempfile::TempDir),
-    Bare(Session),
+    Bare(Session, Arc<Mutex<Vec<String>>>),
 }
 
 impl Consumer {
@@ -89,7 +89,7 @@ impl Consumer {
                 let _ = child.start_kill();
                 let _ = child.wait().await;
             }
-            Consumer::Bare(session) => {
+            Consumer::Bare(session, _) => {
                 let _ = session.disconnect().await;
             }
         }
@@ -116,18 +116,43 @@ async fn main() -> anyhow::Result<()> {
             // Queued before the consumer starts: the drain rate is the consumer's own.
             let queued = invoke(&sim, args.burst, 0).await?;
             let consumer = if bare {
-                Consumer::Bare(bare_client(&mq, &sim, workers, args.bare_ack))
+                bare_client(&mq, &sim, workers, args.bare_ack)
             } else {
                 let (child, dir) = run_host(&sim, workers, &args)?;
                 Consumer::Host(child, dir)
             };
-            let rate = drain(&queued, args.max_seconds).await?;
-            if workers == 10 {
-                f.burst_10 = rate;
-            } else {
-                f.burst_50 = rate;
-                (f.p50_ms, f.p99_ms) = one_at_a_time(&sim, args.sequential).await?;
-                f.io = in_flight(&sim, args.io, 100, 50, args.max_seconds).await?;
+            let measured = async {
+                let rate = drain(&queued, args.max_seconds)
+                    .await
+                    .context("the burst")?;
+                if workers == 10 {
+                    f.burst_10 = rate;
+                } else {
+                    f.burst_50 = rate;
+                    (f.p50_ms, f.p99_ms) =
+                        (one_at_a_time(&sim, args.sequential).await).context("one at a time")?;
+                    f.io = (in_flight(&sim, args.io, 100, 50, args.max_seconds).await)
+                        .context("the I/O workload")?;
+                }
+                anyhow::Ok(())
+            };
+            if let Err(e) = measured.await {
+                let who = match consumer {
+                    Consumer::Bare(_, lost) => {
+                        match &lost.lock().unwrap_or_else(|p| p.into_inner())[..] {
+                            [] => "the bare client".to_string(),
+                            lost => format!(
+                                "the bare client (it lost its connection: {}; with ack:auto the \
+                             messages it had in flight were lost with it)",
+                                lost.join("; ")
+                            ),
+                        }
+                    }
+                    Consumer::Host(_, dir) => {
+                        format!("the host (its log kept in {})", dir.keep().display())
+                    }
+                };
+                return Err(e.context(format!("{who} with {workers} workers")));
             }
             consumer.stop().await;
             if !sim.violations().is_empty() {
@@ -248,8 +273,8 @@ fn run_host(
 }
 
 /// The bare echo client: fn_hello's replies (two statuses, the final reply) and nothing else,
-/// `workers` messages at a time.
-fn bare_client(mq: &ActiveMq, sim: &Sim, workers: usize, mode: BareAck) -> Session {
+/// `workers` messages at a time; and the connections it lost, for an error message.
+fn bare_client(mq: &ActiveMq, sim: &Sim, workers: usize, mode: BareAck) -> Consumer {
     let mut config = ClientConfig::new(mq.host.clone(), mq.port);
     config.tls = Some(
         soar_tls::client_config(&soar_tls::CaSource::File(mq.cafile.clone().into()))
@@ -269,22 +294,35 @@ fn bare_client(mq: &ActiveMq, sim: &Sim, workers: usize, mode: BareAck) -> Sessi
     let (session, mut events) = Session::start(config, vec![subscription]);
     let workers = Arc::new(Semaphore::new(workers));
     let replies = session.clone();
+    let lost = Arc::new(Mutex::new(Vec::new()));
+    let lost_by_reader = lost.clone();
     tokio::spawn(async move {
         while let Some(event) = events.recv().await {
-            let Event::Message { frame, tag } = event else {
-                continue;
+            let (frame, tag) = match event {
+                Event::Message { frame, tag } => (frame, tag),
+                Event::Disconnected { error, .. } => {
+                    lost_by_reader
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(error.to_string());
+                    continue;
+                }
+                _ => continue,
             };
-            let Ok(permit) = workers.clone().acquire_owned().await else {
-                return;
-            };
-            let session = replies.clone();
+            // Events are taken at once and wait for a worker in their own task: with ack:auto
+            // the broker does not hold back at the prefetch, and a client that stopped reading
+            // while its replies wait to be written would stall the broker's side of the
+            // connection until it is dropped (its auto-acknowledged messages with it).
+            let (workers, session) = (workers.clone(), replies.clone());
             tokio::spawn(async move {
+                let Ok(_permit) = workers.acquire_owned().await else {
+                    return;
+                };
                 echo(&session, &frame, mode, &tag).await;
-                drop(permit);
             });
         }
     });
-    session
+    Consumer::Bare(session, lost)
 }
 
 async fn echo(session: &Session, frame: &Frame, mode: BareAck, tag: &soar_stomp::DeliveryTag) {
