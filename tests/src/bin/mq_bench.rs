@@ -57,6 +57,15 @@ struct Args {
     /// More `[resilient]` settings for the host, e.g. "stomp_prefetch_limit = 100".
     #[arg(long, default_value = "")]
     host_settings: String,
+    /// Measure one consumer only (the other's figures print as 0).
+    #[arg(long, value_enum)]
+    only: Option<Only>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Only {
+    Bare,
+    Host,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -99,12 +108,21 @@ impl Consumer {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // The bare client's and the simulator's log (e.g. RUST_LOG=soar_stomp=debug); the host
+    // logs to its own file.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     args.host.binary()?; // fails early when it was not built
     let Some(mq) = ActiveMq::from_env() else {
         bail!("no broker: start one with scripts/activemq.sh and export its `env` lines");
     };
     let mut figures = [Figures::default(); 2];
     for (i, bare) in [true, false].into_iter().enumerate() {
+        if args.only.is_some_and(|only| (only == Only::Bare) != bare) {
+            continue;
+        }
         for workers in [10, 50] {
             let sim = Sim::start(mq.sim_config(None)).await?;
             soar_engine::testkit::customize_sim(
