@@ -117,6 +117,19 @@ impl ActiveMq {
         found
     }
 
+    /// A STOMP client's settings for this broker (TLS with its CA, its credentials).
+    pub fn client_config(&self) -> soar_stomp::ClientConfig {
+        let mut config = soar_stomp::ClientConfig::new(self.host.clone(), self.port);
+        config.tls = Some(
+            soar_tls::client_config(&soar_tls::CaSource::File(self.cafile.clone().into()))
+                .expect("ActiveMQ CA file"),
+        );
+        config.server_name = Some("localhost".into());
+        config.login = Some(self.login.clone());
+        config.passcode = Some(self.passcode.clone());
+        config
+    }
+
     /// A simulated platform that uses this broker (through `via` port if given, e.g. a proxy),
     /// with its own org id so that tests sharing the broker never see each other's queues.
     pub fn sim_config(&self, via: Option<u16>) -> SimConfig {

@@ -6,7 +6,9 @@
 //! (frames before CONNECT, unknown or foreign ACK ids, NACKs, SENDs to the wrong place, replies
 //! without correlation-id, second final replies, SUBSCRIBE without a prefetch...) is recorded as a
 //! violation, and the broker keeps serving everyone else. Transactions are ActiveMQ's: the SENDs
-//! and ACKs between BEGIN and COMMIT take effect together at COMMIT, or not at all.
+//! and ACKs between BEGIN and COMMIT take effect together at COMMIT, or not at all; an ACK in an
+//! open transaction frees its message's prefetch slot at once (ActiveMQ extends the window until
+//! the transaction ends), so the next message is delivered before the COMMIT.
 //!
 //! Structure: one task reads each connection (decoding with `StompCodec`) and handles frames
 //! under the broker's lock; one task per connection owns the socket's writes and is fed through
@@ -41,7 +43,8 @@ pub struct BrokerStats {
     pub acked: u64,
     /// NACK frames received.
     pub nacked: u64,
-    /// The largest number of unacked messages seen on any one subscription.
+    /// The largest number of unacked messages seen on any one subscription, counted as its
+    /// prefetch counts them (those acknowledged in an open transaction do not count).
     pub max_unacked_per_subscription: u32,
     /// Reply SENDs matched to an invocation.
     pub replies: u64,
@@ -168,6 +171,17 @@ struct Subscription {
     ack: AckMode,
     prefetch: Option<u32>,
     unacked: u32,
+    /// Of `unacked`, those acknowledged in a transaction not yet committed: they no longer
+    /// count against the prefetch.
+    acked_in_tx: u32,
+}
+
+impl Subscription {
+    /// Whether the broker may deliver it another message.
+    fn has_room(&self) -> bool {
+        self.ack == AckMode::Auto
+            || (self.prefetch).is_none_or(|p| self.unacked.saturating_sub(self.acked_in_tx) < p)
+    }
 }
 
 #[derive(Debug)]
@@ -176,6 +190,8 @@ struct Unacked {
     sub_id: String,
     queue: String,
     ack_ids: Vec<String>,
+    /// Acknowledged in a transaction that is still open.
+    acked_in_tx: bool,
 }
 
 /// What the writer task of a connection is asked to do.
@@ -206,6 +222,52 @@ struct Conn {
 impl Conn {
     fn send(&self, frame: Frame) {
         let _ = self.tx.send(Outbound::Frame(frame));
+    }
+
+    /// The in-flight messages an ACK of delivery `seq` acknowledges: that one, or in client mode
+    /// every one up to it on the same subscription.
+    fn acknowledged_by(&self, seq: u64) -> Vec<u64> {
+        let Some(sub_id) = self.unacked.get(&seq).map(|u| u.sub_id.as_str()) else {
+            return Vec::new();
+        };
+        let cumulative = (self.subs.iter()).any(|s| s.id == sub_id && s.ack == AckMode::Client);
+        if !cumulative {
+            return vec![seq];
+        }
+        (self.unacked.range(..=seq))
+            .filter(|(_, u)| u.sub_id == sub_id)
+            .map(|(s, _)| *s)
+            .collect()
+    }
+
+    /// Marks the messages an ACK (in an open transaction) acknowledges as acknowledged
+    /// (`in_tx`) or not (the transaction was aborted), which frees or takes back their
+    /// prefetch slots; returns their queues.
+    fn mark_acked_in_tx(&mut self, ack_id: &str, in_tx: bool) -> Vec<String> {
+        let Some(&seq) = self.ack_index.get(ack_id) else {
+            // Unknown: refused when the transaction is committed.
+            return Vec::new();
+        };
+        let mut queues = Vec::new();
+        for s in self.acknowledged_by(seq) {
+            let Some(u) = self.unacked.get_mut(&s) else {
+                continue;
+            };
+            if std::mem::replace(&mut u.acked_in_tx, in_tx) == in_tx {
+                continue;
+            }
+            if let Some(sub) = self.subs.iter_mut().find(|x| x.id == u.sub_id) {
+                if in_tx {
+                    sub.acked_in_tx += 1;
+                } else {
+                    sub.acked_in_tx -= 1;
+                }
+            }
+            if !queues.contains(&u.queue) {
+                queues.push(u.queue.clone());
+            }
+        }
+        queues
     }
 }
 
@@ -476,7 +538,7 @@ impl Broker {
                 let idx = (start + k) % candidates.len();
                 let (cid, si) = candidates[idx];
                 let sub = &st.conns[&cid].subs[si];
-                if sub.prefetch.is_none_or(|p| sub.unacked < p) || sub.ack == AckMode::Auto {
+                if sub.has_room() {
                     chosen = Some((idx, cid, si));
                     break;
                 }
@@ -551,7 +613,7 @@ impl Broker {
         if mode != AckMode::Auto {
             let sub = &mut conn.subs[si];
             sub.unacked += 1;
-            unacked_now = sub.unacked;
+            unacked_now = sub.unacked - sub.acked_in_tx;
             for a in &ack_ids {
                 conn.ack_index.insert(a.clone(), seq);
             }
@@ -562,6 +624,7 @@ impl Broker {
                     sub_id,
                     queue: queue.to_string(),
                     ack_ids: ack_ids.clone(),
+                    acked_in_tx: false,
                 },
             );
         }
@@ -803,7 +866,13 @@ impl Broker {
             Command::Begin => (conn.transactions.insert(tx.clone(), Vec::new()))
                 .map(|_| "BEGIN of a transaction that is already open"),
             Command::Abort => match conn.transactions.remove(&tx) {
-                Some(_) => None,
+                Some(frames) => {
+                    // Their messages count against the prefetch again, as before the ACKs.
+                    for frame in frames.iter().filter(|f| f.command == Command::Ack) {
+                        conn.mark_acked_in_tx(frame.get("id").unwrap_or_default(), false);
+                    }
+                    None
+                }
                 None => Some("ABORT of an unknown transaction"),
             },
             _ => match conn.transactions.remove(&tx) {
@@ -832,7 +901,9 @@ impl Broker {
         false
     }
 
-    /// Holds a SEND, ACK or NACK of an open transaction until its COMMIT.
+    /// Holds a SEND, ACK or NACK of an open transaction until its COMMIT; an ACK frees its
+    /// message's prefetch slot at once (as ActiveMQ's prefetch extension does), so the next
+    /// message is delivered.
     fn in_transaction(
         &self,
         st: &mut State,
@@ -845,7 +916,14 @@ impl Broker {
             return false;
         };
         if let Some(frames) = conn.transactions.get_mut(&tx) {
+            let acked = (frame.command == Command::Ack)
+                .then(|| frame.get("id").unwrap_or_default().to_string());
             frames.push(frame);
+            if let Some(id) = acked {
+                for queue in conn.mark_acked_in_tx(&id, true) {
+                    self.pump(st, &queue);
+                }
+            }
             return true;
         }
         let text = format!(
@@ -1026,6 +1104,7 @@ impl Broker {
             ack,
             prefetch,
             unacked: 0,
+            acked_in_tx: 0,
         });
         if let Some(r) = frame.get("receipt") {
             conn.send(Frame::new(Command::Receipt).header("receipt-id", r));
@@ -1105,31 +1184,15 @@ impl Broker {
             }
             return false;
         };
-        // Client mode acknowledges everything up to this message on the same subscription.
-        let Some(sub_id) = conn.unacked.get(&seq).map(|u| u.sub_id.clone()) else {
-            return false;
-        };
-        let cumulative = conn
-            .subs
-            .iter()
-            .any(|s| s.id == sub_id && s.ack == AckMode::Client);
-        let seqs: Vec<u64> = if cumulative {
-            conn.unacked
-                .range(..=seq)
-                .filter(|(_, u)| u.sub_id == sub_id)
-                .map(|(s, _)| *s)
-                .collect()
-        } else {
-            vec![seq]
-        };
         let mut done = Vec::new();
-        for s in seqs {
+        for s in conn.acknowledged_by(seq) {
             if let Some(u) = conn.unacked.remove(&s) {
                 for a in &u.ack_ids {
                     conn.ack_index.remove(a);
                 }
                 if let Some(sub) = conn.subs.iter_mut().find(|x| x.id == u.sub_id) {
                     sub.unacked = sub.unacked.saturating_sub(1);
+                    sub.acked_in_tx -= u32::from(u.acked_in_tx);
                 }
                 done.push(u);
             }

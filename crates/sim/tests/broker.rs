@@ -672,6 +672,55 @@ async fn a_transaction_applies_its_reply_and_ack_at_commit_or_never() {
 }
 
 #[tokio::test]
+async fn an_ack_in_an_open_transaction_frees_its_prefetch_slot_until_an_abort() {
+    let sim = start_sim().await;
+    sim.register_function("fn_hello", "fn_hello");
+    let (mut c, _) = RawClient::connect(&sim).await;
+    c.subscribe(Q, 1).await;
+    let a = sim.invoke("fn_hello", json!({"n": "a"})).await.unwrap();
+    let b = sim.invoke("fn_hello", json!({"n": "b"})).await.unwrap();
+    let ma = c.next_frame().await;
+    assert_eq!(sim.queued(Q), 1, "the prefetch of 1 holds b back");
+
+    // As ActiveMQ: the ACK in the open transaction makes room; b comes before the COMMIT.
+    c.send(Frame::new(Command::Begin).header("transaction", "t1"))
+        .await;
+    let before = c
+        .call(ack_in("t1", &ma).header("receipt", "r1"), "r1")
+        .await;
+    assert_eq!(before.len(), 1, "{before:?}");
+    assert_eq!(before[0].get("message-id"), Some(b.message_id()));
+    let mb = before[0].clone();
+    assert_eq!(finals(&a), 0);
+    assert_eq!(sim.stats().acked, 0, "acknowledged only at COMMIT");
+
+    // ABORT: a counts against the prefetch again, so c waits although b's slot is the only one.
+    c.call(Frame::new(Command::Abort).header("transaction", "t1"), "a1")
+        .await;
+    let cc = sim.invoke("fn_hello", json!({"n": "c"})).await.unwrap();
+    assert_eq!(sim.queued(Q), 1);
+
+    // Both acknowledged and committed: c is delivered, and a and b are done.
+    c.send(Frame::new(Command::Begin).header("transaction", "t2"))
+        .await;
+    c.send(ack_in("t2", &ma)).await;
+    c.send(ack_in("t2", &mb)).await;
+    let before = c
+        .call(
+            Frame::new(Command::Commit).header("transaction", "t2"),
+            "c2",
+        )
+        .await;
+    assert_eq!(before.len(), 1, "{before:?}");
+    assert_eq!(before[0].get("message-id"), Some(cc.message_id()));
+    a.wait_acked(WAIT).await.unwrap();
+    b.wait_acked(WAIT).await.unwrap();
+    let stats = sim.stats();
+    assert_eq!((stats.acked, stats.max_unacked_per_subscription), (2, 1));
+    assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+}
+
+#[tokio::test]
 async fn commit_receipts_can_be_held_back_without_holding_other_frames() {
     let sim = start_sim().await;
     sim.register_function("fn_hello", "fn_hello");

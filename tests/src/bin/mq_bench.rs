@@ -29,7 +29,7 @@ use futures::stream::FuturesUnordered;
 use serde_json::{Value, json};
 use soar_sdk::Reply;
 use soar_sim::{Invocation, Sim};
-use soar_stomp::{AckMode, ClientConfig, Command, Event, Frame, Session, Subscription};
+use soar_stomp::{AckMode, Command, Event, Frame, Session, Subscription};
 use tokio::sync::Semaphore;
 
 #[derive(Debug, Parser)]
@@ -57,7 +57,7 @@ struct Args {
     /// More `[resilient]` settings for the host, e.g. "stomp_prefetch_limit = 100".
     #[arg(long, default_value = "")]
     host_settings: String,
-    /// Measure one consumer only (the other's figures print as 0).
+    /// Measure one consumer only (the other's figures print as 0, the ratios as -).
     #[arg(long, value_enum)]
     only: Option<Only>,
 }
@@ -293,14 +293,7 @@ fn run_host(
 /// The bare echo client: fn_hello's replies (two statuses, the final reply) and nothing else,
 /// `workers` messages at a time; and the connections it lost, for an error message.
 fn bare_client(mq: &ActiveMq, sim: &Sim, workers: usize, mode: BareAck) -> Consumer {
-    let mut config = ClientConfig::new(mq.host.clone(), mq.port);
-    config.tls = Some(
-        soar_tls::client_config(&soar_tls::CaSource::File(mq.cafile.clone().into()))
-            .expect("ActiveMQ CA file"),
-    );
-    config.server_name = Some("localhost".into());
-    config.login = Some(mq.login.clone());
-    config.passcode = Some(mq.passcode.clone());
+    let config = mq.client_config();
     let queue = format!("actions.{}.fn_hello", sim.org_id());
     let ack = if mode == BareAck::Auto {
         AckMode::Auto
@@ -379,6 +372,14 @@ async fn echo(session: &Session, frame: &Frame, mode: BareAck, tag: &soar_stomp:
 
 fn report(args: &Args, bare: Figures, host: Figures) {
     let pct = |h: f64, b: f64| 100.0 * h / b.max(1e-9);
+    // With `--only`, one consumer is not measured: its ratio means nothing.
+    let ratio = |h: f64, b: f64| {
+        if h > 0.0 && b > 0.0 {
+            format!("{:.1}%", pct(h, b))
+        } else {
+            "-".to_string()
+        }
+    };
     let bound = 50.0 / 0.050;
     let journal = if args.host.no_journal { "off" } else { "on" };
     println!("ActiveMQ over STOMP+SSL; host with its journal {journal}; bare = STOMP echo client");
@@ -396,8 +397,8 @@ fn report(args: &Args, bare: Figures, host: Figures) {
         ),
     ] {
         println!(
-            "{name:<24} {b:>8.0} inv/s {h:>8.0} inv/s {:>8.1}%",
-            pct(h, b)
+            "{name:<24} {b:>8.0} inv/s {h:>8.0} inv/s {:>9}",
+            ratio(h, b)
         );
     }
     println!(
@@ -405,10 +406,10 @@ fn report(args: &Args, bare: Figures, host: Figures) {
         bare.p50_ms, host.p50_ms, bare.p99_ms, host.p99_ms
     );
     println!(
-        "I/O 50 ms, 100 in flight {:>8.0} inv/s {:>8.0} inv/s {:>8.1}%   bound 50 workers / 50 ms = {bound:.0}/s: bare {:.1}%, host {:.1}%",
+        "I/O 50 ms, 100 in flight {:>8.0} inv/s {:>8.0} inv/s {:>9}   bound 50 workers / 50 ms = {bound:.0}/s: bare {:.1}%, host {:.1}%",
         bare.io,
         host.io,
-        pct(host.io, bare.io),
+        ratio(host.io, bare.io),
         pct(bare.io, bound),
         pct(host.io, bound)
     );
