@@ -302,7 +302,7 @@ impl Dispatcher {
                 };
                 Reply::success(
                     "Completed",
-                    Some(result.into_results(&recorded_inputs, &source, elapsed)),
+                    Some(result.into_results(recorded_inputs, &source, elapsed)),
                 )
             }
             Err(err) => self.error_reply(name, err, status).await,

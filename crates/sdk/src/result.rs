@@ -87,35 +87,36 @@ pub struct ResultSource<'a> {
 }
 
 impl FunctionResult {
-    /// The `results` value of the final reply.
+    /// The `results` value of the final reply (built by moving the content and the inputs in,
+    /// not by serializing them again: a big result costs no second copy).
     pub fn into_results(
         self,
-        inputs: &Map<String, Value>,
+        inputs: Map<String, Value>,
         source: &ResultSource<'_>,
         elapsed: Duration,
     ) -> Value {
         if self.custom {
             return self.value;
         }
-        let mut results = self.top;
-        let envelope = json!({
-            "version": 2.0,
-            "success": self.success,
-            "reason": self.reason,
-            "content": self.value,
-            "raw": null,
-            "inputs": inputs,
-            "metrics": {
-                "version": "1.0",
-                "package": source.package.replace('_', "-"),
-                "package_version": source.package_version,
-                "host": source.host,
-                "execution_time_ms": elapsed.as_millis() as u64,
-                "timestamp": chrono::Local::now().format("%Y-%m-%d %H:%M:%S").to_string(),
-            }
+        let metrics = json!({
+            "version": "1.0",
+            "package": source.package.replace('_', "-"),
+            "package_version": source.package_version,
+            "host": source.host,
+            "execution_time_ms": elapsed.as_millis() as u64,
+            "timestamp": chrono::Local::now().format("%Y-%m-%d %H:%M:%S").to_string(),
         });
-        if let Value::Object(envelope) = envelope {
-            results.extend(envelope);
+        let mut results = self.top;
+        for (key, value) in [
+            ("version", json!(2.0)),
+            ("success", Value::Bool(self.success)),
+            ("reason", self.reason.map_or(Value::Null, Value::String)),
+            ("content", self.value),
+            ("raw", Value::Null),
+            ("inputs", Value::Object(inputs)),
+            ("metrics", metrics),
+        ] {
+            results.insert(key.to_string(), value);
         }
         Value::Object(results)
     }
@@ -187,7 +188,7 @@ mod tests {
             host: "box",
         };
         let v = FunctionResult::new(json!({"echo": "x"})).into_results(
-            &inputs,
+            inputs,
             &source,
             Duration::from_millis(12),
         );
@@ -213,7 +214,7 @@ mod tests {
     #[test]
     fn custom_results_are_sent_as_is() {
         let v = FunctionResult::custom(json!({"x": 1})).into_results(
-            &Map::new(),
+            Map::new(),
             &ResultSource {
                 package: "p",
                 package_version: "1",

@@ -260,7 +260,7 @@ impl Conn {
                 if in_tx {
                     sub.acked_in_tx += 1;
                 } else {
-                    sub.acked_in_tx -= 1;
+                    sub.acked_in_tx = sub.acked_in_tx.saturating_sub(1);
                 }
             }
             if !queues.contains(&u.queue) {
@@ -1192,7 +1192,7 @@ impl Broker {
                 }
                 if let Some(sub) = conn.subs.iter_mut().find(|x| x.id == u.sub_id) {
                     sub.unacked = sub.unacked.saturating_sub(1);
-                    sub.acked_in_tx -= u32::from(u.acked_in_tx);
+                    sub.acked_in_tx = sub.acked_in_tx.saturating_sub(u32::from(u.acked_in_tx));
                 }
                 done.push(u);
             }

@@ -88,7 +88,14 @@ struct Figures {
 /// One consumer of the actions queue: the host process or the bare client.
 enum Consumer {
     Host(tokio::process::Child, tempfile::TempDir),
-    Bare(Session, Arc<Mutex<Vec<String>>>),
+    Bare(Session, Arc<Lost>),
+}
+
+/// The connections the bare client lost (for the error message), and a signal at each.
+#[derive(Default)]
+struct Lost {
+    errors: Mutex<Vec<String>>,
+    signal: tokio::sync::Notify,
 }
 
 impl Consumer {
@@ -124,62 +131,128 @@ async fn main() -> anyhow::Result<()> {
             continue;
         }
         for workers in [10, 50] {
-            let sim = Sim::start(mq.sim_config(None)).await?;
-            soar_engine::testkit::customize_sim(
-                &sim,
-                &soar_engine::testkit::definitions_of(fn_hello::NAME)?,
-            )
-            .await?;
-            let f = &mut figures[i];
-            // Queued before the consumer starts: the drain rate is the consumer's own.
-            let queued = invoke(&sim, args.burst, 0).await?;
-            let consumer = if bare {
-                bare_client(&mq, &sim, workers, args.bare_ack)
-            } else {
-                let (child, dir) = run_host(&sim, workers, &args)?;
-                Consumer::Host(child, dir)
-            };
-            let measured = async {
-                let rate = drain(&queued, args.max_seconds)
-                    .await
-                    .context("the burst")?;
-                if workers == 10 {
-                    f.burst_10 = rate;
-                } else {
-                    f.burst_50 = rate;
-                    (f.p50_ms, f.p99_ms) =
-                        (one_at_a_time(&sim, args.sequential).await).context("one at a time")?;
-                    f.io = (in_flight(&sim, args.io, 100, 50, args.max_seconds).await)
-                        .context("the I/O workload")?;
+            let mut attempt = 1;
+            loop {
+                match phase(&args, &mq, bare, workers, &mut figures[i]).await {
+                    Ok(()) => break,
+                    Err(failed) if failed.bare_lost_connection && attempt < BARE_ATTEMPTS => {
+                        eprintln!(
+                            "{:#}; measuring it again ({attempt} of {BARE_ATTEMPTS} attempts failed)",
+                            failed.error
+                        );
+                        attempt += 1;
+                    }
+                    Err(failed) => return Err(failed.error),
                 }
-                anyhow::Ok(())
-            };
-            if let Err(e) = measured.await {
-                let who = match consumer {
-                    Consumer::Bare(_, lost) => {
-                        match &lost.lock().unwrap_or_else(|p| p.into_inner())[..] {
-                            [] => "the bare client".to_string(),
-                            lost => format!(
-                                "the bare client (it lost its connection: {}; with ack:auto the \
-                             messages it had in flight were lost with it)",
-                                lost.join("; ")
-                            ),
-                        }
-                    }
-                    Consumer::Host(_, dir) => {
-                        format!("the host (its log kept in {})", dir.keep().display())
-                    }
-                };
-                return Err(e.context(format!("{who} with {workers} workers")));
             }
-            consumer.stop().await;
-            if !sim.violations().is_empty() {
-                bail!("protocol violations: {:?}", sim.violations());
-            }
-            sim.shutdown().await;
         }
     }
     report(&args, figures[0], figures[1]);
+    Ok(())
+}
+
+/// How often the bare client's phase is tried. With ack:auto, ActiveMQ writes messages to the
+/// client while the client writes replies, and about one run in ten its connection stalls until
+/// the heart-beat timeout drops it (the broker's connection thread blocked on a socket write
+/// while holding the lock its reader needs; issue 10's notes): that run measures the stall, not
+/// the client, so it is measured again. The host is never retried.
+const BARE_ATTEMPTS: u32 = 3;
+
+/// A failed phase, and whether the bare client lost its connection in it.
+struct Failed {
+    error: anyhow::Error,
+    bare_lost_connection: bool,
+}
+
+/// One consumer with `workers` workers on a fresh platform: the burst, and with 50 workers the
+/// latency one at a time and the I/O workload, written into `f`.
+async fn phase(
+    args: &Args,
+    mq: &ActiveMq,
+    bare: bool,
+    workers: usize,
+    f: &mut Figures,
+) -> Result<(), Failed> {
+    let failed = |error: anyhow::Error| Failed {
+        error,
+        bare_lost_connection: false,
+    };
+    let sim = Sim::start(mq.sim_config(None))
+        .await
+        .map_err(|e| failed(e.into()))?;
+    let definitions = soar_engine::testkit::definitions_of(fn_hello::NAME);
+    let customized = async { soar_engine::testkit::customize_sim(&sim, &definitions?).await };
+    customized.await.map_err(|e| failed(e.into()))?;
+    // Queued before the consumer starts: the drain rate is the consumer's own.
+    let queued = invoke(&sim, args.burst, 0).await.map_err(failed)?;
+    let consumer = if bare {
+        bare_client(mq, &sim, workers, args.bare_ack)
+    } else {
+        let (child, dir) = run_host(&sim, workers, args).map_err(failed)?;
+        Consumer::Host(child, dir)
+    };
+    let measured = async {
+        let rate = drain(&queued, args.max_seconds)
+            .await
+            .context("the burst")?;
+        if workers == 10 {
+            f.burst_10 = rate;
+        } else {
+            f.burst_50 = rate;
+            (f.p50_ms, f.p99_ms) =
+                (one_at_a_time(&sim, args.sequential).await).context("one at a time")?;
+            f.io = (in_flight(&sim, args.io, 100, 50, args.max_seconds).await)
+                .context("the I/O workload")?;
+        }
+        anyhow::Ok(())
+    };
+    // With ack:auto, a lost connection takes its messages with it: the phase cannot finish.
+    let lost_messages = async {
+        match &consumer {
+            Consumer::Bare(_, lost) if args.bare_ack == BareAck::Auto => {
+                lost.signal.notified().await;
+            }
+            _ => std::future::pending().await,
+        }
+    };
+    let result = tokio::select! {
+        result = measured => result,
+        () = lost_messages => Err(anyhow::anyhow!("its messages in flight are gone")),
+    };
+    if let Err(e) = result {
+        let (who, lost) = match consumer {
+            Consumer::Bare(session, lost) => {
+                let _ = session.disconnect().await;
+                match &lost.errors.lock().unwrap_or_else(|p| p.into_inner())[..] {
+                    [] => ("the bare client".to_string(), false),
+                    lost => (
+                        format!(
+                            "the bare client (it lost its connection: {})",
+                            lost.join("; ")
+                        ),
+                        true,
+                    ),
+                }
+            }
+            Consumer::Host(_, dir) => (
+                format!("the host (its log kept in {})", dir.keep().display()),
+                false,
+            ),
+        };
+        sim.shutdown().await;
+        return Err(Failed {
+            error: e.context(format!("{who} with {workers} workers")),
+            bare_lost_connection: lost,
+        });
+    }
+    consumer.stop().await;
+    let violations = sim.violations();
+    sim.shutdown().await;
+    if !violations.is_empty() {
+        return Err(failed(anyhow::anyhow!(
+            "protocol violations: {violations:?}"
+        )));
+    }
     Ok(())
 }
 
@@ -305,17 +378,19 @@ fn bare_client(mq: &ActiveMq, sim: &Sim, workers: usize, mode: BareAck) -> Consu
     let (session, mut events) = Session::start(config, vec![subscription]);
     let workers = Arc::new(Semaphore::new(workers));
     let replies = session.clone();
-    let lost = Arc::new(Mutex::new(Vec::new()));
+    let lost = Arc::new(Lost::default());
     let lost_by_reader = lost.clone();
     tokio::spawn(async move {
         while let Some(event) = events.recv().await {
             let (frame, tag) = match event {
                 Event::Message { frame, tag } => (frame, tag),
                 Event::Disconnected { error, .. } => {
-                    lost_by_reader
+                    (lost_by_reader
+                        .errors
                         .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push(error.to_string());
+                        .unwrap_or_else(|p| p.into_inner()))
+                    .push(error.to_string());
+                    lost_by_reader.signal.notify_one();
                     continue;
                 }
                 _ => continue,
