@@ -613,7 +613,7 @@ impl Broker {
         if mode != AckMode::Auto {
             let sub = &mut conn.subs[si];
             sub.unacked += 1;
-            unacked_now = sub.unacked - sub.acked_in_tx;
+            unacked_now = sub.unacked.saturating_sub(sub.acked_in_tx);
             for a in &ack_ids {
                 conn.ack_index.insert(a.clone(), seq);
             }
