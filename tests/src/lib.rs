@@ -117,13 +117,16 @@ impl ActiveMq {
         found
     }
 
+    /// TLS trusting this broker's CA.
+    fn tls(&self) -> Arc<rustls::ClientConfig> {
+        soar_tls::client_config(&soar_tls::CaSource::File(self.cafile.clone().into()))
+            .expect("ActiveMQ CA file")
+    }
+
     /// A STOMP client's settings for this broker (TLS with its CA, its credentials).
     pub fn client_config(&self) -> soar_stomp::ClientConfig {
         let mut config = soar_stomp::ClientConfig::new(self.host.clone(), self.port);
-        config.tls = Some(
-            soar_tls::client_config(&soar_tls::CaSource::File(self.cafile.clone().into()))
-                .expect("ActiveMQ CA file"),
-        );
+        config.tls = Some(self.tls());
         config.server_name = Some("localhost".into());
         config.login = Some(self.login.clone());
         config.passcode = Some(self.passcode.clone());
@@ -133,8 +136,6 @@ impl ActiveMq {
     /// A simulated platform that uses this broker (through `via` port if given, e.g. a proxy),
     /// with its own org id so that tests sharing the broker never see each other's queues.
     pub fn sim_config(&self, via: Option<u16>) -> SimConfig {
-        let ca = soar_tls::client_config(&soar_tls::CaSource::File(self.cafile.clone().into()))
-            .expect("ActiveMQ CA file");
         let org_id = 10_000 + (std::process::id() as i64 % 1000) * 100 + unique() as i64;
         SimConfig {
             org_id,
@@ -143,7 +144,7 @@ impl ActiveMq {
             broker: BrokerMode::External(ExternalBroker {
                 host: self.host.clone(),
                 port: via.unwrap_or(self.port),
-                tls: Some(ca),
+                tls: Some(self.tls()),
                 server_name: Some("localhost".into()),
                 login: Some(self.login.clone()),
                 passcode: Some(self.passcode.clone()),
